@@ -1,0 +1,26 @@
+"""Scheduled renewal handler: run the renewal pipeline once over the certificates table and report."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from acme_renewer.runtime import build_renewer
+from acme_renewer.settings import Settings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "AcmeRenewer"))
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Settings are read per invocation so that a local run can change the environment between calls.
+    report = build_renewer(Settings.from_env()).run()
+    report.emit(metrics)
+    return report.as_dict()

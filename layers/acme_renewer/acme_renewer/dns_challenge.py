@@ -1,0 +1,73 @@
+"""DNS challenge stage: which TXT records an order needs, and publishing them for exactly as long as needed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from aws_lambda_powertools import Logger
+
+logger = Logger(child=True)
+
+CHALLENGE_LABEL = "_acme-challenge"
+
+
+@dataclass(frozen=True)
+class TxtRecord:
+    name: str  # lowercase, no trailing dot
+    value: str
+
+
+def challenge_record_name(domain: str) -> str:
+    """RFC 8555 §8.4: the TXT lives at _acme-challenge.<name>; a wildcard validates at its base name."""
+    return f"{CHALLENGE_LABEL}.{domain.removeprefix('*.').rstrip('.').lower()}"
+
+
+def merge_values(records: Iterable[TxtRecord]) -> dict[str, tuple[str, ...]]:
+    """Group values by name, keeping first-seen order and dropping repeats.
+
+    Apex and wildcard of one name need two values on one record set; writing them one by one
+    would make the second overwrite the first.
+    """
+    merged: dict[str, list[str]] = {}
+    for record in records:
+        values = merged.setdefault(record.name, [])
+        if record.value not in values:
+            values.append(record.value)
+    return {name: tuple(values) for name, values in merged.items()}
+
+
+def is_subdomain(name: str, zone: str) -> bool:
+    name, zone = name.rstrip(".").lower(), zone.rstrip(".").lower()
+    return name == zone or name.endswith("." + zone)
+
+
+class ChallengeDns(Protocol):
+    """What the order stage needs from a DNS provider. Route53Dns is the real one."""
+
+    def publish(self, records: list[TxtRecord]) -> None:
+        """Write the values and return once the provider reports them live; raise RenewalError otherwise."""
+
+    def remove(self, records: list[TxtRecord]) -> None:
+        """Delete exactly these values, leaving any other value on the same names alone."""
+
+
+@contextmanager
+def published(dns: ChallengeDns, records: list[TxtRecord]) -> Iterator[None]:
+    """Publish the records for the duration of the block and always remove them afterwards.
+
+    A failed cleanup is logged rather than raised: it must not turn an issued certificate into a
+    failure, nor hide the error that ended the block.
+    """
+    try:
+        dns.publish(records)
+        yield
+    finally:
+        try:
+            dns.remove(records)
+        except Exception:
+            logger.exception(
+                "could not remove challenge TXT records", extra={"names": sorted({r.name for r in records})}
+            )

@@ -1,0 +1,33 @@
+"""Domain exceptions: every failure of one certificate is one of these, caught once per certificate."""
+
+
+class RenewalError(Exception):
+    """A certificate could not be renewed; the message is written to the item's `last_error`."""
+
+
+class ItemValidationError(RenewalError):
+    """The DynamoDB item breaks the item contract (see README, "The item")."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid item: " + "; ".join(problems))
+
+
+class ConfigurationError(Exception):
+    """The function's environment is unusable; nothing can be renewed until it is fixed."""
+
+
+class HostedZoneNotFoundError(RenewalError):
+    """No public Route53 hosted zone contains the name to validate."""
+
+
+class DnsPropagationError(RenewalError):
+    """A Route53 change did not become INSYNC in time."""
+
+
+class AcmeOrderError(RenewalError):
+    """The CA refused the order, a challenge failed, or finalization failed."""
+
+
+class StoreError(RenewalError):
+    """The issued certificate could not be written to ACM or Secrets Manager."""

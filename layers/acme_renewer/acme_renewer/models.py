@@ -1,0 +1,73 @@
+"""Domain values shared by the pipeline stages: what is requested, what was issued, what happened."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class KeyType(enum.Enum):
+    EC_P256 = "ec-p256"
+    EC_P384 = "ec-p384"
+    RSA_2048 = "rsa-2048"
+    RSA_3072 = "rsa-3072"
+    RSA_4096 = "rsa-4096"
+
+
+class Status(enum.Enum):
+    ISSUED = "ISSUED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class CertificateRequest:
+    """A validated item: what the user asked for."""
+
+    id: str
+    domains: tuple[str, ...]  # ASCII (punycode), lowercase; the first one is the subject
+    key_type: KeyType
+    acm_regions: tuple[str, ...]
+    secret_name: str
+    renew_before_days: int | None
+    enabled: bool
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CertificateState:
+    """What the renewer last wrote on the item; empty for a certificate never issued."""
+
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    issued_domains: tuple[str, ...] = ()
+    acm_arns: dict[str, str] = field(default_factory=dict)  # region -> certificate ARN
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """The result of a finalized order, with the new private key. Never log `private_key_pem`."""
+
+    certificate_pem: str  # the leaf
+    chain_pem: str  # intermediates
+    private_key_pem: str  # PKCS#8
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    domains: tuple[str, ...]
+
+    @property
+    def fullchain_pem(self) -> str:
+        return self.certificate_pem + self.chain_pem
+
+    def __repr__(self) -> str:
+        return f"IssuedCertificate(serial={self.serial!r}, not_after={self.not_after:%Y-%m-%d}, domains={self.domains})"
+
+
+@dataclass(frozen=True)
+class StoredCertificate:
+    """Where a certificate landed: one ACM ARN per region and the secret."""
+
+    acm_arns: dict[str, str]
+    secret_arn: str
+    secret_version_id: str

@@ -1,0 +1,67 @@
+"""Composition root: build the AWS clients once per container and wire the pipeline's adapters together."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from acme_renewer import __version__
+from acme_renewer.acme_account import AccountKeyStore, AcmeSession, connect
+from acme_renewer.inventory import CertificateTable
+from acme_renewer.renewal import Renewer, memoize
+from acme_renewer.route53 import Route53Dns
+from acme_renewer.settings import Settings
+from acme_renewer.stores import AcmStore, SecretStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_acm import ACMClient
+
+# Adaptive mode rate-limits the client itself after Throttling / PriorRequestNotComplete (Route53 allows
+# 5 requests per second per account).
+CLIENT_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 10},
+    connect_timeout=10,
+    read_timeout=30,
+    user_agent_extra=f"acme-renewer/{__version__}",
+)
+
+
+@cache
+def client(service: str, region: str) -> Any:
+    """One client per service and region per container; AWS_ENDPOINT_URL is honoured by boto3 itself."""
+    return boto3.session.Session().client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+def build_renewer(settings: Settings) -> Renewer:
+    region = settings.region
+    account_keys = AccountKeyStore(
+        client("secretsmanager", region), settings.account_secret_name, settings.acme_directory_url
+    )
+
+    def open_session() -> AcmeSession:
+        return connect(
+            settings.acme_directory_url,
+            account_keys.load_or_create(),
+            settings.acme_contact_email,
+            settings.acme_network_timeout_seconds,
+        )
+
+    def acm_client(acm_region: str) -> ACMClient:
+        return client("acm", acm_region)  # type: ignore[no-any-return]
+
+    return Renewer(
+        settings=settings,
+        table=CertificateTable(client("dynamodb", region), settings.table_name),
+        # Route53 is global: its API lives in us-east-1 whatever the function's region.
+        dns=Route53Dns(
+            client("route53", "us-east-1"),
+            ttl=settings.txt_ttl_seconds,
+            timeout_seconds=settings.propagation_timeout_seconds,
+        ),
+        acme_session=memoize(open_session),
+        secrets=SecretStore(client("secretsmanager", region)),
+        acm=AcmStore(acm_client),
+    )

@@ -1,0 +1,79 @@
+"""Function configuration, parsed once from environment variables into a typed object."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from acme_renewer.errors import ConfigurationError
+
+LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+DEFAULT_SECRET_PREFIX = "acme-renewer/"
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]+$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    region: str
+    acme_directory_url: str = LETSENCRYPT_PRODUCTION
+    acme_contact_email: str | None = None
+    # Every secret we write lives under this prefix, which the IAM policy in template.yaml is scoped to.
+    secret_prefix: str = DEFAULT_SECRET_PREFIX
+    propagation_timeout_seconds: float = 300.0
+    order_timeout_seconds: float = 300.0
+    acme_network_timeout_seconds: int = 30
+    txt_ttl_seconds: int = 60
+
+    @property
+    def account_secret_name(self) -> str:
+        """One ACME account per directory, so staging and production never share a key."""
+        host_and_path = re.sub(r"^https://", "", self.acme_directory_url)
+        slug = re.sub(r"[^A-Za-z0-9.-]+", "-", host_and_path).strip("-")
+        return f"{self.secret_prefix}accounts/{slug}"
+
+    def default_secret_name(self, certificate_id: str) -> str:
+        return f"{self.secret_prefix}certificates/{certificate_id}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        table_name = env.get("TABLE_NAME", "").strip()
+        if not table_name:
+            raise ConfigurationError("TABLE_NAME is required: the name of the certificates DynamoDB table")
+        region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
+        if not region:
+            raise ConfigurationError("AWS_REGION (or AWS_DEFAULT_REGION) is required")
+        directory = env.get("ACME_DIRECTORY_URL", "").strip() or LETSENCRYPT_PRODUCTION
+        if not directory.startswith("https://"):
+            raise ConfigurationError(f"ACME_DIRECTORY_URL must be an https:// URL, got {directory!r}")
+        prefix = env.get("SECRET_PREFIX", "").strip() or DEFAULT_SECRET_PREFIX
+        if not _SECRET_NAME.match(prefix):
+            raise ConfigurationError(f"SECRET_PREFIX {prefix!r} has characters Secrets Manager does not allow")
+        return cls(
+            table_name=table_name,
+            region=region,
+            acme_directory_url=directory,
+            acme_contact_email=env.get("ACME_CONTACT_EMAIL", "").strip() or None,
+            secret_prefix=prefix,
+            propagation_timeout_seconds=_positive(env, "PROPAGATION_TIMEOUT_SECONDS", 300.0),
+            order_timeout_seconds=_positive(env, "ORDER_TIMEOUT_SECONDS", 300.0),
+            acme_network_timeout_seconds=int(_positive(env, "ACME_NETWORK_TIMEOUT_SECONDS", 30)),
+            txt_ttl_seconds=int(_positive(env, "TXT_TTL_SECONDS", 60)),
+        )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive, got {raw!r}")
+    return value

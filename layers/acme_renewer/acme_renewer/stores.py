@@ -1,0 +1,121 @@
+"""Stores stage: put the issued certificate into Secrets Manager, then into ACM in every requested region.
+
+The secret is written first: it is the one place that holds the key and the certificate together, so
+after a failure in ACM the material is already kept and the item says FAILED until the next run
+re-issues and re-imports.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools import Logger
+
+from acme_renewer.errors import StoreError
+from acme_renewer.models import CertificateRequest, IssuedCertificate
+
+if TYPE_CHECKING:
+    from mypy_boto3_acm import ACMClient
+    from mypy_boto3_acm.type_defs import ImportCertificateRequestTypeDef
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_secretsmanager.type_defs import TagTypeDef as SecretTag
+
+logger = Logger(child=True)
+MANAGED_BY = "acme-renewer"
+
+
+def secret_document(certificate: IssuedCertificate) -> str:
+    return json.dumps(
+        {
+            "certificate": certificate.certificate_pem,
+            "chain": certificate.chain_pem,
+            "fullchain": certificate.fullchain_pem,
+            "private_key": certificate.private_key_pem,
+            "serial": certificate.serial,
+            "not_after": certificate.not_after.isoformat(),
+            "domains": list(certificate.domains),
+        }
+    )
+
+
+class SecretStore:
+    def __init__(self, client: SecretsManagerClient) -> None:
+        self._client = client
+
+    def put(self, request: CertificateRequest, certificate: IssuedCertificate) -> tuple[str, str]:
+        """Write a new version (AWSPREVIOUS keeps the last one); return (secret ARN, version id)."""
+        body = secret_document(certificate)
+        # One token per certificate: a retried call cannot add a second version of the same certificate.
+        token = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request.secret_name}#{certificate.serial}"))
+        try:
+            response = self._client.put_secret_value(
+                SecretId=request.secret_name, SecretString=body, ClientRequestToken=token
+            )
+            return response["ARN"], response["VersionId"]
+        except self._client.exceptions.ResourceNotFoundException:
+            pass
+        secret_tags: list[SecretTag] = [
+            {"Key": "managed-by", "Value": MANAGED_BY},
+            {"Key": "acme-renewer:id", "Value": request.id},
+        ]
+        created = self._client.create_secret(
+            Name=request.secret_name,
+            SecretString=body,
+            ClientRequestToken=token,
+            Description=f"TLS certificate {request.id} ({', '.join(request.domains)}), renewed by acme-renewer",
+            Tags=secret_tags,
+        )
+        logger.info("created certificate secret", extra={"secret_name": request.secret_name})
+        return created["ARN"], created["VersionId"]
+
+
+class AcmStore:
+    """Imports into ACM per region, re-importing into the known ARN so that attached resources keep working."""
+
+    def __init__(self, client_for_region: Callable[[str], ACMClient]) -> None:
+        self._client_for_region = client_for_region
+
+    def import_all(
+        self, request: CertificateRequest, certificate: IssuedCertificate, known_arns: Mapping[str, str]
+    ) -> dict[str, str]:
+        arns: dict[str, str] = {}
+        for region in request.acm_regions:
+            try:
+                arns[region] = self._import(region, request, certificate, known_arns.get(region))
+            except Exception as exc:
+                raise PartialImportError(region, arns, exc) from exc
+        return arns
+
+    def _import(self, region: str, request: CertificateRequest, certificate: IssuedCertificate, arn: str | None) -> str:
+        client = self._client_for_region(region)
+        material: ImportCertificateRequestTypeDef = {
+            "Certificate": certificate.certificate_pem.encode("ascii"),
+            "PrivateKey": certificate.private_key_pem.encode("ascii"),
+        }
+        if certificate.chain_pem:  # ACM rejects an empty CertificateChain
+            material["CertificateChain"] = certificate.chain_pem.encode("ascii")
+        if arn:
+            try:
+                reimport: ImportCertificateRequestTypeDef = {**material, "CertificateArn": arn}
+                return client.import_certificate(**reimport)["CertificateArn"]
+            except client.exceptions.ResourceNotFoundException:
+                logger.warning("ACM certificate is gone; importing a new one", extra={"region": region, "arn": arn})
+        # Tags only on the first import: ACM refuses tags on a re-import.
+        material["Tags"] = [
+            {"Key": "managed-by", "Value": MANAGED_BY},
+            {"Key": "acme-renewer:id", "Value": request.id},
+        ]
+        new_arn = client.import_certificate(**material)["CertificateArn"]
+        logger.info("imported new ACM certificate", extra={"region": region, "arn": new_arn})
+        return new_arn
+
+
+class PartialImportError(StoreError):
+    """ACM import failed in one region; `imported` holds the regions already done, to be kept on the item."""
+
+    def __init__(self, region: str, imported: dict[str, str], cause: Exception) -> None:
+        self.imported = imported
+        super().__init__(f"ACM import into {region} failed: {type(cause).__name__}: {cause}")
