@@ -12,12 +12,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from acme_renewer import order
-from acme_renewer.acme_account import AcmeSession
-from acme_renewer.dns_challenge import ChallengeDns
 from acme_renewer.errors import ItemValidationError, RenewalError
 from acme_renewer.inventory import CertificateTable, renewal_decision, state_from_item
-from acme_renewer.models import CertificateRequest, CertificateState, StoredCertificate
+from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate
 from acme_renewer.report import Outcome, Result, RunReport
 from acme_renewer.settings import Settings
 from acme_renewer.stores import AcmStore, PartialImportError, SecretStore
@@ -30,9 +27,8 @@ logger = Logger(child=True)
 class Renewer:
     settings: Settings
     table: CertificateTable
-    dns: ChallengeDns
-    # Opened on the first due certificate only: a run with nothing due never contacts the CA.
-    acme_session: Callable[[], AcmeSession]
+    # The order and DNS challenge stages, behind one call; see runtime.build_renewer.
+    issue: Callable[[CertificateRequest], IssuedCertificate]
     secrets: SecretStore
     acm: AcmStore
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -72,7 +68,7 @@ class Renewer:
     def _issue_and_store(
         self, request: CertificateRequest, state: CertificateState, reason: str, now: datetime
     ) -> Outcome:
-        certificate = order.issue(self.acme_session(), request, self.dns, self.settings.order_timeout_seconds)
+        certificate = self.issue(request)
         logger.info(
             "certificate issued",
             extra={
@@ -99,22 +95,3 @@ class Renewer:
         except Exception:
             logger.exception("could not record the failure on the item", extra={"certificate_id": item_id})
         return Outcome(item_id, Result.FAILED, message, state.not_after, enabled=enabled)
-
-
-def memoize(factory: Callable[[], AcmeSession]) -> Callable[[], AcmeSession]:
-    """Call the factory at most once, also when it fails: a CA that is down fails each due item fast."""
-    result: list[AcmeSession] = []
-    failure: list[Exception] = []
-
-    def get() -> AcmeSession:
-        if failure:
-            raise failure[0]
-        if not result:
-            try:
-                result.append(factory())
-            except Exception as exc:
-                failure.append(exc)
-                raise
-        return result[0]
-
-    return get

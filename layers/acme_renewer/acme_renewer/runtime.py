@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
 
-from acme_renewer import __version__
+from acme_renewer import __version__, order
 from acme_renewer.acme_account import AccountKeyStore, AcmeSession, connect
 from acme_renewer.inventory import CertificateTable
-from acme_renewer.renewal import Renewer, memoize
+from acme_renewer.models import CertificateRequest, IssuedCertificate
+from acme_renewer.renewal import Renewer
 from acme_renewer.route53 import Route53Dns
 from acme_renewer.settings import Settings
 from acme_renewer.stores import AcmStore, SecretStore
@@ -52,16 +54,44 @@ def build_renewer(settings: Settings) -> Renewer:
     def acm_client(acm_region: str) -> ACMClient:
         return client("acm", acm_region)  # type: ignore[no-any-return]
 
+    # Route53 is global: its API lives in us-east-1 whatever the function's region.
+    dns = Route53Dns(
+        client("route53", "us-east-1"),
+        ttl=settings.txt_ttl_seconds,
+        timeout_seconds=settings.propagation_timeout_seconds,
+    )
+    # Opened on the first due certificate only: a run with nothing due never contacts the CA.
+    session = memoize(open_session)
+
+    def issue(request: CertificateRequest) -> IssuedCertificate:
+        return order.issue(session(), request, dns, settings.order_timeout_seconds)
+
     return Renewer(
         settings=settings,
         table=CertificateTable(client("dynamodb", region), settings.table_name),
-        # Route53 is global: its API lives in us-east-1 whatever the function's region.
-        dns=Route53Dns(
-            client("route53", "us-east-1"),
-            ttl=settings.txt_ttl_seconds,
-            timeout_seconds=settings.propagation_timeout_seconds,
-        ),
-        acme_session=memoize(open_session),
+        issue=issue,
         secrets=SecretStore(client("secretsmanager", region)),
         acm=AcmStore(acm_client),
     )
+
+
+T = TypeVar("T")
+
+
+def memoize(factory: Callable[[], T]) -> Callable[[], T]:
+    """Call the factory at most once, also when it fails: with the CA down, each due item fails fast."""
+    result: list[T] = []
+    failure: list[Exception] = []
+
+    def get() -> T:
+        if failure:
+            raise failure[0]
+        if not result:
+            try:
+                result.append(factory())
+            except Exception as exc:
+                failure.append(exc)
+                raise
+        return result[0]
+
+    return get

@@ -1,0 +1,59 @@
+"""Fakes for unit tests: a CA that signs locally, with no ACME and no DNS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from acme_renewer.keys import build_csr, generate_key, issued_certificate
+from acme_renewer.models import CertificateRequest, IssuedCertificate
+
+
+class FakeCa:
+    """Signs the CSR of each request directly; `fail_for` names ids whose order fails."""
+
+    def __init__(self, lifetime: timedelta = timedelta(days=90), fail_for: frozenset[str] = frozenset()) -> None:
+        self.lifetime = lifetime
+        self.fail_for = fail_for
+        self.orders: list[str] = []
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake Intermediate")])
+        now = datetime.now(UTC)
+        self._issuer = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self._key, hashes.SHA256())
+        )
+
+    def __call__(self, request: CertificateRequest) -> IssuedCertificate:
+        self.orders.append(request.id)
+        if request.id in self.fail_for:
+            from acme_renewer.errors import AcmeOrderError
+
+            raise AcmeOrderError(f"DNS-01 validation failed for {request.domains[0]}: fake")
+        key = generate_key(request.key_type)
+        csr = x509.load_pem_x509_csr(build_csr(key, request.domains))
+        now = datetime.now(UTC)
+        leaf = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self._issuer.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + self.lifetime)
+            .add_extension(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value, critical=False)
+            .sign(self._key, hashes.SHA256())
+        )
+        fullchain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, self._issuer)).decode()
+        return issued_certificate(fullchain, key, request.domains)
