@@ -1,0 +1,45 @@
+# Entry points: `make demo` and `make test` work on a fresh Debian machine; they install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test unit integration lint sam-check check build clean
+
+# The venv is rebuilt when the dependency list or the constraints change.
+$(STAMP): pyproject.toml constraints.txt
+	@command -v pebble >/dev/null || { echo "installing Debian's pebble (ACME test server)"; \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y pebble; }
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m tests.stack.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q tests/integration
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+sam-check: $(STAMP)
+	bash .ci/sam-check.sh
+
+check: lint sam-check test
+
+build: $(STAMP)
+	$(VENV)/bin/sam build
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .stack

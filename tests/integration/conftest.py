@@ -1,0 +1,80 @@
+"""The local stack, started once per test session, and per-test isolation inside it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from acme import client as acme_client
+
+from acme_renewer import runtime
+from tests.stack import LocalStack
+
+# pebble issues 5-year certificates by default; give them a realistic 90-day lifetime.
+LIFETIME = timedelta(days=90)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.nodeid.split("/"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with LocalStack.start(
+        tmp_path_factory.mktemp("stack"), certificate_validity_seconds=int(LIFETIME.total_seconds())
+    ) as running:
+        yield running
+
+
+@dataclass
+class Calls:
+    """What a run sent: ACME newOrder requests and Route53 changes (zone id per change)."""
+
+    new_orders: list[bytes] = field(default_factory=list)
+    route53_changes: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+def env(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """os.environ pointed at the stack with a fresh table; clients are rebuilt for this environment."""
+    table = f"certificates-{uuid.uuid4().hex[:8]}"
+    values = {**stack.env, "TABLE_NAME": table}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    stack.client("dynamodb").create_table  # noqa: B018 - the client is valid before we use the stack
+    from tests.stack.table import create_table
+
+    create_table(stack.client("dynamodb"), table)
+    runtime.client.cache_clear()
+    yield values
+    runtime.client.cache_clear()
+    assert os.environ["TABLE_NAME"] == table
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Calls:
+    """Spy on the wire: ACME newOrder (wrapping ClientV2) and Route53 changes (a botocore event hook)."""
+    recorded = Calls()
+    original = acme_client.ClientV2.new_order
+
+    def new_order(self: acme_client.ClientV2, csr_pem: bytes, *args: Any, **kwargs: Any) -> Any:
+        recorded.new_orders.append(csr_pem)
+        return original(self, csr_pem, *args, **kwargs)
+
+    monkeypatch.setattr(acme_client.ClientV2, "new_order", new_order)
+
+    def on_change(params: dict[str, Any], **_: Any) -> None:
+        recorded.route53_changes.append(params)
+
+    runtime.client("route53", "us-east-1").meta.events.register(
+        "provide-client-params.route53.ChangeResourceRecordSets", on_change
+    )
+    return recorded

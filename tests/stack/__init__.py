@@ -1,0 +1,255 @@
+"""The local stack: moto (AWS), our DNS server (Route53 as DNS) and pebble (ACME), all on 127.0.0.1.
+
+Shared by the integration tests, the demo and the benchmarks. `with LocalStack.start(workdir) as stack: ...`
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+import boto3
+from dnslib import DNSRecord  # type: ignore[import-untyped]
+
+from tests.stack.dns_server import normalize
+from tests.stack.moto_server import MotoServer, start_moto
+from tests.stack.pebble import Pebble, start_pebble
+from tests.stack.processes import Process, StackError, free_port, start_process, wait_until_ready
+from tests.stack.table import DEFAULT_TEMPLATE, REPO_ROOT, create_table
+from tests.stack.tls import TlsFiles, write_localhost_tls
+
+if TYPE_CHECKING:
+    from mypy_boto3_acm import ACMClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TableDescriptionTypeDef
+    from mypy_boto3_route53 import Route53Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+__all__ = ["LocalStack", "Pebble", "StackError"]
+
+DUMMY_CREDENTIAL = "testing"
+_T = TypeVar("_T")
+
+
+class LocalStack:
+    """Handles on the running servers; stops them all by pid on exit. Build it with `LocalStack.start(...)`."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        table_name: str,
+        region: str,
+        certificate_validity_seconds: int | None = None,
+        eab_keys: dict[str, str] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.table_name = table_name
+        self.region = region
+        self.certificate_validity_seconds = certificate_validity_seconds
+        self.eab_keys = eab_keys
+        self.startup_seconds: float | None = None
+        self._processes: dict[str, Process] = {}
+        self._moto: MotoServer | None = None
+        self._dns_port: int | None = None
+        self._pebble: Pebble | None = None
+        self._tls: TlsFiles | None = None
+
+    @classmethod
+    def start(
+        cls,
+        workdir: Path,
+        *,
+        pebble_env: dict[str, str] | None = None,
+        certificate_validity_seconds: int | None = None,
+        eab_keys: dict[str, str] | None = None,
+        table_name: str = "certificates",
+        region: str = "us-east-1",
+    ) -> LocalStack:
+        """Start moto, then the DNS server, then pebble. Whatever started is stopped again if a later step fails."""
+        began = time.monotonic()
+        stack = cls(
+            workdir,
+            table_name=table_name,
+            region=region,
+            certificate_validity_seconds=certificate_validity_seconds,
+            eab_keys=eab_keys,
+        )
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            stack._tls = write_localhost_tls(workdir / "tls")
+            stack._moto = start_moto(workdir)
+            stack._track(stack._moto.process)
+            stack._start_dns()
+            stack._start_pebble(pebble_env)
+        except BaseException:
+            stack.stop()
+            raise
+        stack.startup_seconds = time.monotonic() - began
+        return stack
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop every process by pid (pebble first, moto last); safe to call twice."""
+        for name in reversed(list(self._processes)):
+            self._processes.pop(name).stop()
+        self._write_pids()
+
+    # --- handles -------------------------------------------------------------------------------
+
+    @property
+    def moto_endpoint(self) -> str:
+        return self._require(self._moto, "moto").endpoint_url
+
+    @property
+    def dns_address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self._require(self._dns_port, "the DNS server"))
+
+    @property
+    def pebble(self) -> Pebble:
+        return self._require(self._pebble, "pebble")
+
+    @property
+    def tls(self) -> TlsFiles:
+        """pebble's HTTPS listener certificate and key, and the CA that signed them."""
+        return self._require(self._tls, "TLS files")
+
+    @property
+    def ca_bundle(self) -> Path:
+        """The CA that signed pebble's HTTPS certificate (not pebble's issuing root)."""
+        return self.tls.ca
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for a process (or os.environ) that should talk to this stack."""
+        return {
+            "AWS_ENDPOINT_URL": self.moto_endpoint,
+            "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIAL,
+            "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIAL,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "REQUESTS_CA_BUNDLE": str(self.ca_bundle),
+            "ACME_DIRECTORY_URL": self.pebble.directory_url,
+            "TABLE_NAME": self.table_name,
+        }
+
+    @overload
+    def client(self, service: Literal["route53"]) -> Route53Client: ...
+    @overload
+    def client(self, service: Literal["dynamodb"]) -> DynamoDBClient: ...
+    @overload
+    def client(self, service: Literal["acm"]) -> ACMClient: ...
+    @overload
+    def client(self, service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
+    @overload
+    def client(self, service: str) -> Any: ...
+    def client(self, service: str) -> Any:
+        """A boto3 client pointed at moto, with credentials and region set explicitly (not from the environment)."""
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.moto_endpoint,
+            region_name=self.region,
+            aws_access_key_id=DUMMY_CREDENTIAL,
+            aws_secret_access_key=DUMMY_CREDENTIAL,
+        )
+
+    # --- fixtures in moto ----------------------------------------------------------------------
+
+    def create_hosted_zone(self, name: str) -> str:
+        """Create a public hosted zone; returns its id without the `/hostedzone/` prefix."""
+        response = self.client("route53").create_hosted_zone(Name=normalize(name), CallerReference=str(uuid.uuid4()))
+        return response["HostedZone"]["Id"].removeprefix("/hostedzone/")
+
+    def create_table(self, *, template_path: Path = DEFAULT_TEMPLATE) -> TableDescriptionTypeDef:
+        """The table as template.yaml defines it, named `table_name`."""
+        return create_table(self.client("dynamodb"), self.table_name, template_path=template_path)
+
+    # --- pebble --------------------------------------------------------------------------------
+
+    def restart_pebble(self, *, pebble_env: dict[str, str] | None = None) -> Pebble:
+        """A new pebble (new root, no accounts) with `pebble_env` over the defaults (None: the defaults only).
+
+        The DNS server, certificate validity and EAB keys stay as given to `start`.
+        """
+        if (old := self._processes.pop("pebble", None)) is not None:
+            old.stop()
+        return self._start_pebble(pebble_env)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _start_dns(self) -> None:
+        port = free_port(udp_too=True)
+        process = start_process(
+            "dns",
+            [
+                sys.executable,
+                "-u",
+                "-m",
+                "tests.stack.dns_server",
+                "--port",
+                str(port),
+                "--endpoint-url",
+                self.moto_endpoint,
+            ],
+            self.workdir,
+            env={**os.environ, "PYTHONPATH": _pythonpath()},
+            cwd=REPO_ROOT,
+        )
+        self._track(process)
+        self._dns_port = port
+        wait_until_ready(process, lambda: _dns_answers(port))
+
+    def _start_pebble(self, pebble_env: dict[str, str] | None) -> Pebble:
+        self._pebble = start_pebble(
+            self.workdir,
+            tls=self.tls,
+            dns_address=self.dns_address,
+            env=pebble_env,
+            certificate_validity_seconds=self.certificate_validity_seconds,
+            eab_keys=self.eab_keys,
+        )
+        self._track(self._pebble.process)
+        return self._pebble
+
+    def _track(self, process: Process) -> None:
+        self._processes[process.name] = process
+        self._write_pids()
+
+    def _write_pids(self) -> None:
+        """`name pid` per line, so a crashed test run can be cleaned up with processes.stop_pid."""
+        lines = [f"{name} {process.pid}\n" for name, process in self._processes.items()]
+        (self.workdir / "pids").write_text("".join(lines))
+
+    @staticmethod
+    def _require(value: _T | None, what: str) -> _T:
+        if value is None:
+            raise StackError(f"{what} is not running")
+        return value
+
+
+def _pythonpath() -> str:
+    """The repo root first, so `python -m tests.stack.dns_server` imports this package from any cwd."""
+    existing = os.environ.get("PYTHONPATH")
+    return f"{REPO_ROOT}{os.pathsep}{existing}" if existing else str(REPO_ROOT)
+
+
+def _dns_answers(port: int) -> bool:
+    query = DNSRecord.question("ready.invalid.")
+    try:
+        for tcp in (False, True):
+            query.send("127.0.0.1", port, tcp=tcp, timeout=0.5)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,339 @@
+"""Authoritative DNS server (dnslib) answering from the Route53 record sets held in moto.
+
+pebble's DNS-01 validation asks this server, so a TXT record UPSERTed into moto is what pebble sees.
+Run as `python -m tests.stack.dns_server --port P --endpoint-url http://127.0.0.1:MOTO`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+from botocore.config import Config
+from dnslib import (  # type: ignore[import-untyped]
+    AAAA,
+    CAA,
+    CNAME,
+    EDNS0,
+    NS,
+    OPCODE,
+    QTYPE,
+    RCODE,
+    RR,
+    SOA,
+    TXT,
+    A,
+    DNSRecord,
+)
+from dnslib.server import DNSHandler, DNSLogger, DNSServer  # type: ignore[import-untyped]
+
+if TYPE_CHECKING:
+    from mypy_boto3_route53 import Route53Client
+
+# A record set exactly as boto3's ListResourceRecordSets returns it:
+# {"Name": "x.example.test.", "Type": "TXT", "TTL": 60, "ResourceRecords": [{"Value": '"abc"'}]}
+RecordSet = Mapping[str, Any]
+# Zone name (lowercase, with trailing dot) -> its record sets.
+Zones = Mapping[str, Sequence[RecordSet]]
+
+MAX_CNAME_HOPS = 8
+MAX_UDP_PAYLOAD = 4096
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the server says about one question: an RCODE plus answer and authority records."""
+
+    rcode: int
+    answer: tuple[Any, ...] = ()  # dnslib RR
+    authority: tuple[Any, ...] = ()  # dnslib RR
+
+    def values(self, rtype: str) -> list[str]:
+        """The answer's rdata of one type in presentation form (for tests and logs)."""
+        return [str(rr.rdata) for rr in self.answer if QTYPE[rr.rtype] == rtype]
+
+
+def normalize(name: str) -> str:
+    """Lowercase, absolute form of a DNS name: `Example.TEST` -> `example.test.`."""
+    name = name.strip().lower()
+    return name if name.endswith(".") else name + "."
+
+
+def find_zone(zone_names: Iterable[str], qname: str) -> str | None:
+    """The longest zone name that `qname` is equal to or below, label-wise (`b.test.` does not hold `ab.test.`)."""
+    qname = normalize(qname)
+    best: str | None = None
+    for zone in zone_names:
+        zone = normalize(zone)
+        if (qname == zone or qname.endswith("." + zone)) and (best is None or len(zone) > len(best)):
+            best = zone
+    return best
+
+
+def answer(zones: Zones, qname: str, qtype: str) -> Answer:
+    """Answer `qname`/`qtype` from `zones` as an authoritative server that also follows CNAMEs between its zones.
+
+    REFUSED when no zone holds the name, NXDOMAIN when the zone has no record set at or below it,
+    NOERROR with an empty answer (SOA in authority) when the name exists without records of that type.
+    """
+    qtype = qtype.upper()
+    name = normalize(qname)
+    chain: list[Any] = []
+    seen: set[str] = set()
+    for _ in range(MAX_CNAME_HOPS + 1):
+        zone = find_zone(zones.keys(), name)
+        if zone is None:
+            # A CNAME leaving our zones: a resolver would continue elsewhere, we can only hand back the chain.
+            return Answer(RCODE.NOERROR, tuple(chain)) if chain else Answer(RCODE.REFUSED)
+        record_sets = zones[zone]
+        at_name = [rs for rs in record_sets if normalize(rs["Name"]) == name]
+        if not at_name and not any(normalize(rs["Name"]).endswith("." + name) for rs in record_sets):
+            return Answer(RCODE.NXDOMAIN, tuple(chain), _soa(record_sets))
+        cname = next((rs for rs in at_name if rs["Type"] == "CNAME"), None)
+        if cname is None or qtype in ("CNAME", "ANY"):
+            found = [rr for rs in at_name if qtype in (rs["Type"], "ANY") for rr in to_rrs(rs)]
+            return Answer(RCODE.NOERROR, tuple(chain + found), () if found else _soa(record_sets))
+        chain.extend(to_rrs(cname))
+        seen.add(name)
+        name = normalize(cname["ResourceRecords"][0]["Value"])
+        if name in seen:
+            break  # CNAME loop: stop with the chain so far, as an authoritative server does
+    return Answer(RCODE.NOERROR, tuple(chain))
+
+
+def to_rrs(record_set: RecordSet) -> list[Any]:
+    """dnslib RRs for each value of a Route53 record set (alias record sets have none)."""
+    name = normalize(record_set["Name"])
+    rtype = str(record_set["Type"]).upper()
+    ttl = int(record_set.get("TTL", 300))
+    return [_rr(name, rtype, ttl, str(value["Value"])) for value in record_set.get("ResourceRecords", [])]
+
+
+def txt_strings(value: str) -> list[bytes]:
+    """Split one Route53 TXT value (`"a" "b"`, maybe unquoted) into its character-strings.
+
+    Escapes follow Route53: `\\"`, `\\\\` and three-digit *octal* codes such as `\\052`.
+    """
+    strings: list[bytes] = []
+    i, n = 0, len(value)
+    while i < n:
+        if value[i].isspace():
+            i += 1
+            continue
+        quoted = value[i] == '"'
+        i += 1 if quoted else 0
+        chunk = bytearray()
+        while i < n and (value[i] != '"' if quoted else not value[i].isspace()):
+            if value[i] == "\\" and i + 1 < n:
+                octal = value[i + 1 : i + 4]
+                if len(octal) == 3 and all(c in "01234567" for c in octal):
+                    chunk.append(int(octal, 8))
+                    i += 4
+                    continue
+                i += 1
+            chunk += value[i].encode()
+            i += 1
+        if quoted:
+            if i >= n:
+                raise ValueError(f"unterminated quoted string in TXT value {value!r}")
+            i += 1  # closing quote
+        if len(chunk) > 255:
+            raise ValueError(f"TXT string longer than 255 bytes in {value!r}; split it into quoted chunks")
+        strings.append(bytes(chunk))
+    return strings
+
+
+def _rr(name: str, rtype: str, ttl: int, value: str) -> Any:
+    if rtype == "TXT":
+        return RR(name, QTYPE.TXT, ttl=ttl, rdata=TXT(txt_strings(value)))
+    if rtype == "A":
+        return RR(name, QTYPE.A, ttl=ttl, rdata=A(value.strip()))
+    if rtype == "AAAA":
+        return RR(name, QTYPE.AAAA, ttl=ttl, rdata=AAAA(value.strip()))
+    if rtype == "CNAME":
+        return RR(name, QTYPE.CNAME, ttl=ttl, rdata=CNAME(normalize(value)))
+    if rtype == "NS":
+        return RR(name, QTYPE.NS, ttl=ttl, rdata=NS(normalize(value)))
+    if rtype == "SOA":
+        mname, rname, *times = _unwrap_moto_soa(value).split()
+        return RR(name, QTYPE.SOA, ttl=ttl, rdata=SOA(mname, rname, tuple(int(t) for t in times)))
+    if rtype == "CAA":
+        flags, tag, rest = value.split(None, 2)
+        return RR(name, QTYPE.CAA, ttl=ttl, rdata=CAA(int(flags), tag, b"".join(txt_strings(rest)).decode()))
+    # MX, SRV, ...: Route53 values are in zone-file presentation form, which dnslib parses.
+    return RR.fromZone(f"{name} {ttl} IN {rtype} {value}")[0]
+
+
+def _unwrap_moto_soa(value: str) -> str:
+    """moto 5.2 stores a new zone's SOA value as the repr of a dict: "{'Value': 'ns-2048.awsdns-64.com. ...'}"."""
+    if value.lstrip().startswith("{"):
+        unwrapped = ast.literal_eval(value)
+        if isinstance(unwrapped, dict) and isinstance(unwrapped.get("Value"), str):
+            return str(unwrapped["Value"])
+    return value
+
+
+def _soa(record_sets: Sequence[RecordSet]) -> tuple[Any, ...]:
+    return tuple(rr for rs in record_sets if rs["Type"] == "SOA" for rr in to_rrs(rs))
+
+
+class RecordSource(Protocol):
+    """Where the zones come from, read afresh for every query.
+
+    Hook for propagation-delay emulation: wrap a source and hide record sets younger than the delay.
+    """
+
+    def zones(self) -> Zones: ...
+
+
+class MotoRoute53(RecordSource):
+    """Reads hosted zones from moto's Route53; record sets are listed only for the zones a query touches."""
+
+    def __init__(self, client: Route53Client) -> None:
+        self._client = client
+
+    def zones(self) -> Zones:
+        zone_ids: dict[str, str] = {}
+        for page in self._client.get_paginator("list_hosted_zones").paginate():
+            for zone in page["HostedZones"]:
+                # moto allows two zones with one name (AWS does too, public and private); the first one wins.
+                zone_ids.setdefault(normalize(zone["Name"]), zone["Id"])
+        return _LazyZones(zone_ids, self._record_sets)
+
+    def _record_sets(self, zone_id: str) -> list[RecordSet]:
+        paginator = self._client.get_paginator("list_resource_record_sets")
+        return [rs for page in paginator.paginate(HostedZoneId=zone_id) for rs in page["ResourceRecordSets"]]
+
+
+@dataclass
+class _LazyZones(Mapping[str, Sequence[RecordSet]]):
+    """Zone name -> record sets, listing each zone at most once, on first use, within one query."""
+
+    zone_ids: dict[str, str]
+    load: Callable[[str], list[RecordSet]]
+    _loaded: dict[str, list[RecordSet]] = field(default_factory=dict)
+
+    def __getitem__(self, zone: str) -> Sequence[RecordSet]:
+        if zone not in self._loaded:
+            self._loaded[zone] = self.load(self.zone_ids[zone])
+        return self._loaded[zone]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.zone_ids)
+
+    def __len__(self) -> int:
+        return len(self.zone_ids)
+
+
+# Hook for fault injection: given (qname, qtype), return an RCODE (e.g. RCODE.SERVFAIL) to send instead of the answer.
+FaultRule = Callable[[str, str], int | None]
+
+
+class Route53Resolver:
+    """dnslib resolver: one fresh read of the record source per query, no cache."""
+
+    def __init__(self, source: RecordSource, fault: FaultRule | None = None) -> None:
+        self.source = source
+        self.fault = fault
+
+    def resolve(self, request: Any, handler: Any) -> Any:
+        reply = request.reply(ra=0, aa=1)
+        qname, qtype = str(request.q.qname), QTYPE[request.q.qtype]
+        if request.header.opcode != OPCODE.QUERY:
+            reply.header.rcode = RCODE.NOTIMP
+            return reply
+        forced = self.fault(qname, qtype) if self.fault else None
+        if forced is not None:
+            reply.header.rcode = forced
+            return reply
+        try:
+            result = answer(self.source.zones(), qname, qtype)
+        except Exception:  # any failure to read moto or to parse a value: SERVFAIL, traceback in the log
+            traceback.print_exc()
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        reply.header.rcode = result.rcode
+        reply.header.aa = int(result.rcode != RCODE.REFUSED)
+        for rr in result.answer:
+            reply.add_answer(rr)
+        for rr in result.authority:
+            reply.add_auth(rr)
+        return reply
+
+
+class _Handler(DNSHandler):  # type: ignore[misc]
+    """dnslib's handler, but UDP truncation keeps the question (Go's resolver drops replies without one)
+    and honours the client's EDNS0 payload size."""
+
+    def get_reply(self, data: bytes) -> bytes:
+        request = DNSRecord.parse(data)
+        self.server.logger.log_request(self, request)
+        reply = self.server.resolver.resolve(request, self)
+        edns_size = next((rr.rclass for rr in request.ar if rr.rtype == QTYPE.OPT), None)
+        if edns_size is not None:
+            reply.add_ar(EDNS0(udp_len=MAX_UDP_PAYLOAD))
+        self.server.logger.log_reply(self, reply)
+        packed: bytes = reply.pack()
+        limit = min(max(512, edns_size or 512), MAX_UDP_PAYLOAD)
+        if self.protocol == "udp" and len(packed) > limit:
+            truncated = request.reply(ra=0, aa=1)
+            truncated.header.tc = 1
+            truncated.header.rcode = reply.header.rcode
+            self.server.logger.log_truncated(self, truncated)
+            packed = truncated.pack()
+        return packed
+
+
+def route53_client(endpoint_url: str, region: str = "us-east-1") -> Route53Client:
+    return boto3.client(
+        "route53",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}),
+    )
+
+
+def serve(port: int, endpoint_url: str, *, address: str = "127.0.0.1", quiet: bool = False) -> None:
+    """Serve UDP and TCP on `address:port` until SIGTERM or SIGINT."""
+    resolver = Route53Resolver(MotoRoute53(route53_client(endpoint_url)))
+    logger = DNSLogger("truncated,error" if quiet else "request,reply,truncated,error", prefix=False)
+    servers = [
+        DNSServer(resolver, port=port, address=address, tcp=tcp, logger=logger, handler=_Handler)
+        for tcp in (False, True)
+    ]
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for server in servers:
+        server.start_thread()
+    print(f"dns server on {address}:{port} (udp+tcp), zones from {endpoint_url}", flush=True)
+    stopped.wait()
+    # No server.stop(): its shutdown() waits out serve_forever's 0.5 s poll, and the daemon threads end with us.
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--endpoint-url", required=True, help="moto server, e.g. http://127.0.0.1:5000")
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--quiet", action="store_true", help="log errors only, not every query")
+    args = parser.parse_args(argv)
+    serve(args.port, args.endpoint_url, address=args.address, quiet=args.quiet)
+
+
+if __name__ == "__main__":
+    main()

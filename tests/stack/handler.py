@@ -1,0 +1,75 @@
+"""Run a Lambda handler from functions/ in this process, as Lambda would call it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from tests.stack.table import REPO_ROOT
+
+EVENTS = REPO_ROOT / "events"
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes Powertools reads from a Lambda context, with a deadline like the real one."""
+
+    function_name: str = "acme-renewer-local"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    timeout_seconds: float = 900.0
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(max(0.0, self.timeout_seconds - (time.monotonic() - self._started)) * 1000)
+
+
+def load_function(name: str) -> ModuleType:
+    """Import functions/<name>/app.py under a unique module name (every handler file is called app.py)."""
+    path = REPO_ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"functions_{name}_app", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def event(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return loaded
+
+
+def invoke(function: str, event_file: str) -> Any:
+    module = load_function(function)
+    return module.lambda_handler(event(event_file), FakeLambdaContext())
+
+
+def emf_documents(output: str) -> list[dict[str, Any]]:
+    """The EMF JSON documents in captured stdout (Powertools Metrics prints one per flush)."""
+    documents = []
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("{") and '"_aws"' in line:
+            documents.append(json.loads(line))
+    return documents
+
+
+def emitted_metrics(output: str) -> dict[str, Any]:
+    """Metric name -> value over all EMF documents in the output."""
+    values: dict[str, Any] = {}
+    for document in emf_documents(output):
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                values[metric["Name"]] = document[metric["Name"]]
+    return values
