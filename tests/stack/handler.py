@@ -65,11 +65,12 @@ def emf_documents(output: str) -> list[dict[str, Any]]:
     return documents
 
 
-def emitted_metrics(output: str) -> dict[str, Any]:
-    """Metric name -> value over all EMF documents in the output."""
-    values: dict[str, Any] = {}
+def emitted_metrics(output: str) -> dict[str, list[Any]]:
+    """Metric name -> list of values, over all EMF documents in the output (EMF may hold one or an array)."""
+    values: dict[str, list[Any]] = {}
     for document in emf_documents(output):
         for directive in document["_aws"]["CloudWatchMetrics"]:
             for metric in directive["Metrics"]:
-                values[metric["Name"]] = document[metric["Name"]]
+                value = document[metric["Name"]]
+                values.setdefault(metric["Name"], []).extend(value if isinstance(value, list) else [value])
     return values
