@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import PolicyBuilder, Store
 
+from acme_renewer.settings import Settings
 from tests.integration.conftest import LIFETIME, Calls
 from tests.stack import LocalStack
 from tests.stack.handler import emitted_metrics, invoke
@@ -127,6 +128,7 @@ def test_renewal_keeps_the_acm_arn_and_writes_a_new_secret_version_with_a_new_ke
     run()
     first = get_item(stack, env, "renew")
     first_secret = check_certificate(stack, first, [zone])
+    account = stack.client("secretsmanager").get_secret_value(SecretId=Settings.from_env().account_secret_name)
 
     run()
 
@@ -140,6 +142,9 @@ def test_renewal_keeps_the_acm_arn_and_writes_a_new_secret_version_with_a_new_ke
         SecretId=second["secret_arn"], VersionStage="AWSPREVIOUS"
     )
     assert json.loads(previous["SecretString"])["serial"] == first["serial"]
+    # One ACME account, created once and reused.
+    again = stack.client("secretsmanager").get_secret_value(SecretId=Settings.from_env().account_secret_name)
+    assert again["VersionId"] == account["VersionId"]
 
 
 def test_a_failed_validation_leaves_no_txt_record_and_says_why(
