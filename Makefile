@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # The venv is rebuilt when the dependency list or the constraints change.
 $(STAMP): pyproject.toml constraints.txt
 	@command -v pebble >/dev/null || { echo "installing Debian's pebble (ACME test server)"; \
-		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y pebble; }
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$sudo apt-get update -qq && $$sudo apt-get install -y -qq pebble; }
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
