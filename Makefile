@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test unit integration lint sam-check check build clean
+.PHONY: demo test test-py313 unit integration lint sam-check check build clean
 
 # The venv is rebuilt when the dependency list or the constraints change.
 $(STAMP): pyproject.toml constraints.txt
@@ -42,4 +42,13 @@ build: $(STAMP)
 	$(VENV)/bin/sam build
 
 clean:
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .stack
+	rm -rf $(VENV) $(VENV313) .aws-sam .pytest_cache .mypy_cache .ruff_cache .stack
+
+# The Lambda runtime is python3.13: run the suite there too when pyenv has it (CI does).
+PY313 ?= $(shell pyenv prefix 3.13.0 2>/dev/null)/bin/python3
+VENV313 := .venv313
+test-py313:
+	@[ -x "$(PY313)" ] || { echo "no python3.13 found (set PY313=/path/to/python3.13)"; exit 1; }
+	@[ -x $(VENV313)/bin/python ] || $(PY313) -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(VENV313)/bin/python -m pytest -q -p no:cacheprovider
