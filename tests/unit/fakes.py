@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from acme_renewer.errors import AcmeOrderError
 from acme_renewer.keys import build_csr, generate_key, issued_certificate
 from acme_renewer.models import CertificateRequest, IssuedCertificate
 
@@ -16,9 +17,15 @@ from acme_renewer.models import CertificateRequest, IssuedCertificate
 class FakeCa:
     """Signs the CSR of each request directly; `fail_for` names ids whose order fails."""
 
-    def __init__(self, lifetime: timedelta = timedelta(days=90), fail_for: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        lifetime: timedelta = timedelta(days=90),
+        fail_for: frozenset[str] = frozenset(),
+        error: Exception | None = None,
+    ) -> None:
         self.lifetime = lifetime
         self.fail_for = fail_for
+        self.error = error
         self.orders: list[str] = []
         self._key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake Intermediate")])
@@ -38,9 +45,7 @@ class FakeCa:
     def __call__(self, request: CertificateRequest) -> IssuedCertificate:
         self.orders.append(request.id)
         if request.id in self.fail_for:
-            from acme_renewer.errors import AcmeOrderError
-
-            raise AcmeOrderError(f"DNS-01 validation failed for {request.domains[0]}: fake")
+            raise self.error or AcmeOrderError(f"DNS-01 validation failed for {request.domains[0]}: fake")
         key = generate_key(request.key_type)
         csr = x509.load_pem_x509_csr(build_csr(key, request.domains))
         now = datetime.now(UTC)

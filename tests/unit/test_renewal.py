@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from moto import mock_aws
 
+from acme_renewer.errors import CaRetryLaterError
 from acme_renewer.inventory import CertificateTable
 from acme_renewer.renewal import Renewer
 from acme_renewer.report import Result
@@ -37,13 +38,18 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-def renewer(ca: FakeCa) -> Renewer:
+def table() -> CertificateTable:
+    return CertificateTable(boto3.client("dynamodb", region_name=REGION), SETTINGS.table_name)
+
+
+def renewer(ca: FakeCa, clock: Callable[[], datetime] | None = None) -> Renewer:
     return Renewer(
         settings=SETTINGS,
-        table=CertificateTable(boto3.client("dynamodb", region_name=REGION), SETTINGS.table_name),
+        table=table(),
         issue=ca,
         secrets=SecretStore(boto3.client("secretsmanager", region_name=REGION)),
         acm=AcmStore(lambda region: boto3.client("acm", region_name=region)),
+        clock=clock or (lambda: datetime.now(UTC)),
     )
 
 
@@ -182,3 +188,138 @@ def test_renewed_at_is_now(aws: None) -> None:
     renewer(FakeCa()).run()
     renewed = datetime.fromisoformat(get("web")["last_renewed_at"].replace("Z", "+00:00"))
     assert before <= renewed <= datetime.now(UTC)
+
+
+# --- leases ------------------------------------------------------------------------------------------
+
+
+def test_a_leased_certificate_is_left_to_its_holder(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    now = datetime.now(UTC)
+    assert table().acquire_lease("web", "other-run", now, now + timedelta(minutes=20)) is not None
+    ca = FakeCa()
+    report = renewer(ca).run()
+    assert [o.result for o in report.outcomes] == [Result.LEASED]
+    assert ca.orders == []
+    assert get("web")["lease_owner"] == "other-run"
+
+
+def test_the_lease_of_a_crashed_run_expires(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    table().acquire_lease("web", "crashed-run", long_ago, long_ago + timedelta(minutes=20))
+    report = renewer(FakeCa()).run()
+    assert [o.result for o in report.outcomes] == [Result.RENEWED]
+    item = get("web")
+    assert "lease_owner" not in item and "lease_until" not in item
+
+
+def test_a_run_that_lost_the_race_does_not_order_again(aws: None) -> None:
+    """Two overlapping runs: the second saw the item before the first renewed it."""
+    put({"id": "web", "domains": ["example.com"]})
+    stale_snapshot = get("web")
+    first, second = FakeCa(), FakeCa()
+    renewer(first).run()
+    late = renewer(second)
+    outcome = late._renew_item(stale_snapshot, datetime.now(UTC), force=False)
+    assert outcome.result is Result.NOT_DUE
+    assert (first.orders, second.orders) == (["web"], [])
+    assert "lease_owner" not in get("web")
+
+
+def test_every_write_of_the_renewer_is_marked(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"], "written_by": "operator"})
+    renewer(FakeCa()).run()
+    assert get("web")["written_by"] == "renewer"
+
+
+# --- failures ----------------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)  # the item stores whole seconds
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_failures_back_off_and_success_resets_the_count(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    clock = Clock()
+    failing = FakeCa(fail_for=frozenset({"web"}))
+
+    renewer(failing, clock).run()
+    item = get("web")
+    assert (item["status"], item["failure_count"]) == ("FAILED", 1)
+    waited = datetime.fromisoformat(item["next_attempt_at"].replace("Z", "+00:00")) - clock.now
+    assert timedelta(minutes=53) < waited <= timedelta(minutes=67)
+
+    report = renewer(failing, clock).run()  # too early: nothing is ordered
+    assert [o.result for o in report.outcomes] == [Result.BACKING_OFF]
+    assert failing.orders == ["web"]
+
+    clock.now += timedelta(hours=1, minutes=7)
+    renewer(failing, clock).run()
+    item = get("web")
+    assert item["failure_count"] == 2
+    waited = datetime.fromisoformat(item["next_attempt_at"].replace("Z", "+00:00")) - clock.now
+    assert timedelta(hours=1.8) < waited <= timedelta(hours=2.2)
+
+    clock.now += timedelta(hours=3)
+    renewer(FakeCa(), clock).run()
+    item = get("web")
+    assert (item["status"], item["failure_count"]) == ("ISSUED", 0)
+    assert "next_attempt_at" not in item and "last_error" not in item
+
+
+def test_the_cas_retry_after_is_honoured(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    clock = Clock()
+    error = CaRetryLaterError("urn:ietf:params:acme:error:rateLimited", retry_after=6 * 3600)
+    renewer(FakeCa(fail_for=frozenset({"web"}), error=error), clock).run()
+    next_attempt = datetime.fromisoformat(get("web")["next_attempt_at"].replace("Z", "+00:00"))
+    assert next_attempt - clock.now == timedelta(hours=6)
+
+
+def test_after_too_many_failures_only_a_change_or_the_operator_retries(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    clock = Clock()
+    failing = FakeCa(fail_for=frozenset({"web"}))
+    for _ in range(SETTINGS.max_consecutive_failures):
+        renewer(failing, clock).run()
+        clock.now += timedelta(days=2)
+    attempts = len(failing.orders)
+    assert attempts == SETTINGS.max_consecutive_failures
+
+    report = renewer(failing, clock).run()
+    assert [o.result for o in report.outcomes] == [Result.PAUSED]
+    assert len(failing.orders) == attempts
+
+    report = renewer(FakeCa(), clock).renew(["web"], force=True)  # the operator's explicit renew
+    assert [o.result for o in report.outcomes] == [Result.RENEWED]
+
+
+def test_an_edited_item_is_retried_at_once(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    failing = FakeCa(fail_for=frozenset({"web"}))
+    renewer(failing).run()
+    put({**get("web"), "domains": ["example.com", "www.example.com"]})
+    ca = FakeCa()
+    report = renewer(ca).run()
+    assert [o.result for o in report.outcomes] == [Result.RENEWED]
+    assert get("web")["failure_count"] == 0
+
+
+def test_an_invalid_item_is_not_rewritten_every_run(aws: None) -> None:
+    put({"id": "bad", "domains": ["not a name"]})
+    renewer(FakeCa()).run()
+    first = get("bad")
+    report = renewer(FakeCa()).run()
+    assert [o.result for o in report.outcomes] == [Result.BACKING_OFF]
+    assert get("bad") == first
+
+
+def test_renew_names_a_missing_item(aws: None) -> None:
+    report = renewer(FakeCa()).renew(["ghost"])
+    assert [(o.result, o.reason) for o in report.outcomes] == [(Result.FAILED, "no item with id 'ghost' in the table")]

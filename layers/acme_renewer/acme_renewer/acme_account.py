@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
+import requests
 from acme import client, errors, messages
 from aws_lambda_powertools import Logger
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy import jwa, jwk
 
 from acme_renewer import __version__
+from acme_renewer.errors import CaRetryLaterError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -71,6 +75,42 @@ class AccountKeyStore:
         return key
 
 
+class RenewerNetwork(client.ClientNetwork):
+    """The acme library's transport, keeping the CA's Retry-After when it refuses a request.
+
+    RFC 8555 §6.6: a rateLimited (429) or overloaded (503) answer may say when to come back; acme drops
+    the headers with the response, so the failure policy could not honour it otherwise.
+    """
+
+    @classmethod
+    def _check_response(cls, response: requests.Response, content_type: str | None = None) -> requests.Response:
+        try:
+            return super()._check_response(response, content_type=content_type)
+        except (messages.Error, errors.ClientError) as refused:
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            # badNonce is retried by acme itself and must stay a messages.Error.
+            if retry_after is None or getattr(refused, "code", None) == "badNonce":
+                raise
+            detail = str(refused) if isinstance(refused, messages.Error) else f"HTTP {response.status_code}"
+            raise CaRetryLaterError(f"the CA refused the request: {detail}", retry_after) from refused
+
+
+def retry_after_seconds(header: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not header:
+        return None
+    header = header.strip()
+    if header.isdigit():
+        return float(header)
+    try:
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+
+
 def connect(directory_url: str, account_key: jwk.JWK, contact_email: str | None, timeout_seconds: int) -> AcmeSession:
     """Open a client on the directory and make sure the account exists.
 
@@ -78,7 +118,7 @@ def connect(directory_url: str, account_key: jwk.JWK, contact_email: str | None,
     (RFC 8555 §7.3.1), and a CA that forgot the account (a test CA restart) gets it back.
     """
     alg = jwa.ES256 if isinstance(account_key, jwk.JWKEC) else jwa.RS256
-    net = client.ClientNetwork(account_key, alg=alg, user_agent=USER_AGENT, timeout=timeout_seconds)
+    net = RenewerNetwork(account_key, alg=alg, user_agent=USER_AGENT, timeout=timeout_seconds)
     directory = client.ClientV2.get_directory(directory_url, net)
     acme = client.ClientV2(directory, net)
     registration = messages.NewRegistration.from_data(email=contact_email, terms_of_service_agreed=True)

@@ -31,3 +31,11 @@ class AcmeOrderError(RenewalError):
 
 class StoreError(RenewalError):
     """The issued certificate could not be written to ACM or Secrets Manager."""
+
+
+class CaRetryLaterError(AcmeOrderError):
+    """The CA refused with a Retry-After (rate limited or overloaded); no attempt before that many seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"{message} (the CA asks to retry after {retry_after:.0f} s)")

@@ -1,70 +1,52 @@
-"""Inventory: read the certificates table, decide what is due, and write each outcome back to its item."""
+"""Inventory: read the certificates table, lease one certificate at a time, and write each outcome back."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, Status, StoredCertificate
+from acme_renewer.models import CertificateState, IssuedCertificate, Status, StoredCertificate
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 MAX_ERROR_LENGTH = 2000
+# Every write of the renewer carries this mark; the stream trigger's filter drops such records.
+RENEWER = "renewer"
 _deserializer = TypeDeserializer()
 _serializer = TypeSerializer()
 
 
-@dataclass(frozen=True)
-class Decision:
-    due: bool
-    reason: str
-
-
-def renewal_decision(request: CertificateRequest, state: CertificateState, now: datetime) -> Decision:
-    """Due when never issued, when the names changed, or inside the renewal window.
-
-    The default window is the last third of the certificate's lifetime (Let's Encrypt's own advice);
-    `renew_before_days` on the item replaces it.
-    """
-    if state.not_after is None:
-        return Decision(True, "never issued")
-    if set(state.issued_domains) != set(request.domains):
-        return Decision(True, "domains changed since the last issuance")
-    remaining = state.not_after - now
-    if request.renew_before_days is not None:
-        window = timedelta(days=request.renew_before_days)
-        rule = f"renew_before_days={request.renew_before_days}"
-    elif state.not_before is not None:
-        window = (state.not_after - state.not_before) / 3
-        rule = "last third of the lifetime"
-    else:
-        return Decision(True, "item has not_after but no not_before; renewing to learn the lifetime")
-    if remaining <= window:
-        return Decision(True, f"{_days(remaining)} days left, inside the window ({rule})")
-    return Decision(False, f"{_days(remaining)} days left, outside the window ({rule})")
-
-
-def days_until(moment: datetime, now: datetime) -> float:
-    return (moment - now).total_seconds() / 86400
-
-
-def _days(delta: timedelta) -> str:
-    return f"{delta.total_seconds() / 86400:.1f}"
+def iso(moment: datetime) -> str:
+    """ISO-8601 UTC to the second; such strings also sort in time order, which the lease condition relies on."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def state_from_item(item: Mapping[str, Any]) -> CertificateState:
     """Read what the renewer wrote earlier; a field it cannot read counts as absent, so the item gets re-issued."""
+    failure_count = item.get("failure_count", 0)
     return CertificateState(
         not_before=_parse_time(item.get("not_before")),
         not_after=_parse_time(item.get("not_after")),
         issued_domains=tuple(d for d in item.get("issued_domains", []) if isinstance(d, str)),
         acm_arns={k: v for k, v in (item.get("acm_arns") or {}).items() if isinstance(v, str)},
+        issued_fingerprint=_str(item.get("issued_fingerprint")),
+        attempt_fingerprint=_str(item.get("attempt_fingerprint")),
+        failure_count=int(failure_count) if isinstance(failure_count, (int, Decimal)) else 0,
+        next_attempt_at=_parse_time(item.get("next_attempt_at")),
     )
+
+
+def deserialize(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in raw.items()}
+
+
+def _str(raw: Any) -> str | None:
+    return raw if isinstance(raw, str) else None
 
 
 def _parse_time(raw: Any) -> datetime | None:
@@ -75,10 +57,6 @@ def _parse_time(raw: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class CertificateTable:
@@ -92,11 +70,51 @@ class CertificateTable:
         paginator = self._client.get_paginator("scan")
         for page in paginator.paginate(TableName=self._table, ConsistentRead=True):
             for raw in page.get("Items", []):
-                yield {k: _deserializer.deserialize(v) for k, v in raw.items()}
+                yield deserialize(raw)
+
+    def get(self, item_id: str) -> dict[str, Any] | None:
+        raw = self._client.get_item(TableName=self._table, Key={"id": {"S": item_id}}, ConsistentRead=True)
+        return deserialize(raw["Item"]) if "Item" in raw else None
+
+    def acquire_lease(self, item_id: str, owner: str, now: datetime, until: datetime) -> dict[str, Any] | None:
+        """Take the item's lease unless another run holds an unexpired one; return the item as it is now.
+
+        The lease outlives one renewal, so a crashed run's lease simply expires and the next run goes on.
+        """
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": item_id}},
+                UpdateExpression="SET lease_owner = :owner, lease_until = :until, written_by = :renewer",
+                ConditionExpression=(
+                    "attribute_exists(id) AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+                ),
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":until": {"S": iso(until)},
+                    ":now": {"S": iso(now)},
+                    ":renewer": {"S": RENEWER},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return None
+        return deserialize(response["Attributes"])
+
+    def release_lease(self, item_id: str, owner: str) -> None:
+        self._update(item_id, {}, remove=("lease_owner", "lease_until"), owner=owner)
 
     def record_success(
-        self, item_id: str, certificate: IssuedCertificate, stored: StoredCertificate, now: datetime
+        self,
+        item_id: str,
+        certificate: IssuedCertificate,
+        stored: StoredCertificate,
+        now: datetime,
+        *,
+        fingerprints: tuple[str, str],
+        owner: str,
     ) -> None:
+        issued_fingerprint, attempt_fingerprint = fingerprints
         self._update(
             item_id,
             {
@@ -108,38 +126,62 @@ class CertificateTable:
                 "acm_arns": stored.acm_arns,
                 "secret_arn": stored.secret_arn,
                 "secret_version_id": stored.secret_version_id,
+                "issued_fingerprint": issued_fingerprint,
+                "attempt_fingerprint": attempt_fingerprint,
+                "failure_count": 0,
                 "last_attempt_at": iso(now),
                 "last_renewed_at": iso(now),
             },
-            remove=("last_error",),
+            remove=("last_error", "next_attempt_at", "lease_owner", "lease_until"),
+            owner=owner,
         )
 
     def record_failure(
-        self, item_id: str, error: str, now: datetime, acm_arns: Mapping[str, str] | None = None
+        self,
+        item_id: str,
+        error: str,
+        now: datetime,
+        *,
+        attempt_fingerprint: str,
+        failure_count: int,
+        next_attempt_at: datetime,
+        owner: str | None,
+        acm_arns: Mapping[str, str] | None = None,
     ) -> None:
         fields: dict[str, Any] = {
             "status": Status.FAILED.value,
             "last_error": error[:MAX_ERROR_LENGTH],
             "last_attempt_at": iso(now),
+            "attempt_fingerprint": attempt_fingerprint,
+            "failure_count": failure_count,
+            "next_attempt_at": iso(next_attempt_at),
         }
         if acm_arns:
             # A partial store still created ARNs; keep them so the next run re-imports in place.
             fields["acm_arns"] = dict(acm_arns)
-        self._update(item_id, fields)
+        self._update(item_id, fields, remove=("lease_owner", "lease_until") if owner else (), owner=owner)
 
-    def _update(self, item_id: str, fields: Mapping[str, Any], remove: tuple[str, ...] = ()) -> None:
+    def _update(
+        self, item_id: str, fields: Mapping[str, Any], remove: tuple[str, ...] = (), owner: str | None = None
+    ) -> None:
+        fields = {**fields, "written_by": RENEWER}
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": _serializer.serialize(value) for i, value in enumerate(fields.values())}
         expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
         if remove:
             names.update({f"#r{i}": name for i, name in enumerate(remove)})
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
-        # The condition keeps a certificate deleted during the run from coming back as a half item.
+        # The item must still exist (a certificate deleted during the run does not come back as a half
+        # item) and, when we hold its lease, still be ours.
+        condition = "attribute_exists(id)"
+        if owner is not None:
+            condition += " AND lease_owner = :owner"
+            values[":owner"] = {"S": owner}
         self._client.update_item(
             TableName=self._table,
             Key={"id": {"S": item_id}},
             UpdateExpression=expression,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
-            ConditionExpression="attribute_exists(id)",
+            ConditionExpression=condition,
         )

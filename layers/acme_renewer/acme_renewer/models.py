@@ -42,6 +42,12 @@ class CertificateState:
     not_after: datetime | None = None
     issued_domains: tuple[str, ...] = ()
     acm_arns: dict[str, str] = field(default_factory=dict)  # region -> certificate ARN
+    # Fingerprint of the request fields that the current certificate was issued for.
+    issued_fingerprint: str | None = None
+    # Fingerprint of the request at the last attempt; failures count per fingerprint, so any edit resets them.
+    attempt_fingerprint: str | None = None
+    failure_count: int = 0
+    next_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -5,16 +5,26 @@ Each certificate's failure is caught here, once, written to its item, and the ru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from acme_renewer.errors import ItemValidationError, RenewalError
-from acme_renewer.inventory import CertificateTable, renewal_decision, state_from_item
+from acme_renewer.errors import CaRetryLaterError, ItemValidationError, RenewalError
+from acme_renewer.inventory import CertificateTable, state_from_item
 from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate
+from acme_renewer.policy import (
+    ISSUANCE_FIELDS,
+    REQUEST_FIELDS,
+    Decision,
+    FailurePolicy,
+    fingerprint,
+    held_back,
+    renewal_decision,
+)
 from acme_renewer.report import Outcome, Result, RunReport
 from acme_renewer.settings import Settings
 from acme_renewer.stores import AcmStore, PartialImportError, SecretStore
@@ -31,43 +41,111 @@ class Renewer:
     issue: Callable[[CertificateRequest], IssuedCertificate]
     secrets: SecretStore
     acm: AcmStore
+    policy: FailurePolicy = field(default_factory=FailurePolicy)
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Identifies this run in leases; unique per Renewer.
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Called after each certificate, for progress displays.
+    on_outcome: Callable[[Outcome], None] | None = None
 
     def run(self) -> RunReport:
+        """The scheduled run: every item is considered, the due ones are renewed."""
+        return self._process(self.table.items(), force=False)
+
+    def renew(self, ids: Sequence[str], *, force: bool = False) -> RunReport:
+        """Just these items. `force` ignores the renewal window, the backoff and the pause, never the lease."""
+        items = []
+        for item_id in ids:
+            item = self.table.get(item_id)
+            items.append(item if item is not None else {"id": item_id, "_missing": True})
+        return self._process(items, force=force)
+
+    def _process(self, items: Iterable[Mapping[str, Any]], *, force: bool) -> RunReport:
         report = RunReport(now=self.clock())
-        for item in self.table.items():
-            outcome = self._renew_item(item, report.now)
+        for item in items:
+            outcome = self._renew_item(item, report.now, force)
             logger.info(
                 "certificate processed",
                 extra={"certificate_id": outcome.id, "result": outcome.result.value, "reason": outcome.reason},
             )
             report.outcomes.append(outcome)
+            if self.on_outcome is not None:
+                self.on_outcome(outcome)
         return report
 
-    def _renew_item(self, item: Mapping[str, Any], now: datetime) -> Outcome:
+    def _renew_item(self, item: Mapping[str, Any], now: datetime, force: bool) -> Outcome:
         item_id = str(item.get("id"))
+        if item.get("_missing"):
+            return Outcome(item_id, Result.FAILED, f"no item with id {item_id!r} in the table")
         state = state_from_item(item)
         enabled = item.get("enabled") is not False
+        request_fp = fingerprint(item, REQUEST_FIELDS, self.settings.acme_directory_url)
         try:
             request = parse_item(item, self.settings)
         except ItemValidationError as invalid:
-            return self._fail(item_id, invalid, state, now, enabled)
+            held = held_back(state, request_fp, now, self.policy, item_id)
+            if held is not None and not force:
+                return Outcome(item_id, _result_for(held), f"invalid item: {held.reason}", state.not_after, enabled)
+            return self._fail(item_id, invalid, state, request_fp, now, enabled, owner=None)
         for warning in request.warnings:
             logger.warning(warning, extra={"certificate_id": request.id})
         if not request.enabled:
             return Outcome(request.id, Result.DISABLED, "enabled is false", state.not_after, enabled=False)
-        decision = renewal_decision(request, state, now)
+        decision = self._decide(item, request, state, request_fp, now, force)
         if not decision.due:
-            return Outcome(request.id, Result.NOT_DUE, decision.reason, state.not_after)
+            return Outcome(request.id, _result_for(decision), decision.reason, state.not_after)
+
+        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+        fresh = self.table.acquire_lease(request.id, self.owner, now, lease_until)
+        if fresh is None:
+            return Outcome(request.id, Result.LEASED, "another run holds the lease", state.not_after)
+        # Decide again on the item as it is now: an overlapping run may have just renewed it.
+        try:
+            request = parse_item(fresh, self.settings)
+        except ItemValidationError as invalid:
+            return self._fail(request.id, invalid, state, request_fp, now, enabled, owner=self.owner)
+        state = state_from_item(fresh)
+        request_fp = fingerprint(fresh, REQUEST_FIELDS, self.settings.acme_directory_url)
+        decision = self._decide(fresh, request, state, request_fp, now, force)
+        if not decision.due:
+            self.table.release_lease(request.id, self.owner)
+            return Outcome(request.id, _result_for(decision), decision.reason, state.not_after)
+
         logger.info("renewing", extra={"certificate_id": request.id, "reason": decision.reason})
         try:
-            return self._issue_and_store(request, state, decision.reason, now)
+            certificate = self._issue_and_store(fresh, request, state, request_fp, now)
         except Exception as error:
-            return self._fail(request.id, error, state, now, enabled)
+            return self._fail(request.id, error, state, request_fp, now, enabled, owner=self.owner)
+        return Outcome(request.id, Result.RENEWED, decision.reason, certificate.not_after)
+
+    def _decide(
+        self,
+        item: Mapping[str, Any],
+        request: CertificateRequest,
+        state: CertificateState,
+        request_fp: str,
+        now: datetime,
+        force: bool,
+    ) -> Decision:
+        if force:
+            return Decision(True, "renewal requested by the operator")
+        return renewal_decision(
+            request,
+            state,
+            now,
+            request_fingerprint=request_fp,
+            issuance_fingerprint=fingerprint(item, ISSUANCE_FIELDS, self.settings.acme_directory_url),
+            policy=self.policy,
+        )
 
     def _issue_and_store(
-        self, request: CertificateRequest, state: CertificateState, reason: str, now: datetime
-    ) -> Outcome:
+        self,
+        item: Mapping[str, Any],
+        request: CertificateRequest,
+        state: CertificateState,
+        request_fp: str,
+        now: datetime,
+    ) -> IssuedCertificate:
         certificate = self.issue(request)
         logger.info(
             "certificate issued",
@@ -79,19 +157,52 @@ class Renewer:
         )
         secret_arn, version_id = self.secrets.put(request, certificate)
         acm_arns = self.acm.import_all(request, certificate, state.acm_arns)
-        self.table.record_success(request.id, certificate, StoredCertificate(acm_arns, secret_arn, version_id), now)
-        return Outcome(request.id, Result.RENEWED, reason, certificate.not_after)
+        self.table.record_success(
+            request.id,
+            certificate,
+            StoredCertificate(acm_arns, secret_arn, version_id),
+            now,
+            fingerprints=(fingerprint(item, ISSUANCE_FIELDS, self.settings.acme_directory_url), request_fp),
+            owner=self.owner,
+        )
+        return certificate
 
-    def _fail(self, item_id: str, error: Exception, state: CertificateState, now: datetime, enabled: bool) -> Outcome:
+    def _fail(
+        self,
+        item_id: str,
+        error: Exception,
+        state: CertificateState,
+        request_fp: str,
+        now: datetime,
+        enabled: bool,
+        owner: str | None,
+    ) -> Outcome:
         if isinstance(error, RenewalError):
             message = str(error)
             logger.error("renewal failed", extra={"certificate_id": item_id, "error": message})
         else:
             message = f"unexpected {type(error).__name__}: {error}"
             logger.exception("renewal failed unexpectedly", extra={"certificate_id": item_id})
+        # Failures count per request: an edited item starts again from one.
+        count = state.failure_count + 1 if state.attempt_fingerprint == request_fp else 1
+        retry_after = error.retry_after if isinstance(error, CaRetryLaterError) else None
+        next_attempt = self.policy.next_attempt(count, now, retry_after)
         arns = {**state.acm_arns, **error.imported} if isinstance(error, PartialImportError) else None
         try:
-            self.table.record_failure(item_id, message, now, acm_arns=arns)
+            self.table.record_failure(
+                item_id,
+                message,
+                now,
+                attempt_fingerprint=request_fp,
+                failure_count=count,
+                next_attempt_at=next_attempt,
+                owner=owner,
+                acm_arns=arns,
+            )
         except Exception:
             logger.exception("could not record the failure on the item", extra={"certificate_id": item_id})
         return Outcome(item_id, Result.FAILED, message, state.not_after, enabled=enabled)
+
+
+def _result_for(decision: Decision) -> Result:
+    return {"backoff": Result.BACKING_OFF, "paused": Result.PAUSED}.get(decision.held or "", Result.NOT_DUE)

@@ -16,6 +16,9 @@ class Result(enum.Enum):
     FAILED = "failed"
     NOT_DUE = "not_due"
     DISABLED = "disabled"
+    BACKING_OFF = "backing_off"  # failed recently; waits for next_attempt_at
+    PAUSED = "paused"  # too many consecutive failures; waits for the item to change
+    LEASED = "leased"  # another run is renewing it right now
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,7 @@ class RunReport:
         return {
             "renewed": self.count(Result.RENEWED),
             "failed": self.count(Result.FAILED),
-            "not_due": self.count(Result.NOT_DUE),
-            "disabled": self.count(Result.DISABLED),
+            **{result.value: self.count(result) for result in Result if result not in (Result.RENEWED, Result.FAILED)},
             "min_days_until_expiry": None
             if self.min_days_until_expiry is None
             else round(self.min_days_until_expiry, 2),

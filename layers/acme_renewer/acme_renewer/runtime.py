@@ -13,6 +13,7 @@ from acme_renewer import __version__, order
 from acme_renewer.acme_account import AccountKeyStore, AcmeSession, connect
 from acme_renewer.inventory import CertificateTable
 from acme_renewer.models import CertificateRequest, IssuedCertificate
+from acme_renewer.policy import FailurePolicy
 from acme_renewer.renewal import Renewer
 from acme_renewer.route53 import Route53Dns
 from acme_renewer.settings import Settings
@@ -70,6 +71,7 @@ def build_renewer(settings: Settings) -> Renewer:
         settings=settings,
         table=CertificateTable(client("dynamodb", region), settings.table_name),
         issue=issue,
+        policy=FailurePolicy(max_consecutive_failures=settings.max_consecutive_failures),
         secrets=SecretStore(client("secretsmanager", region)),
         acm=AcmStore(acm_client),
     )

@@ -27,6 +27,10 @@ class Settings:
     order_timeout_seconds: float = 300.0
     acme_network_timeout_seconds: int = 30
     txt_ttl_seconds: int = 60
+    # Longer than one renewal can take (the function stops at 15 minutes), so that a lease is only
+    # ever taken over from a run that died.
+    lease_seconds: int = 1200
+    max_consecutive_failures: int = 8
 
     @property
     def account_secret_name(self) -> str:
@@ -63,6 +67,8 @@ class Settings:
             order_timeout_seconds=_positive(env, "ORDER_TIMEOUT_SECONDS", 300.0),
             acme_network_timeout_seconds=int(_positive(env, "ACME_NETWORK_TIMEOUT_SECONDS", 30)),
             txt_ttl_seconds=int(_positive(env, "TXT_TTL_SECONDS", 60)),
+            lease_seconds=int(_positive(env, "LEASE_SECONDS", 1200)),
+            max_consecutive_failures=int(_positive(env, "MAX_CONSECUTIVE_FAILURES", 8)),
         )
 
 

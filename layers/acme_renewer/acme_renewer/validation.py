@@ -13,6 +13,7 @@ import idna
 
 from acme_renewer.errors import ItemValidationError
 from acme_renewer.models import CertificateRequest, KeyType
+from acme_renewer.policy import REQUEST_FIELDS
 from acme_renewer.settings import Settings
 
 MAX_DOMAINS = 100  # Let's Encrypt's limit of names per certificate
@@ -20,12 +21,12 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
 
-REQUEST_FIELDS = frozenset({"id", "domains", "key_type", "acm_regions", "secret_name", "renew_before_days", "enabled"})
-# Written by the renewer itself; present on every item it has touched.
+# Written by the renewer itself (and `written_by` by the CLI too); see README, "The item".
 STATE_FIELDS = frozenset(
     {
         "status", "not_before", "not_after", "serial", "issued_domains", "acm_arns", "secret_arn",
-        "secret_version_id", "last_error", "last_attempt_at", "last_renewed_at", "display_domains",
+        "secret_version_id", "last_error", "last_attempt_at", "last_renewed_at", "issued_fingerprint",
+        "attempt_fingerprint", "failure_count", "next_attempt_at", "lease_owner", "lease_until", "written_by",
     }
 )  # fmt: skip
 
@@ -52,7 +53,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
 
     if problems:
         raise ItemValidationError(problems)
-    unknown = sorted(set(item) - REQUEST_FIELDS - STATE_FIELDS)
+    unknown = sorted(set(item) - set(REQUEST_FIELDS) - STATE_FIELDS)
     warnings = tuple(f"unknown attribute {name!r} ignored" for name in unknown)
     return CertificateRequest(
         id=item_id,

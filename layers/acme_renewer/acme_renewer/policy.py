@@ -1,0 +1,125 @@
+"""Inventory, planning: is a certificate due, and when to try again after a failure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from acme_renewer.models import CertificateRequest, CertificateState
+
+# Fields whose change means a different certificate (or a different place to store it): re-issue at once.
+ISSUANCE_FIELDS = ("domains", "key_type", "acm_regions", "secret_name")
+# Every field the user writes; a change to any of them resets the failure count and backoff.
+REQUEST_FIELDS = ("id", "domains", "key_type", "acm_regions", "secret_name", "renew_before_days", "enabled")
+SHORT_LIVED = timedelta(days=10)
+
+
+def fingerprint(item: Mapping[str, Any], fields: tuple[str, ...], directory_url: str) -> str:
+    """A stable digest of the raw item fields (so it also works for items that fail validation)."""
+    document = {name: item.get(name) for name in fields} | {"acme_directory": directory_url}
+    canonical = json.dumps(document, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Decision:
+    due: bool
+    reason: str
+    # Why a not-due certificate is held back: None (not due yet), "backoff" or "paused".
+    held: str | None = None
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """Exponential backoff with jitter after consecutive failures, then a pause until the item changes.
+
+    With the defaults (1 h doubling to 24 h, 8 attempts) a hopeless certificate stops after about
+    three days and eight failed validations, far from Let's Encrypt's account pause.
+    """
+
+    base: timedelta = timedelta(hours=1)
+    cap: timedelta = timedelta(hours=24)
+    max_consecutive_failures: int = 8
+    jitter: float = 0.1
+
+    def delay(self, failure_count: int, rng: Callable[[], float] = random.random) -> timedelta:
+        """1 h, 2 h, 4 h ... capped, each within +-10 % so that many failed items do not retry in step."""
+        exponent = min(max(failure_count - 1, 0), 30)
+        delay: timedelta = min(self.base * (2**exponent), self.cap)
+        return delay * (1 + self.jitter * (2 * rng() - 1))
+
+    def next_attempt(
+        self, failure_count: int, now: datetime, retry_after: float | None, rng: Callable[[], float] = random.random
+    ) -> datetime:
+        delay = self.delay(failure_count, rng)
+        if retry_after is not None:
+            delay = max(delay, timedelta(seconds=retry_after))  # the CA's Retry-After wins when longer
+        return now + delay
+
+
+def held_back(
+    state: CertificateState, request_fingerprint: str, now: datetime, policy: FailurePolicy, item_id: str
+) -> Decision | None:
+    """After failures of this same request: paused past the limit, else backing off until next_attempt_at."""
+    if not state.failure_count or state.attempt_fingerprint != request_fingerprint:
+        return None
+    if state.failure_count >= policy.max_consecutive_failures:
+        return Decision(
+            False,
+            f"paused after {state.failure_count} consecutive failures; change the item or run "
+            f"`acme-renewer renew {item_id}` to try again",
+            held="paused",
+        )
+    if state.next_attempt_at is not None and now < state.next_attempt_at:
+        return Decision(
+            False,
+            f"backing off after {state.failure_count} failure(s) until {state.next_attempt_at:%Y-%m-%dT%H:%M:%SZ}",
+            held="backoff",
+        )
+    return None
+
+
+def renewal_decision(
+    request: CertificateRequest,
+    state: CertificateState,
+    now: datetime,
+    *,
+    request_fingerprint: str,
+    issuance_fingerprint: str,
+    policy: FailurePolicy,
+) -> Decision:
+    """Due when never issued, when the request changed, or inside the renewal window; held back after failures."""
+    if (held := held_back(state, request_fingerprint, now, policy, request.id)) is not None:
+        return held
+    if state.not_after is None:
+        return Decision(True, "never issued")
+    if state.issued_fingerprint != issuance_fingerprint:
+        return Decision(True, "the request changed since the last issuance")
+    return window_decision(request, state, now)
+
+
+def window_decision(request: CertificateRequest, state: CertificateState, now: datetime) -> Decision:
+    """Renew in the last third of the lifetime, or the last half for certificates living under 10 days
+    (a 6-day certificate then has 3 days of retries left); `renew_before_days` replaces both."""
+    if state.not_after is None:
+        return Decision(True, "never issued")
+    remaining = state.not_after - now
+    if request.renew_before_days is not None:
+        window = timedelta(days=request.renew_before_days)
+        rule = f"renew_before_days={request.renew_before_days}"
+    elif state.not_before is not None:
+        lifetime = state.not_after - state.not_before
+        share = 2 if lifetime < SHORT_LIVED else 3
+        window = lifetime / share
+        rule = "last half of a short lifetime" if share == 2 else "last third of the lifetime"
+    else:
+        return Decision(True, "item has not_after but no not_before; renewing to learn the lifetime")
+    days = f"{remaining.total_seconds() / 86400:.1f}"
+    if remaining <= window:
+        return Decision(True, f"{days} days left, inside the window ({rule})")
+    return Decision(False, f"{days} days left, outside the window ({rule})")
