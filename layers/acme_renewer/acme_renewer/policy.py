@@ -123,3 +123,16 @@ def window_decision(request: CertificateRequest, state: CertificateState, now: d
     if remaining <= window:
         return Decision(True, f"{days} days left, inside the window ({rule})")
     return Decision(False, f"{days} days left, outside the window ({rule})")
+
+
+def request_changed(old_image: Mapping[str, Any] | None, new_image: Mapping[str, Any] | None) -> bool:
+    """Whether a table change asks for something new: an item inserted, or a request field edited.
+
+    The stream trigger's filter already drops the renewer's own writes; this second check keeps a write
+    that touched only state fields (by anyone) from ordering anything.
+    """
+    if new_image is None:
+        return False  # deleted: nothing to issue, and nothing of the certificate is deleted
+    if old_image is None:
+        return True
+    return any(old_image.get(name) != new_image.get(name) for name in REQUEST_FIELDS)

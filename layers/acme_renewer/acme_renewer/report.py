@@ -44,11 +44,14 @@ class RunReport:
         days = [(o.not_after - self.now).total_seconds() / 86400 for o in self.outcomes if o.enabled and o.not_after]
         return min(days) if days else None
 
-    def emit(self, metrics: Metrics) -> None:
+    def merge(self, other: RunReport) -> RunReport:
+        return RunReport(now=self.now, outcomes=[*self.outcomes, *other.outcomes])
+
+    def emit(self, metrics: Metrics, *, include_expiry: bool = True) -> None:
         # Zeros are published too, so that an alarm always has a data point to judge.
         metrics.add_metric(name="CertificatesRenewed", unit=MetricUnit.Count, value=self.count(Result.RENEWED))
         metrics.add_metric(name="RenewalFailures", unit=MetricUnit.Count, value=self.count(Result.FAILED))
-        if (days := self.min_days_until_expiry) is not None:
+        if include_expiry and (days := self.min_days_until_expiry) is not None:
             metrics.add_metric(name="MinDaysUntilExpiry", unit=MetricUnit.Count, value=round(days, 2))
 
     def as_dict(self) -> dict[str, Any]:

@@ -1,0 +1,48 @@
+"""Stream handler: issue at once when an item is inserted or its request fields change."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from acme_renewer.policy import request_changed
+from acme_renewer.report import RunReport
+from acme_renewer.runtime import build_renewer
+from acme_renewer.settings import Settings
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "acme-renewer")
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "AcmeRenewer"))
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    renewer = build_renewer(Settings.from_env())
+    report = RunReport(now=renewer.clock())
+
+    def record_handler(record: DynamoDBRecord) -> None:
+        """A renewal failure is written to the item and is not a batch failure; only an exception is."""
+        nonlocal report
+        stream = record.dynamodb
+        old, new = (stream.old_image, stream.new_image) if stream else (None, None)
+        if not request_changed(old, new):
+            logger.info("no request field changed; nothing to do", extra={"event_id": record.event_id})
+            return
+        item_id = str((new or {}).get("id"))
+        report = report.merge(renewer.renew([item_id]))
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    # Only the counts: the smallest days-to-expiry is a property of the whole table, left to the schedule.
+    report.emit(metrics, include_expiry=False)
+    return dict(response)

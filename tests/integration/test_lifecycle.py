@@ -1,0 +1,156 @@
+"""The certificate lifecycle on the local stack: instant issuance from the table's stream, leases against
+overlapping runs, backoff after failures, and re-issuance when the request changes."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from acme import challenges
+
+from acme_renewer.report import Result
+from acme_renewer.runtime import build_renewer
+from acme_renewer.settings import Settings
+from tests.integration.conftest import Calls
+from tests.integration.test_renewal import check_certificate, get_item, put_item, unique
+from tests.stack import LocalStack
+from tests.stack.handler import FakeLambdaContext, event, load_function
+from tests.stack.streams import StreamReader, lambda_event, passes_filter, stream_filters
+
+FILTERS = stream_filters()
+
+
+def deliver(reader: StreamReader) -> tuple[int, dict[str, Any]]:
+    """Do what Lambda's event source mapping does: new records, filtered as the template says, to the handler."""
+    records = reader.read()
+    delivered = [r for r in records if passes_filter(r, FILTERS)]
+    if not delivered:
+        return len(records), {"batchItemFailures": []}
+    stream = load_function("stream")
+    response: dict[str, Any] = stream.lambda_handler(lambda_event(delivered), FakeLambdaContext())
+    return len(records), response
+
+
+def test_a_new_item_is_issued_from_the_stream(stack: LocalStack, env: dict[str, str], calls: Calls) -> None:
+    zone = unique("stream") + ".test"
+    stack.create_hosted_zone(zone)
+    reader = StreamReader(stack, env["TABLE_NAME"])
+    put_item(stack, env, {"id": "instant", "domains": [zone, f"*.{zone}"]})
+
+    seen, response = deliver(reader)
+
+    assert (seen, response) == (1, {"batchItemFailures": []})
+    check_certificate(stack, get_item(stack, env, "instant"), [zone, f"*.{zone}"])
+    assert len(calls.new_orders) == 1
+    # The renewer's own writes (lease, result) reach the stream but not the function, and order nothing.
+    seen, _ = deliver(reader)
+    assert seen >= 2
+    assert len(calls.new_orders) == 1
+
+
+def test_renewer_writes_are_dropped_by_the_template_filter_and_by_the_code(
+    stack: LocalStack, env: dict[str, str], calls: Calls
+) -> None:
+    zone = unique("own") + ".test"
+    stack.create_hosted_zone(zone)
+    put_item(stack, env, {"id": "own", "domains": [zone]})
+    build_renewer(Settings.from_env()).run()
+    reader = StreamReader(stack, env["TABLE_NAME"])
+    build_renewer(Settings.from_env()).renew(["own"], force=True)
+    records = reader.read()
+    assert records and not any(passes_filter(r, FILTERS) for r in records)
+    # Even delivered anyway (say, a console edit that kept written_by), no request field changed: no order.
+    orders = len(calls.new_orders)
+    response = load_function("stream").lambda_handler(lambda_event(records), FakeLambdaContext())
+    assert response == {"batchItemFailures": []}
+    assert len(calls.new_orders) == orders
+
+
+def test_changed_domains_are_reissued_from_the_stream(stack: LocalStack, env: dict[str, str]) -> None:
+    zone = unique("edit") + ".test"
+    stack.create_hosted_zone(zone)
+    put_item(stack, env, {"id": "edit", "domains": [zone]})
+    build_renewer(Settings.from_env()).run()
+    first = get_item(stack, env, "edit")
+    reader = StreamReader(stack, env["TABLE_NAME"])
+
+    # An operator's edit: request fields changed, written_by no longer the renewer's.
+    put_item(stack, env, {**first, "domains": [zone, f"www.{zone}"], "written_by": "operator"})
+    deliver(reader)
+
+    second = get_item(stack, env, "edit")
+    check_certificate(stack, second, [zone, f"www.{zone}"])
+    assert second["serial"] != first["serial"]
+    assert second["acm_arns"] == first["acm_arns"]
+
+
+def test_the_sample_stream_events_pass_or_fail_the_filter_as_named() -> None:
+    assert passes_filter(event("stream_insert.json")["Records"][0], FILTERS)
+    assert passes_filter(event("stream_modify.json")["Records"][0], FILTERS)
+    assert not passes_filter(event("stream_renewer_write.json")["Records"][0], FILTERS)
+
+
+def test_two_overlapping_runs_order_each_certificate_once(stack: LocalStack, env: dict[str, str], calls: Calls) -> None:
+    zones = [unique("race") + ".test" for _ in range(3)]
+    for number, zone in enumerate(zones):
+        stack.create_hosted_zone(zone)
+        put_item(stack, env, {"id": f"race-{number}", "domains": [zone]})
+    renewers = [build_renewer(Settings.from_env()) for _ in range(2)]
+    start = threading.Barrier(len(renewers))
+    reports = []
+
+    def run(index: int) -> None:
+        start.wait()
+        reports.append(renewers[index].run())
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(renewers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert len(calls.new_orders) == len(zones)
+    renewed = [o.id for report in reports for o in report.outcomes if o.result is Result.RENEWED]
+    assert sorted(renewed) == [f"race-{n}" for n in range(len(zones))]
+    for number, zone in enumerate(zones):
+        item = get_item(stack, env, f"race-{number}")
+        check_certificate(stack, item, [zone])
+        assert "lease_owner" not in item
+
+
+def test_failures_back_off_and_a_success_resets_them(
+    stack: LocalStack, env: dict[str, str], calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone = unique("backoff") + ".test"
+    stack.create_hosted_zone(zone)
+    put_item(stack, env, {"id": "flaky", "domains": [zone]})
+    original = challenges.DNS01.validation
+    monkeypatch.setattr(challenges.DNS01, "validation", lambda self, key: "x" + original(self, key)[1:])
+
+    build_renewer(Settings.from_env()).run()
+    failed = get_item(stack, env, "flaky")
+    assert (failed["status"], failed["failure_count"]) == ("FAILED", 1)
+    wait = datetime.fromisoformat(failed["next_attempt_at"].replace("Z", "+00:00")) - datetime.now(UTC)
+    assert timedelta(minutes=50) < wait < timedelta(minutes=70)
+
+    report = build_renewer(Settings.from_env()).run()
+    assert [o.result for o in report.outcomes] == [Result.BACKING_OFF]
+    assert len(calls.new_orders) == 1
+
+    # An hour later (moved on the item rather than waiting), still failing: the wait doubles.
+    put_item(stack, env, {**get_item(stack, env, "flaky"), "next_attempt_at": "2000-01-01T00:00:00Z"})
+    build_renewer(Settings.from_env()).run()
+    failed = get_item(stack, env, "flaky")
+    assert failed["failure_count"] == 2
+    wait = datetime.fromisoformat(failed["next_attempt_at"].replace("Z", "+00:00")) - datetime.now(UTC)
+    assert timedelta(hours=1.75) < wait < timedelta(hours=2.25)
+
+    monkeypatch.setattr(challenges.DNS01, "validation", original)
+    put_item(stack, env, {**get_item(stack, env, "flaky"), "next_attempt_at": "2000-01-01T00:00:00Z"})
+    build_renewer(Settings.from_env()).run()
+    issued = get_item(stack, env, "flaky")
+    check_certificate(stack, issued, [zone])
+    assert issued["failure_count"] == 0
+    assert "next_attempt_at" not in issued and "last_error" not in issued
