@@ -16,6 +16,7 @@ from acme_renewer.settings import Settings
 from tests.integration.conftest import Calls
 from tests.integration.test_renewal import check_certificate, get_item, put_item, unique
 from tests.stack import LocalStack
+from tests.stack.acme_proxy import AcmeProxy, Rule
 from tests.stack.handler import FakeLambdaContext, event, load_function
 from tests.stack.streams import StreamReader, lambda_event, passes_filter, stream_filters
 
@@ -154,3 +155,28 @@ def test_failures_back_off_and_a_success_resets_them(
     check_certificate(stack, issued, [zone])
     assert issued["failure_count"] == 0
     assert "next_attempt_at" not in issued and "last_error" not in issued
+
+
+def test_the_cas_retry_after_is_honoured(
+    stack: LocalStack, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone = unique("ratelimit") + ".test"
+    stack.create_hosted_zone(zone)
+    put_item(stack, env, {"id": "limited", "domains": [zone]})
+    with AcmeProxy.start(upstream_directory_url=stack.pebble.directory_url, tls=stack.tls) as proxy:
+        monkeypatch.setenv("ACME_DIRECTORY_URL", proxy.directory_url)
+        proxy.add_rule(Rule(method="POST", path="/order-plz", status=429, headers={"Retry-After": "7200"}))
+
+        build_renewer(Settings.from_env()).run()
+
+        item = get_item(stack, env, "limited")
+        assert item["status"] == "FAILED"
+        assert "rateLimited" in item["last_error"] or "rate" in item["last_error"].lower()
+        assert "retry after 7200 s" in item["last_error"]
+        # Two hours, not the one hour of a first failure.
+        wait = datetime.fromisoformat(item["next_attempt_at"].replace("Z", "+00:00")) - datetime.now(UTC)
+        assert timedelta(hours=1.95) < wait <= timedelta(hours=2)
+
+        report = build_renewer(Settings.from_env()).run()
+        assert [o.result for o in report.outcomes] == [Result.BACKING_OFF]
+        assert proxy.count("POST", "/order-plz") == 1
