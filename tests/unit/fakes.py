@@ -21,7 +21,7 @@ class FakeCa:
         self,
         lifetime: timedelta = timedelta(days=90),
         fail_for: frozenset[str] = frozenset(),
-        error: Exception | None = None,
+        error: BaseException | None = None,
     ) -> None:
         self.lifetime = lifetime
         self.fail_for = fail_for

@@ -323,3 +323,11 @@ def test_an_invalid_item_is_not_rewritten_every_run(aws: None) -> None:
 def test_renew_names_a_missing_item(aws: None) -> None:
     report = renewer(FakeCa()).renew(["ghost"])
     assert [(o.result, o.reason) for o in report.outcomes] == [(Result.FAILED, "no item with id 'ghost' in the table")]
+
+
+def test_an_interrupted_renewal_gives_its_lease_back(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    with pytest.raises(KeyboardInterrupt):
+        renewer(FakeCa(fail_for=frozenset({"web"}), error=KeyboardInterrupt())).run()
+    assert "lease_owner" not in get("web")
+    assert [o.result for o in renewer(FakeCa()).run().outcomes] == [Result.RENEWED]

@@ -113,9 +113,13 @@ class Renewer:
 
         logger.info("renewing", extra={"certificate_id": request.id, "reason": decision.reason})
         try:
-            certificate = self._issue_and_store(fresh, request, state, request_fp, now)
+            certificate = self._issue_and_store(fresh, request, state, request_fp)
         except Exception as error:
-            return self._fail(request.id, error, state, request_fp, now, enabled, owner=self.owner)
+            return self._fail(request.id, error, state, request_fp, self.clock(), enabled, owner=self.owner)
+        except BaseException:
+            # Interrupted (Ctrl-C in the CLI): give the lease back rather than block other runs for its lifetime.
+            self.table.release_lease(request.id, self.owner)
+            raise
         return Outcome(request.id, Result.RENEWED, decision.reason, certificate.not_after)
 
     def _decide(
@@ -144,7 +148,6 @@ class Renewer:
         request: CertificateRequest,
         state: CertificateState,
         request_fp: str,
-        now: datetime,
     ) -> IssuedCertificate:
         certificate = self.issue(request)
         logger.info(
@@ -161,7 +164,7 @@ class Renewer:
             request.id,
             certificate,
             StoredCertificate(acm_arns, secret_arn, version_id),
-            now,
+            self.clock(),  # the time of the result, not of the run's start
             fingerprints=(fingerprint(item, ISSUANCE_FIELDS, self.settings.acme_directory_url), request_fp),
             owner=self.owner,
         )

@@ -1,0 +1,401 @@
+"""The operator CLI on the local stack: it edits the table, renews through pebble and checks DNS through our
+DNS server, driven through its entry point (and once through the installed console script) as an operator would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from acme_renewer import cli, renewal
+from tests.stack import LocalStack
+
+if TYPE_CHECKING:
+    from mypy_boto3_route53.literals import RRTypeType
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "acme-renewer"
+PEBBLE_CAA_IDENTITY = "pebble.letsencrypt.org"
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+@pytest.fixture
+def operator_env(env: dict[str, str], stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The stack's environment with a fresh table (conftest's `env`), and our DNS server as the resolver."""
+    host, port = stack.dns_address
+    monkeypatch.setenv("ACME_RENEWER_RESOLVER", f"{host}:{port}")
+    monkeypatch.delenv("ACME_CAA_IDENTITIES", raising=False)
+    return {**env, "ACME_RENEWER_RESOLVER": f"{host}:{port}"}
+
+
+@pytest.fixture(autouse=True)
+def restore_log_handlers() -> Iterator[None]:
+    """main() sets up the package's log handler as a CLI process would; later tests get the old set back."""
+    parent = logging.getLogger(renewal.logger.service)
+    before = list(parent.handlers)
+    yield
+    parent.handlers[:] = before
+
+
+def acme_renewer(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
+    capsys.readouterr()
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "PRIVATE KEY" not in captured.out + captured.err
+    return Run(code, captured.out, captured.err)
+
+
+def new_zone(stack: LocalStack, prefix: str) -> tuple[str, str]:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}.test"
+    return name, stack.create_hosted_zone(name)
+
+
+def upsert(stack: LocalStack, zone_id: str, name: str, rtype: RRTypeType, *values: str) -> None:
+    stack.client("route53").change_resource_record_sets(
+        HostedZoneId=zone_id,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": name,
+                        "Type": rtype,
+                        "TTL": 60,
+                        "ResourceRecords": [{"Value": value} for value in values],
+                    },
+                }
+            ]
+        },
+    )
+
+
+def table_items(stack: LocalStack, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    deserializer = TypeDeserializer()
+    raw = stack.client("dynamodb").scan(TableName=env["TABLE_NAME"], ConsistentRead=True)["Items"]
+    items = [{k: deserializer.deserialize(v) for k, v in item.items()} for item in raw]
+    return {item["id"]: item for item in items}
+
+
+def rows(listing: str) -> dict[str, list[str]]:
+    """`list` output -> id: cells, split on the runs of two or more spaces between columns."""
+    lines = listing.splitlines()
+    assert lines[0].split() == ["ID", "NAMES", "STATUS", "EXPIRES", "DAYS", "LEFT", "LAST", "ERROR"]
+    return {cells[0]: cells for cells in (re.split(r"\s{2,}", line) for line in lines[1:])}
+
+
+def show_rows(output: str) -> dict[str, str]:
+    """`show` output -> label: value (labels are padded to 20 characters)."""
+    return {line[:20].rstrip(): line[21:] for line in output.splitlines()}
+
+
+def check_lines(output: str, level: str, check: str) -> list[str]:
+    return [
+        line.strip() for line in output.splitlines() if line.strip().startswith(f"{level} ") and f" {check} " in line
+    ]
+
+
+# --- add, list, renew, show, remove --------------------------------------------------------------
+
+
+def test_add_list_renew_show_remove(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone, _ = new_zone(stack, "cli")
+    added = acme_renewer(capsys, "add", "www", zone, f"*.{zone}")
+    assert added.code == 0, added.err
+    assert added.out.startswith(f"added www: {zone}, *.{zone} (ec-p256, ACM: us-east-1, secret ")
+    # Only what was given is stored, plus the operator's mark for the stream trigger.
+    assert table_items(stack, operator_env)["www"] == {
+        "id": "www",
+        "domains": [zone, f"*.{zone}"],
+        "written_by": "operator",
+    }
+    assert acme_renewer(capsys, "add", "api", f"api.{zone}", "--regions", "--renew-before-days", "20").code == 0
+
+    before = rows(acme_renewer(capsys, "list").out)
+    assert before["www"][1:5] == [f"{zone}, *.{zone}", "-", "-", "-"]
+
+    renewed = acme_renewer(capsys, "renew", "www")
+    assert renewed.code == 0, renewed.err
+    item = table_items(stack, operator_env)["www"]
+    assert renewed.err == f"[1/1] www: renewed (not_after {item['not_after'][:10]})\n"
+    assert renewed.out.startswith("1 renewed, 0 failed (1 certificate in ")
+
+    # The certificate is in ACM with the requested names, and `show` says where it is.
+    arn = item["acm_arns"][stack.region]
+    certificate = stack.client("acm").describe_certificate(CertificateArn=arn)["Certificate"]
+    assert sorted(certificate["SubjectAlternativeNames"]) == sorted([zone, f"*.{zone}"])
+    shown = acme_renewer(capsys, "show", "www")
+    assert shown.code == 0
+    show = show_rows(shown.out)
+    assert show["ACM ARN us-east-1"] == arn
+    assert show["secret name"] == "acme-renewer/certificates/www (default)"
+    assert show["secret ARN"] == f"{item['secret_arn']} (version {item['secret_version_id']})"
+    assert (show["status"], show["failure count"], show["last error"]) == ("ISSUED", "0", "-")
+
+    after = rows(acme_renewer(capsys, "list").out)
+    assert list(after) == ["api", "www"]  # never issued first
+    assert after["www"][2:5] == ["ISSUED", item["not_after"][:10], "90.0"]
+
+    removed = acme_renewer(capsys, "remove", "www")
+    assert removed.code == 0
+    assert f"aws acm delete-certificate --region us-east-1 --certificate-arn {arn}" in removed.out
+    assert (
+        "aws secretsmanager delete-secret --region us-east-1 --secret-id acme-renewer/certificates/www "
+        "--recovery-window-in-days 7" in removed.out
+    )
+    assert "www" not in table_items(stack, operator_env)
+    # Removing the item never deletes the certificate or the secret.
+    assert stack.client("acm").describe_certificate(CertificateArn=arn)["Certificate"]["CertificateArn"] == arn
+    assert stack.client("secretsmanager").describe_secret(SecretId=item["secret_arn"])["Name"].endswith("/www")
+
+    again = acme_renewer(capsys, "remove", "www")
+    assert (again.code, again.err) == (
+        1,
+        f"acme-renewer: error: no certificate with id www in {operator_env['TABLE_NAME']}\n",
+    )
+
+
+def test_a_bad_item_is_refused_with_the_reason_and_nothing_is_written(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    refused = acme_renewer(capsys, "add", "www", "example.test", "*.*.example.test", "--renew-before-days", "400")
+    assert refused.code == 2
+    assert refused.err.startswith("acme-renewer: error: invalid item: domain '*.*.example.test' may only have")
+    assert "renew_before_days must be a whole number from 1 to 365, got 400" in refused.err
+    assert table_items(stack, operator_env) == {}
+
+
+def test_an_existing_id_is_not_overwritten_without_replace(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert acme_renewer(capsys, "add", "www", "a.example.test").code == 0
+    second = acme_renewer(capsys, "add", "www", "b.example.test")
+    assert second.code == 1
+    assert second.err.count("\n") == 1
+    assert "a certificate with id 'www' already exists" in second.err
+    assert table_items(stack, operator_env)["www"]["domains"] == ["a.example.test"]
+
+
+def test_replace_keeps_the_acm_certificate_that_is_in_use(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new request for an issued certificate renews into the same ACM ARN, so attached listeners follow."""
+    zone, _ = new_zone(stack, "replace")
+    assert acme_renewer(capsys, "add", "www", zone, "--key-type", "rsa-2048").code == 0
+    assert acme_renewer(capsys, "renew", "www").code == 0
+    arn = table_items(stack, operator_env)["www"]["acm_arns"][stack.region]
+
+    replaced = acme_renewer(capsys, "add", "www", zone, f"www.{zone}", "--replace")
+    assert replaced.code == 0
+    assert replaced.out.startswith(f"replaced the request of www: {zone}, www.{zone} (ec-p256,")
+    item = table_items(stack, operator_env)["www"]
+    assert "key_type" not in item  # not given this time: the default applies again
+    assert (item["domains"], item["acm_arns"], item["written_by"]) == (
+        [zone, f"www.{zone}"],
+        {stack.region: arn},
+        "operator",
+    )
+
+    assert acme_renewer(capsys, "renew", "www").code == 0
+    assert table_items(stack, operator_env)["www"]["acm_arns"] == {stack.region: arn}
+    certificate = stack.client("acm").describe_certificate(CertificateArn=arn)["Certificate"]
+    assert sorted(certificate["SubjectAlternativeNames"]) == sorted([zone, f"www.{zone}"])
+    assert certificate["KeyAlgorithm"] == "EC_prime256v1"
+
+
+def test_json_output_parses_with_numbers_as_numbers(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert acme_renewer(capsys, "add", "api", "api.example.test", "--regions", "--renew-before-days", "20").code == 0
+    assert acme_renewer(capsys, "add", "old", "old.example.test", "--disabled").code == 0
+
+    listed = json.loads(acme_renewer(capsys, "list", "--json").out)
+    assert [item["id"] for item in listed] == ["api", "old"]
+    assert listed[0] == {
+        "id": "api",
+        "domains": ["api.example.test"],
+        "acm_regions": [],
+        "renew_before_days": 20,
+        "written_by": "operator",
+    }
+    assert type(listed[0]["renew_before_days"]) is int
+    assert listed[1]["enabled"] is False
+    assert json.loads(acme_renewer(capsys, "show", "old", "--json").out)["enabled"] is False
+
+
+def test_remove_of_a_certificate_never_renewed(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert acme_renewer(capsys, "add", "new", "new.example.test").code == 0
+    removed = acme_renewer(capsys, "remove", "new")
+    assert removed.code == 0
+    assert (
+        removed.out == f"removed new from {operator_env['TABLE_NAME']}; it was never renewed, so nothing else is left\n"
+    )
+    assert table_items(stack, operator_env) == {}
+
+
+# --- renew ---------------------------------------------------------------------------------------
+
+
+def test_renew_all_due_shows_progress_and_exits_1_when_one_fails(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone, _ = new_zone(stack, "due")
+    assert acme_renewer(capsys, "add", "good", zone).code == 0
+    assert acme_renewer(capsys, "add", "no-zone", "www.nowhere.invalid").code == 0
+
+    result = acme_renewer(capsys, "renew", "--all-due")
+
+    assert result.code == 1
+    progress = sorted(result.err.splitlines(), key=lambda line: line.split("] ", 1)[1])
+    not_after = table_items(stack, operator_env)["good"]["not_after"][:10]
+    assert progress[0].endswith(f"] good: renewed (not_after {not_after})")
+    assert progress[1].endswith(
+        "] no-zone: failed (no public Route53 hosted zone contains '_acme-challenge.www.nowhere.invalid'; "
+        "create one or delegate the name to a zone this account owns)"
+    )
+    assert sorted(line[:5] for line in progress) == ["[1/2]", "[2/2]"]
+    assert result.out.startswith("1 renewed, 1 failed (2 certificates in ")
+
+
+def test_renew_of_an_unknown_id_renews_nothing(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone, _ = new_zone(stack, "unknown")
+    assert acme_renewer(capsys, "add", "www", zone).code == 0
+    result = acme_renewer(capsys, "renew", "www", "wwx")
+    assert result.code == 1
+    assert (
+        result.err
+        == f"acme-renewer: error: no certificate with id wwx in {operator_env['TABLE_NAME']}; nothing renewed\n"
+    )
+    assert "status" not in table_items(stack, operator_env)["www"]
+
+
+# --- check ---------------------------------------------------------------------------------------
+
+
+def test_check_of_a_clean_zone_is_all_ok(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone, zone_id = new_zone(stack, "clean")
+    assert acme_renewer(capsys, "add", "www", zone, f"*.{zone}").code == 0
+
+    result = acme_renewer(capsys, "check")
+
+    assert result.code == 0, result.out
+    assert result.out.splitlines()[-1] == "1 certificate, 2 names: 8 OK, 0 WARN, 0 FAIL"
+    assert f"OK    zone      Route53 hosted zone {zone} ({zone_id})" in result.out
+    assert f"OK    NS        {zone} is delegated to the hosted zone's 4 name servers" in result.out
+    assert f"OK    CAA       no CAA record at {zone}, test: any CA may issue" in result.out
+    assert f"OK    challenge _acme-challenge.{zone} is not a CNAME" in result.out
+
+
+def test_check_finds_a_caa_record_that_forbids_the_ca(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone, zone_id = new_zone(stack, "caa")
+    upsert(stack, zone_id, f"{zone}.", "CAA", '0 issue "other-ca.example"')
+    assert acme_renewer(capsys, "add", "www", f"www.{zone}").code == 0
+
+    # pebble's directory lists no caaIdentities: told the CA's identity, the check fails ...
+    told = acme_renewer(capsys, "check", "www", "--ca-identity", PEBBLE_CAA_IDENTITY)
+    assert told.code == 1
+    [caa] = check_lines(told.out, "FAIL", "CAA")
+    assert f'CAA at {zone} allows only other-ca.example (0 issue "other-ca.example")' in caa
+    assert f"this CA is {PEBBLE_CAA_IDENTITY}" in caa
+    monkeypatch.setenv("ACME_CAA_IDENTITIES", f"{PEBBLE_CAA_IDENTITY}, other.example")
+    assert acme_renewer(capsys, "check", "www").code == 1
+
+    # ... and not told, it warns that it cannot tell.
+    monkeypatch.delenv("ACME_CAA_IDENTITIES")
+    untold = acme_renewer(capsys, "check", "www")
+    assert untold.code == 0
+    [warning] = check_lines(untold.out, "WARN", "CAA")
+    assert "allows only other-ca.example (issue); the CA's identities are unknown" in warning
+
+
+def test_check_reports_an_acme_challenge_cname_with_its_target(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone, zone_id = new_zone(stack, "cname")
+    upsert(stack, zone_id, f"_acme-challenge.www.{zone}.", "CNAME", "_acme-challenge.www.validation.example.net")
+    assert acme_renewer(capsys, "add", "www", f"www.{zone}").code == 0
+
+    result = acme_renewer(capsys, "check", "www")
+
+    assert result.code == 1
+    [cname] = check_lines(result.out, "FAIL", "challenge")
+    assert f"_acme-challenge.www.{zone} is a CNAME to _acme-challenge.www.validation.example.net" in cname
+
+
+def test_check_finds_a_zone_delegated_elsewhere(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone, zone_id = new_zone(stack, "ns")
+    upsert(stack, zone_id, f"{zone}.", "NS", "ns1.old-provider.example.", "ns2.old-provider.example.")
+    assert acme_renewer(capsys, "add", "www", zone).code == 0
+
+    result = acme_renewer(capsys, "check", "www")
+
+    assert result.code == 1
+    [ns] = check_lines(result.out, "FAIL", "NS")
+    assert f"{zone} is delegated to ns1.old-provider.example, ns2.old-provider.example, not to this hosted zone" in ns
+
+
+def test_check_of_an_unknown_id(operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    result = acme_renewer(capsys, "check", "nope")
+    assert (result.code, result.out) == (1, "")
+    assert result.err == f"acme-renewer: error: no certificate with id nope in {operator_env['TABLE_NAME']}\n"
+
+
+# --- the installed console script ----------------------------------------------------------------
+
+
+def test_the_console_script(stack: LocalStack, operator_env: dict[str, str]) -> None:
+    assert CONSOLE_SCRIPT.exists(), f"{CONSOLE_SCRIPT} is missing: pip install -e . installs it"
+    process_env = {**os.environ, **operator_env}
+
+    def script(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(CONSOLE_SCRIPT), *argv], env=process_env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    zone, _ = new_zone(stack, "script")
+    added = script("add", "www", zone)
+    assert added.returncode == 0, added.stderr
+    [item] = json.loads(script("list", "--json").stdout)
+    assert (item["id"], item["domains"]) == ("www", [zone])
+    checked = script("check", "www")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    missing = script("--table", "no-such-table", "list")
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        "acme-renewer: error: table 'no-such-table' not found in this account and region; "
+        "check --table / TABLE_NAME and AWS_REGION\n"
+    )
