@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["LocalStack", "Pebble", "StackError"]
 
 DUMMY_CREDENTIAL = "testing"
+STARTUP_ATTEMPTS = 3
 _T = TypeVar("_T")
 
 
@@ -71,27 +72,40 @@ class LocalStack:
         table_name: str = "certificates",
         region: str = "us-east-1",
     ) -> LocalStack:
-        """Start moto, then the DNS server, then pebble. Whatever started is stopped again if a later step fails."""
+        """Start moto, then the DNS server, then pebble. Whatever started is stopped again if a later step fails.
+
+        A free port can be taken by another process between our pick and the server's bind, so a failed
+        start is tried again, up to three times, each in a fresh folder whose logs are kept.
+        """
         began = time.monotonic()
-        stack = cls(
-            workdir,
-            table_name=table_name,
-            region=region,
-            certificate_validity_seconds=certificate_validity_seconds,
-            eab_keys=eab_keys,
-        )
-        workdir.mkdir(parents=True, exist_ok=True)
-        try:
-            stack._tls = write_localhost_tls(workdir / "tls")
-            stack._moto = start_moto(workdir)
-            stack._track(stack._moto.process)
-            stack._start_dns()
-            stack._start_pebble(pebble_env)
-        except BaseException:
-            stack.stop()
-            raise
-        stack.startup_seconds = time.monotonic() - began
-        return stack
+        for attempt in range(1, STARTUP_ATTEMPTS + 1):
+            folder = workdir if attempt == 1 else workdir / f"retry-{attempt}"
+            stack = cls(
+                folder,
+                table_name=table_name,
+                region=region,
+                certificate_validity_seconds=certificate_validity_seconds,
+                eab_keys=eab_keys,
+            )
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                stack._tls = write_localhost_tls(folder / "tls")
+                stack._moto = start_moto(folder)
+                stack._track(stack._moto.process)
+                stack._start_dns()
+                stack._start_pebble(pebble_env)
+            except StackError as failed:
+                stack.stop()
+                if attempt == STARTUP_ATTEMPTS:
+                    raise
+                print(f"local stack: start attempt {attempt} failed, trying again: {failed}", file=sys.stderr)
+                continue
+            except BaseException:
+                stack.stop()
+                raise
+            stack.startup_seconds = time.monotonic() - began
+            return stack
+        raise AssertionError("unreachable")
 
     def __enter__(self) -> LocalStack:
         return self

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from acme_renewer import __version__, renewal, runtime
 from acme_renewer.errors import ConfigurationError, ItemValidationError
-from acme_renewer.inventory import CertificateTable
+from acme_renewer.inventory import CertificateTable, parse_time
 from acme_renewer.models import CertificateRequest
 from acme_renewer.preflight import (
     Level,
@@ -576,16 +576,6 @@ def expiry_order(item: Mapping[str, Any], now: datetime) -> tuple[bool, float, s
     """Never-issued first, then by days left."""
     not_after = parse_time(item.get("not_after"))
     return (not_after is not None, days_left(not_after, now) if not_after else 0.0, str(item.get("id")))
-
-
-def parse_time(raw: Any) -> datetime | None:
-    if not isinstance(raw, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def days_left(moment: datetime, now: datetime) -> float:

@@ -30,14 +30,14 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
     """Read what the renewer wrote earlier; a field it cannot read counts as absent, so the item gets re-issued."""
     failure_count = item.get("failure_count", 0)
     return CertificateState(
-        not_before=_parse_time(item.get("not_before")),
-        not_after=_parse_time(item.get("not_after")),
+        not_before=parse_time(item.get("not_before")),
+        not_after=parse_time(item.get("not_after")),
         issued_domains=tuple(d for d in item.get("issued_domains", []) if isinstance(d, str)),
         acm_arns={k: v for k, v in (item.get("acm_arns") or {}).items() if isinstance(v, str)},
         issued_fingerprint=_str(item.get("issued_fingerprint")),
         attempt_fingerprint=_str(item.get("attempt_fingerprint")),
         failure_count=int(failure_count) if isinstance(failure_count, (int, Decimal)) else 0,
-        next_attempt_at=_parse_time(item.get("next_attempt_at")),
+        next_attempt_at=parse_time(item.get("next_attempt_at")),
     )
 
 
@@ -49,7 +49,8 @@ def _str(raw: Any) -> str | None:
     return raw if isinstance(raw, str) else None
 
 
-def _parse_time(raw: Any) -> datetime | None:
+def parse_time(raw: Any) -> datetime | None:
+    """An ISO-8601 time with its zone, as the renewer writes them; anything else is None."""
     if not isinstance(raw, str):
         return None
     try:
