@@ -8,11 +8,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from acme_renewer import SERVICE
 from acme_renewer.runtime import build_renewer
 from acme_renewer.settings import Settings
 
 # The defaults match template.yaml, so a local run logs and measures like the deployed function.
-SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "acme-renewer")
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "AcmeRenewer"))

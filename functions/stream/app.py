@@ -10,12 +10,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from acme_renewer import SERVICE
 from acme_renewer.policy import request_changed
 from acme_renewer.report import RunReport
 from acme_renewer.runtime import build_renewer
 from acme_renewer.settings import Settings
 
-SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "acme-renewer")
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "AcmeRenewer"))
@@ -44,5 +44,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         event=event, record_handler=record_handler, processor=processor, context=context
     )
     # Only the counts: the smallest days-to-expiry is a property of the whole table, left to the schedule.
-    report.emit(metrics, include_expiry=False)
+    report.emit(metrics, whole_table=False)
     return dict(response)

@@ -17,7 +17,7 @@ from tests.integration.conftest import Calls
 from tests.integration.test_renewal import check_certificate, get_item, put_item, unique
 from tests.stack import LocalStack
 from tests.stack.acme_proxy import AcmeProxy, Rule
-from tests.stack.handler import FakeLambdaContext, event, load_function
+from tests.stack.handler import event, invoke_with
 from tests.stack.streams import StreamReader, lambda_event, passes_filter, stream_filters
 
 FILTERS = stream_filters()
@@ -29,8 +29,7 @@ def deliver(reader: StreamReader) -> tuple[int, dict[str, Any]]:
     delivered = [r for r in records if passes_filter(r, FILTERS)]
     if not delivered:
         return len(records), {"batchItemFailures": []}
-    stream = load_function("stream")
-    response: dict[str, Any] = stream.lambda_handler(lambda_event(delivered), FakeLambdaContext())
+    response: dict[str, Any] = invoke_with("stream", lambda_event(delivered))
     return len(records), response
 
 
@@ -64,7 +63,7 @@ def test_renewer_writes_are_dropped_by_the_template_filter_and_by_the_code(
     assert records and not any(passes_filter(r, FILTERS) for r in records)
     # Even delivered anyway (say, a console edit that kept written_by), no request field changed: no order.
     orders = len(calls.new_orders)
-    response = load_function("stream").lambda_handler(lambda_event(records), FakeLambdaContext())
+    response = invoke_with("stream", lambda_event(records))
     assert response == {"batchItemFailures": []}
     assert len(calls.new_orders) == orders
 

@@ -82,7 +82,7 @@ def main() -> int:
             ("secret", f"{secret_arn.split(':secret:')[1].rsplit('-', 1)[0]}  ({secret_arn})"),
             ("item status", f"{item['status']['S']}, not_after {item['not_after']['S']}"),
             ("TXT left", str(len(leftovers))),
-            ("metrics", ", ".join(f"{k}={v[0]}" for k, v in emitted_metrics(output.getvalue()).items())),
+            ("metrics", ", ".join(f"{k}={round(v[0], 2):g}" for k, v in emitted_metrics(output.getvalue()).items())),
         ]
         for label, value in rows:
             print(f"  {label:<12} {value}")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from acme_renewer import SERVICE
 from tests.stack.table import REPO_ROOT
 
 EVENTS = REPO_ROOT / "events"
@@ -42,6 +45,7 @@ def load_function(name: str) -> ModuleType:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    follow_stdout()
     return module
 
 
@@ -51,8 +55,32 @@ def event(name: str) -> dict[str, Any]:
 
 
 def invoke(function: str, event_file: str) -> Any:
-    module = load_function(function)
-    return module.lambda_handler(event(event_file), FakeLambdaContext())
+    return invoke_with(function, event(event_file))
+
+
+def invoke_with(function: str, payload: dict[str, Any]) -> Any:
+    return load_function(function).lambda_handler(payload, FakeLambdaContext())
+
+
+class _CurrentStdout:
+    """Whatever sys.stdout is when a line is written."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+def follow_stdout() -> None:
+    """Point the service's log handlers at stdout as it is at each write.
+
+    Powertools configures the service's logger once per process and keeps the stream of that moment. A Lambda
+    process has one stdout for its life; pytest and the demo swap sys.stdout, so the handlers follow it.
+    """
+    for handler in logging.getLogger(SERVICE).handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler.stream, _CurrentStdout):
+            handler.setStream(_CurrentStdout())
 
 
 def emf_documents(output: str) -> list[dict[str, Any]]:

@@ -32,7 +32,8 @@ def test_one_account_secret_per_directory() -> None:
         ({**BASE, "ACME_DIRECTORY_URL": "http://ca.example/dir"}, "must be an https:// URL"),
         ({**BASE, "SECRET_PREFIX": "bad prefix/"}, "SECRET_PREFIX"),
         ({**BASE, "PROPAGATION_TIMEOUT_SECONDS": "soon"}, "PROPAGATION_TIMEOUT_SECONDS must be a number"),
-        ({**BASE, "ORDER_TIMEOUT_SECONDS": "-1"}, "ORDER_TIMEOUT_SECONDS must be positive"),
+        ({**BASE, "ORDER_TIMEOUT_SECONDS": "-1"}, "ORDER_TIMEOUT_SECONDS must not be negative"),
+        ({**BASE, "ORDER_TIMEOUT_SECONDS": "0"}, "ORDER_TIMEOUT_SECONDS must be positive"),
     ],
 )
 def test_bad_environment_is_refused(env: dict[str, str], message: str) -> None:

@@ -4,3 +4,9 @@ The pipeline runs inventory -> order -> DNS challenge -> stores -> report; `rene
 """
 
 __version__ = "0.1.0"
+
+import os
+
+# Powertools ties child loggers to their parent by service name; one name everywhere keeps every line
+# of the pipeline in the handler's logger, with its keys (certificate id, run id, request id).
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "acme-renewer")

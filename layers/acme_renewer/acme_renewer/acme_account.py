@@ -17,13 +17,13 @@ from aws_lambda_powertools import Logger
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy import jwa, jwk
 
-from acme_renewer import __version__
+from acme_renewer import SERVICE, __version__
 from acme_renewer.errors import CaRetryLaterError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 USER_AGENT = f"acme-renewer/{__version__}"
 
 

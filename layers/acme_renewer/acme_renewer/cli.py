@@ -13,7 +13,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -65,10 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    configure_logging(args.verbose)
     try:
         command: Callable[[argparse.Namespace], int] = args.command_function
-        return command(args)
+        with cli_logging(args.verbose):
+            return command(args)
     except OperatorError as error:
         return fail(str(error), error.exit_code)
     except ItemValidationError as invalid:
@@ -448,19 +449,28 @@ def open_table(settings: Settings) -> OperatorTable:
     return OperatorTable(runtime.client("dynamodb", settings.region), settings.table_name)
 
 
-def configure_logging(verbose: bool) -> None:
-    """The package logs through Powertools child loggers `<service>.<module>`; their parent is ours to set up.
+@contextmanager
+def cli_logging(verbose: bool) -> Iterator[None]:
+    """The package logs through Powertools child loggers `<service>.<module>`; the CLI owns their parent for
+    the command's duration, and gives it back as it was (the CLI may run inside another program, a test).
 
     Quiet by default, as the progress lines carry each outcome (a handler that drops everything also keeps
     Python's last-resort handler from printing plain-text copies); --verbose shows the JSON logs on stderr.
+    Never stdout: that is for the command's output.
     """
     parent = logging.getLogger(renewal.logger.service)
-    for previous in [h for h in parent.handlers if getattr(h, "acme_renewer_cli", False)]:
-        parent.removeHandler(previous)
+    previous = list(parent.handlers)
     handler: logging.Handler = logging.StreamHandler(sys.stderr) if verbose else logging.NullHandler()
     handler.setFormatter(LambdaPowertoolsFormatter())
-    handler.acme_renewer_cli = True  # type: ignore[attr-defined]
+    for old in previous:
+        parent.removeHandler(old)
     parent.addHandler(handler)
+    try:
+        yield
+    finally:
+        parent.removeHandler(handler)
+        for old in previous:
+            parent.addHandler(old)
 
 
 def describe_client_error(error: ClientError, args: argparse.Namespace) -> str:

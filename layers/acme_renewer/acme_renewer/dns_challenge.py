@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -9,7 +10,9 @@ from typing import Protocol
 
 from aws_lambda_powertools import Logger
 
-logger = Logger(child=True)
+from acme_renewer import SERVICE
+
+logger = Logger(service=SERVICE, child=True)
 
 CHALLENGE_LABEL = "_acme-challenge"
 
@@ -54,16 +57,26 @@ class ChallengeDns(Protocol):
         """Delete exactly these values, leaving any other value on the same names alone."""
 
 
+@dataclass
+class Publication:
+    """How long publishing took, from the first write to the provider reporting the records live."""
+
+    seconds: float | None = None
+
+
 @contextmanager
-def published(dns: ChallengeDns, records: list[TxtRecord]) -> Iterator[None]:
+def published(dns: ChallengeDns, records: list[TxtRecord]) -> Iterator[Publication]:
     """Publish the records for the duration of the block and always remove them afterwards.
 
     A failed cleanup is logged rather than raised: it must not turn an issued certificate into a
     failure, nor hide the error that ended the block.
     """
+    publication = Publication()
     try:
+        started = time.monotonic()
         dns.publish(records)
-        yield
+        publication.seconds = time.monotonic() - started
+        yield publication
     finally:
         try:
             dns.remove(records)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from acme_renewer.endpoints import Endpoint
 
 
 class KeyType(enum.Enum):
@@ -31,6 +35,7 @@ class CertificateRequest:
     secret_name: str
     renew_before_days: int | None
     enabled: bool
+    endpoints: tuple[Endpoint, ...] = ()  # host:port that should serve this certificate
     warnings: tuple[str, ...] = ()
 
 
@@ -61,6 +66,8 @@ class IssuedCertificate:
     not_before: datetime
     not_after: datetime
     domains: tuple[str, ...]
+    # Seconds from the first DNS write to the provider reporting it live; None when nothing had to be published.
+    propagation_seconds: float | None = None
 
     @property
     def fullchain_pem(self) -> str:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from acme import challenges, errors, messages
 from aws_lambda_powertools import Logger
 
+from acme_renewer import SERVICE
 from acme_renewer.acme_account import AcmeSession
 from acme_renewer.dns_challenge import ChallengeDns, TxtRecord, challenge_record_name, published
 from acme_renewer.errors import AcmeOrderError
 from acme_renewer.keys import build_csr, generate_key, issued_certificate
 from acme_renewer.models import CertificateRequest, IssuedCertificate
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 
 def issue(
@@ -30,7 +32,7 @@ def issue(
             for domain, challenge in pending
         ]
         logger.info("order created", extra={"order_uri": order.uri, "challenges": len(pending)})
-        with published(dns, records):
+        with published(dns, records) as publication:
             for _, challenge in pending:
                 session.client.answer_challenge(challenge, challenge.chall.response(session.account_key))
             # acme compares deadlines with the naive local datetime.now().
@@ -46,7 +48,8 @@ def issue(
         raise AcmeOrderError(f"ACME error: {type(other).__name__}: {other}") from None
     if not order.fullchain_pem:
         raise AcmeOrderError("the order finished without a certificate")
-    return issued_certificate(order.fullchain_pem, key, request.domains)
+    certificate = issued_certificate(order.fullchain_pem, key, request.domains)
+    return replace(certificate, propagation_seconds=publication.seconds)
 
 
 def _pending_dns_challenges(order: messages.OrderResource) -> list[tuple[str, messages.ChallengeBody]]:

@@ -15,7 +15,9 @@ from acme_renewer.models import CertificateRequest, CertificateState
 # Fields whose change means a different certificate (or a different place to store it): re-issue at once.
 ISSUANCE_FIELDS = ("domains", "key_type", "acm_regions", "secret_name")
 # Every field the user writes; a change to any of them resets the failure count and backoff.
-REQUEST_FIELDS = ("id", "domains", "key_type", "acm_regions", "secret_name", "renew_before_days", "enabled")
+REQUEST_FIELDS = (
+    "id", "domains", "key_type", "acm_regions", "secret_name", "renew_before_days", "enabled", "endpoints",
+)  # fmt: skip
 SHORT_LIVED = timedelta(days=10)
 
 

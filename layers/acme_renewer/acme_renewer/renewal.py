@@ -5,15 +5,21 @@ Each certificate's failure is caught here, once, written to its item, and the ru
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.exceptions import OrphanedChildLoggerError
 
+from acme_renewer import SERVICE
 from acme_renewer.errors import CaRetryLaterError, ItemValidationError, RenewalError
+from acme_renewer.eventbus import EventPublisher, outcome_event, stale_endpoint_event
+from acme_renewer.fleet import FleetChecks
 from acme_renewer.inventory import CertificateTable, state_from_item
 from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate
 from acme_renewer.policy import (
@@ -25,12 +31,27 @@ from acme_renewer.policy import (
     held_back,
     renewal_decision,
 )
-from acme_renewer.report import Outcome, Result, RunReport
+from acme_renewer.report import Failure, Outcome, Published, Result, RunReport
 from acme_renewer.settings import Settings
 from acme_renewer.stores import AcmStore, PartialImportError, SecretStore
 from acme_renewer.validation import parse_item
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
+
+
+@contextmanager
+def log_keys(**keys: str) -> Iterator[None]:
+    """Add keys to every log line of the service for the block. Without a handler's parent logger (the
+    CLI, tests) there is nothing to add them to, and the lines go out plain."""
+    try:
+        logger.append_keys(**keys)
+    except OrphanedChildLoggerError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        logger.remove_keys(list(keys))
 
 
 @dataclass
@@ -47,10 +68,13 @@ class Renewer:
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
     # Called after each certificate, for progress displays.
     on_outcome: Callable[[Outcome], None] | None = None
+    # Report stage: events for consumers, and the whole-table checks (drift, served certificates).
+    events: EventPublisher | None = None
+    fleet: FleetChecks | None = None
 
     def run(self) -> RunReport:
         """The scheduled run: every item is considered, the due ones are renewed."""
-        return self._process(self.table.items(), force=False)
+        return self._process(self.table.items(), force=False, whole_table=True)
 
     def renew(self, ids: Sequence[str], *, force: bool = False) -> RunReport:
         """Just these items. `force` ignores the renewal window, the backoff and the pause, never the lease."""
@@ -60,17 +84,24 @@ class Renewer:
             items.append(item if item is not None else {"id": item_id, "_missing": True})
         return self._process(items, force=force)
 
-    def _process(self, items: Iterable[Mapping[str, Any]], *, force: bool) -> RunReport:
+    def _process(self, items: Iterable[Mapping[str, Any]], *, force: bool, whole_table: bool = False) -> RunReport:
         report = RunReport(now=self.clock())
+        processed = []
         for item in items:
-            outcome = self._renew_item(item, report.now, force)
-            logger.info(
-                "certificate processed",
-                extra={"certificate_id": outcome.id, "result": outcome.result.value, "reason": outcome.reason},
-            )
+            # Every log line of the pipeline below carries the certificate's id and the run's.
+            with log_keys(run_id=self.owner, certificate_id=str(item.get("id"))):
+                outcome = self._renew_item(item, report.now, force)
+                logger.info("certificate processed", extra={"result": outcome.result.value, "reason": outcome.reason})
             report.outcomes.append(outcome)
+            processed.append((item, outcome))
             if self.on_outcome is not None:
                 self.on_outcome(outcome)
+        if whole_table and self.fleet is not None:
+            report.unmanaged_expiring, report.stale_endpoints = self.fleet.inspect(processed, self.clock())
+        if self.events is not None:
+            events = [e for e in map(outcome_event, report.outcomes) if e is not None]
+            events += [stale_endpoint_event(s) for s in report.stale_endpoints or []]
+            self.events.publish(events)
         return report
 
     def _renew_item(self, item: Mapping[str, Any], now: datetime, force: bool) -> Outcome:
@@ -88,7 +119,7 @@ class Renewer:
                 return Outcome(item_id, _result_for(held), f"invalid item: {held.reason}", state.not_after, enabled)
             return self._fail(item_id, invalid, state, request_fp, now, enabled, owner=None)
         for warning in request.warnings:
-            logger.warning(warning, extra={"certificate_id": request.id})
+            logger.warning(warning)
         if not request.enabled:
             return Outcome(request.id, Result.DISABLED, "enabled is false", state.not_after, enabled=False)
         decision = self._decide(item, request, state, request_fp, now, force)
@@ -98,7 +129,7 @@ class Renewer:
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         fresh = self.table.acquire_lease(request.id, self.owner, now, lease_until)
         if fresh is None:
-            return Outcome(request.id, Result.LEASED, "another run holds the lease", state.not_after)
+            return Outcome(request.id, Result.LEASED, "another run holds the lease", state.not_after, due=True)
         # Decide again on the item as it is now: an overlapping run may have just renewed it.
         try:
             request = parse_item(fresh, self.settings)
@@ -111,16 +142,36 @@ class Renewer:
             self.table.release_lease(request.id, self.owner)
             return Outcome(request.id, _result_for(decision), decision.reason, state.not_after)
 
-        logger.info("renewing", extra={"certificate_id": request.id, "reason": decision.reason})
+        logger.info("renewing", extra={"reason": decision.reason})
+        started = time.monotonic()
         try:
-            certificate = self._issue_and_store(fresh, request, state, request_fp)
+            certificate, stored = self._issue_and_store(fresh, request, state, request_fp)
         except Exception as error:
-            return self._fail(request.id, error, state, request_fp, self.clock(), enabled, owner=self.owner)
+            failed = self._fail(request.id, error, state, request_fp, self.clock(), enabled, owner=self.owner)
+            return replace(failed, due=True, domains=request.domains)
         except BaseException:
             # Interrupted (Ctrl-C in the CLI): give the lease back rather than block other runs for its lifetime.
             self.table.release_lease(request.id, self.owner)
             raise
-        return Outcome(request.id, Result.RENEWED, decision.reason, certificate.not_after)
+        published = Published(
+            domains=certificate.domains,
+            serial=certificate.serial,
+            not_after=certificate.not_after,
+            acm_arns=stored.acm_arns,
+            secret_arn=stored.secret_arn,
+            first_issuance=state.not_after is None,
+        )
+        return Outcome(
+            request.id,
+            Result.RENEWED,
+            decision.reason,
+            certificate.not_after,
+            due=True,
+            duration_seconds=time.monotonic() - started,
+            propagation_seconds=certificate.propagation_seconds,
+            published=published,
+            domains=request.domains,
+        )
 
     def _decide(
         self,
@@ -148,27 +199,27 @@ class Renewer:
         request: CertificateRequest,
         state: CertificateState,
         request_fp: str,
-    ) -> IssuedCertificate:
+    ) -> tuple[IssuedCertificate, StoredCertificate]:
         certificate = self.issue(request)
         logger.info(
             "certificate issued",
             extra={
-                "certificate_id": request.id,
                 "serial": certificate.serial,
                 "not_after": certificate.not_after.isoformat(),
             },
         )
         secret_arn, version_id = self.secrets.put(request, certificate)
         acm_arns = self.acm.import_all(request, certificate, state.acm_arns)
+        stored = StoredCertificate(acm_arns, secret_arn, version_id)
         self.table.record_success(
             request.id,
             certificate,
-            StoredCertificate(acm_arns, secret_arn, version_id),
+            stored,
             self.clock(),  # the time of the result, not of the run's start
             fingerprints=(fingerprint(item, ISSUANCE_FIELDS, self.settings.acme_directory_url), request_fp),
             owner=self.owner,
         )
-        return certificate
+        return certificate, stored
 
     def _fail(
         self,
@@ -182,10 +233,10 @@ class Renewer:
     ) -> Outcome:
         if isinstance(error, RenewalError):
             message = str(error)
-            logger.error("renewal failed", extra={"certificate_id": item_id, "error": message})
+            logger.error("renewal failed", extra={"error": message})
         else:
             message = f"unexpected {type(error).__name__}: {error}"
-            logger.exception("renewal failed unexpectedly", extra={"certificate_id": item_id})
+            logger.exception("renewal failed unexpectedly")
         # Failures count per request: an edited item starts again from one.
         count = state.failure_count + 1 if state.attempt_fingerprint == request_fp else 1
         retry_after = error.retry_after if isinstance(error, CaRetryLaterError) else None
@@ -203,8 +254,10 @@ class Renewer:
                 acm_arns=arns,
             )
         except Exception:
-            logger.exception("could not record the failure on the item", extra={"certificate_id": item_id})
-        return Outcome(item_id, Result.FAILED, message, state.not_after, enabled=enabled)
+            logger.exception("could not record the failure on the item")
+        return Outcome(
+            item_id, Result.FAILED, message, state.not_after, enabled=enabled, failure=Failure(count, next_attempt)
+        )
 
 
 def _result_for(decision: Decision) -> Result:

@@ -22,18 +22,60 @@ class Result(enum.Enum):
 
 
 @dataclass(frozen=True)
+class Published:
+    """The public facts of a certificate that landed: safe for logs and events, no key material."""
+
+    domains: tuple[str, ...]
+    serial: str
+    not_after: datetime
+    acm_arns: dict[str, str]
+    secret_arn: str
+    first_issuance: bool
+
+
+@dataclass(frozen=True)
+class Failure:
+    failure_count: int
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True)
 class Outcome:
     id: str
     result: Result
     reason: str
     not_after: datetime | None = None  # the expiry in force after the run
     enabled: bool = True
+    due: bool = False  # the run found it due (renewed, failed or left to another run's lease)
+    duration_seconds: float | None = None  # from the decision to the stored result, for renewals
+    propagation_seconds: float | None = None
+    published: Published | None = None
+    failure: Failure | None = None
+    domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StaleEndpoint:
+    certificate_id: str
+    endpoint: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class UnmanagedCertificate:
+    arn: str
+    region: str
+    domain: str
+    not_after: datetime
 
 
 @dataclass
 class RunReport:
     now: datetime
     outcomes: list[Outcome] = field(default_factory=list)
+    # Whole-table facts, known only to a scheduled run that saw every item; None otherwise.
+    unmanaged_expiring: list[UnmanagedCertificate] | None = None
+    stale_endpoints: list[StaleEndpoint] | None = None
 
     def count(self, result: Result) -> int:
         return sum(1 for o in self.outcomes if o.result is result)
@@ -47,21 +89,38 @@ class RunReport:
     def merge(self, other: RunReport) -> RunReport:
         return RunReport(now=self.now, outcomes=[*self.outcomes, *other.outcomes])
 
-    def emit(self, metrics: Metrics, *, include_expiry: bool = True) -> None:
-        # Zeros are published too, so that an alarm always has a data point to judge.
-        metrics.add_metric(name="CertificatesRenewed", unit=MetricUnit.Count, value=self.count(Result.RENEWED))
-        metrics.add_metric(name="RenewalFailures", unit=MetricUnit.Count, value=self.count(Result.FAILED))
-        if include_expiry and (days := self.min_days_until_expiry) is not None:
-            metrics.add_metric(name="MinDaysUntilExpiry", unit=MetricUnit.Count, value=round(days, 2))
+    def emit(self, metrics: Metrics, *, whole_table: bool = True) -> None:
+        """Counters are published as zeros too, so that every alarm has a data point to judge.
+
+        `whole_table` is for the scheduled run, which saw every item: only then do the fleet-wide figures
+        (managed count, smallest days left, drift, stale endpoints) mean anything.
+        """
+        count = MetricUnit.Count
+        metrics.add_metric(name="CertificatesRenewed", unit=count, value=self.count(Result.RENEWED))
+        metrics.add_metric(name="RenewalFailures", unit=count, value=self.count(Result.FAILED))
+        metrics.add_metric(name="CertificatesDue", unit=count, value=sum(1 for o in self.outcomes if o.due))
+        for outcome in self.outcomes:
+            if outcome.duration_seconds is not None:
+                metrics.add_metric(name="RenewalDuration", unit=MetricUnit.Seconds, value=outcome.duration_seconds)
+            if outcome.propagation_seconds is not None:
+                metrics.add_metric(
+                    name="DnsPropagationSeconds", unit=MetricUnit.Seconds, value=outcome.propagation_seconds
+                )
+        if not whole_table:
+            return
+        metrics.add_metric(name="ManagedCertificates", unit=count, value=sum(1 for o in self.outcomes if o.enabled))
+        if (days := self.min_days_until_expiry) is not None:
+            metrics.add_metric(name="MinDaysUntilExpiry", unit=count, value=round(days, 2))
+        metrics.add_metric(name="UnmanagedExpiringCertificates", unit=count, value=len(self.unmanaged_expiring or []))
+        metrics.add_metric(name="StaleEndpoints", unit=count, value=len(self.stale_endpoints or []))
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        min_days = self.min_days_until_expiry
+        summary: dict[str, Any] = {
             "renewed": self.count(Result.RENEWED),
             "failed": self.count(Result.FAILED),
             **{result.value: self.count(result) for result in Result if result not in (Result.RENEWED, Result.FAILED)},
-            "min_days_until_expiry": None
-            if self.min_days_until_expiry is None
-            else round(self.min_days_until_expiry, 2),
+            "min_days_until_expiry": None if min_days is None else round(min_days, 2),
             "certificates": [
                 {
                     "id": o.id,
@@ -72,3 +131,13 @@ class RunReport:
                 for o in self.outcomes
             ],
         }
+        if self.unmanaged_expiring is not None:
+            summary["unmanaged_expiring"] = [
+                {"arn": u.arn, "region": u.region, "domain": u.domain, "not_after": u.not_after.isoformat()}
+                for u in self.unmanaged_expiring
+            ]
+        if self.stale_endpoints is not None:
+            summary["stale_endpoints"] = [
+                {"id": s.certificate_id, "endpoint": s.endpoint, "detail": s.detail} for s in self.stale_endpoints
+            ]
+        return summary

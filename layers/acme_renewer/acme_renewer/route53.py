@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
+from acme_renewer import SERVICE
 from acme_renewer.dns_challenge import TxtRecord, is_subdomain, merge_values
 from acme_renewer.errors import DnsPropagationError, HostedZoneNotFoundError
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from mypy_boto3_route53 import Route53Client
     from mypy_boto3_route53.type_defs import ChangeTypeDef
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -11,6 +12,8 @@ from botocore.config import Config
 
 from acme_renewer import __version__, order
 from acme_renewer.acme_account import AccountKeyStore, AcmeSession, connect
+from acme_renewer.eventbus import EventPublisher
+from acme_renewer.fleet import FleetChecks
 from acme_renewer.inventory import CertificateTable
 from acme_renewer.models import CertificateRequest, IssuedCertificate
 from acme_renewer.policy import FailurePolicy
@@ -72,6 +75,13 @@ def build_renewer(settings: Settings) -> Renewer:
         table=CertificateTable(client("dynamodb", region), settings.table_name),
         issue=issue,
         policy=FailurePolicy(max_consecutive_failures=settings.max_consecutive_failures),
+        events=EventPublisher(client("events", region), settings.event_bus_name),
+        fleet=FleetChecks(
+            acm_client_for_region=acm_client,
+            default_region=region,
+            expiry_warning=timedelta(days=settings.expiry_warning_days),
+            endpoint_grace=timedelta(minutes=settings.endpoint_grace_minutes),
+        ),
         secrets=SecretStore(client("secretsmanager", region)),
         acm=AcmStore(acm_client),
     )

@@ -31,6 +31,11 @@ class Settings:
     # ever taken over from a run that died.
     lease_seconds: int = 1200
     max_consecutive_failures: int = 8
+    event_bus_name: str = "default"
+    # Unmanaged ACM certificates expiring within this many days are reported (the expiry alarm's threshold).
+    expiry_warning_days: int = 14
+    # How long a consumer may take to pick up a renewed certificate before its endpoint counts as stale.
+    endpoint_grace_minutes: float = 60.0
 
     @property
     def account_secret_name(self) -> str:
@@ -69,10 +74,20 @@ class Settings:
             txt_ttl_seconds=int(_positive(env, "TXT_TTL_SECONDS", 60)),
             lease_seconds=int(_positive(env, "LEASE_SECONDS", 1200)),
             max_consecutive_failures=int(_positive(env, "MAX_CONSECUTIVE_FAILURES", 8)),
+            event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
+            expiry_warning_days=int(_positive(env, "EXPIRY_WARNING_DAYS", 14)),
+            endpoint_grace_minutes=_non_negative(env, "ENDPOINT_GRACE_MINUTES", 60.0),
         )
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _non_negative(env, name, default)
+    if value == 0:
+        raise ConfigurationError(f"{name} must be positive, got {env.get(name)!r}")
+    return value
+
+
+def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -80,6 +95,6 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be positive, got {raw!r}")
+    if value < 0:
+        raise ConfigurationError(f"{name} must not be negative, got {raw!r}")
     return value

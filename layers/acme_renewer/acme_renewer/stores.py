@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
+from acme_renewer import SERVICE
 from acme_renewer.errors import StoreError
 from acme_renewer.models import CertificateRequest, IssuedCertificate
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_secretsmanager.type_defs import TagTypeDef as SecretTag
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 MANAGED_BY = "acme-renewer"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import idna
 
+from acme_renewer.endpoints import parse_endpoints
 from acme_renewer.errors import ItemValidationError
 from acme_renewer.models import CertificateRequest, KeyType
 from acme_renewer.policy import REQUEST_FIELDS
@@ -47,6 +48,8 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
     regions = _regions(item.get("acm_regions", [settings.region]), problems)
     secret_name = _secret_name(item.get("secret_name", settings.default_secret_name(item_id)), settings, problems)
     renew_before_days = _renew_before_days(item.get("renew_before_days"), problems)
+    endpoints, endpoint_problems = parse_endpoints(item.get("endpoints", []))
+    problems.extend(endpoint_problems)
     enabled = item.get("enabled", True)
     if not isinstance(enabled, bool):
         problems.append(f"enabled must be true or false, got {enabled!r}")
@@ -63,6 +66,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         secret_name=secret_name,
         renew_before_days=renew_before_days,
         enabled=bool(enabled),
+        endpoints=endpoints,
         warnings=warnings,
     )
 

@@ -1,0 +1,224 @@
+"""template.yaml as data: the alarms reach the topic and watch the right metrics, and the policy stays least privilege.
+
+`load_template` reads the short tags as their long forms: `!Ref X` is {"Ref": "X"}, `!Sub s` is {"Fn::Sub": s},
+`!FindInMap [...]` is {"Fn::FindInMap": [...]}.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.stack.table import load_template
+
+ALARM_TYPE = "AWS::CloudWatch::Alarm"
+FUNCTIONS = ("RenewalFunction", "StreamFunction")
+# The only actions allowed on Resource "*": reads that have no resource type to scope them to.
+UNSCOPABLE_READS = {"route53:ListHostedZones", "route53:ListHostedZonesByName", "acm:ListCertificates"}
+SCHEDULE_SECONDS = {"Fn::FindInMap": ["Schedule", {"Ref": "ScheduleEveryHours"}, "Seconds"]}
+WEEK_SECONDS = 7 * 24 * 3600
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def resources_of_type(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == type_}
+
+
+def alarm_metrics(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm reads ({Namespace, MetricName, Dimensions}), whether plain or inside metric math."""
+    if "MetricName" in properties:
+        return [{key: properties.get(key, []) for key in ("Namespace", "MetricName", "Dimensions")}]
+    return [
+        {key: query["MetricStat"]["Metric"].get(key, []) for key in ("Namespace", "MetricName", "Dimensions")}
+        for query in properties["Metrics"]
+        if "MetricStat" in query
+    ]
+
+
+def custom_metric_alarms(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Alarm name -> its metrics, for every alarm that reads a metric of ours (not an AWS/* namespace)."""
+    found = {}
+    for name, alarm in resources_of_type(template, ALARM_TYPE).items():
+        metrics = [m for m in alarm_metrics(alarm["Properties"]) if not str(m["Namespace"]).startswith("AWS/")]
+        if metrics:
+            found[name] = metrics
+    return found
+
+
+def function_environment(template: dict[str, Any], function: str) -> dict[str, Any]:
+    """The variables a function gets: Globals, then its own (SAM merges the two maps)."""
+    merged = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    own = template["Resources"][function]["Properties"].get("Environment", {}).get("Variables", {})
+    return {**merged, **own}
+
+
+def policy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = []
+    for function in FUNCTIONS:
+        for policy in template["Resources"][function]["Properties"]["Policies"]:
+            if isinstance(policy, dict) and "Statement" in policy:
+                statements.extend(policy["Statement"])
+    return statements
+
+
+def render_dashboard(template: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard body as the stack would render it: parameters at their defaults, `${Resource.Attr}` as the
+    resource's logical id (so `${ExpiryAlarm.Arn}` reads `ExpiryAlarm`)."""
+    parameters = template["Parameters"]
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return str(parameters[name]["Default"]) if name in parameters else name.split(".")[0]
+
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    dashboard: dict[str, Any] = json.loads(re.sub(r"\$\{([^}]+)\}", substitute, body))
+    return dashboard
+
+
+def graphed_metrics(dashboard: dict[str, Any]) -> set[tuple[str, str, tuple[tuple[str, str], ...]]]:
+    """(namespace, metric name, sorted dimension pairs) of every metric row in the dashboard's graphs."""
+    graphed = set()
+    for widget in dashboard["widgets"]:
+        for row in widget["properties"].get("metrics", []):
+            namespace, metric, *dimensions = [part for part in row if isinstance(part, str)]
+            graphed.add((namespace, metric, tuple(sorted(zip(dimensions[::2], dimensions[1::2], strict=True)))))
+    return graphed
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_every_alarm_notifies_the_topic_on_alarm_and_on_ok(template: dict[str, Any]) -> None:
+    alarms = resources_of_type(template, ALARM_TYPE)
+    assert len(alarms) >= 8
+    for name, alarm in alarms.items():
+        properties = alarm["Properties"]
+        assert {"Ref": "AlarmTopic"} in properties.get("AlarmActions", []), name
+        assert {"Ref": "AlarmTopic"} in properties.get("OKActions", []), name
+        assert properties.get("AlarmDescription"), name
+
+
+def test_cloudwatch_may_use_the_topic_key(template: dict[str, Any]) -> None:
+    """An alarm cannot publish to a topic under the AWS managed key alias/aws/sns: its policy never lets CloudWatch."""
+    key_ref = template["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"]
+    assert key_ref == {"Ref": "AlarmTopicKey"}
+    statements = template["Resources"]["AlarmTopicKey"]["Properties"]["KeyPolicy"]["Statement"]
+    granted = {
+        action
+        for s in statements
+        if s["Effect"] == "Allow" and s.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"
+        for action in as_list(s["Action"])
+    }
+    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= granted
+
+
+def test_the_email_subscription_exists_only_with_an_address(template: dict[str, Any]) -> None:
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert template["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    assert template["Parameters"]["AlarmEmail"]["Default"] == ""
+
+
+def test_the_dead_mans_switch_breaches_on_silence_over_two_schedule_periods(template: dict[str, Any]) -> None:
+    alarm = template["Resources"]["DeadMansSwitchAlarm"]["Properties"]
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["Period"] == SCHEDULE_SECONDS
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 2
+    # Every scheduled run publishes ManagedCertificates once, so the sample count counts runs.
+    assert alarm["Statistic"] == "SampleCount"
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 1)
+    longest = max(row["Seconds"] for row in template["Mappings"]["Schedule"].values())
+    # CloudWatch caps period x evaluation periods at 7 days for periods of an hour or more.
+    assert longest * alarm["EvaluationPeriods"] <= WEEK_SECONDS
+
+
+def test_schedule_and_alarm_periods_come_from_one_table(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["ScheduleEveryHours"]
+    table = template["Mappings"]["Schedule"]
+    assert sorted(parameter["AllowedValues"], key=int) == sorted(table, key=int)
+    assert parameter["Default"] in table
+    for hours, row in table.items():
+        rate = re.fullmatch(r"rate\((\d+) (hours?)\)", row["Expression"])
+        assert rate and int(rate[1]) == int(hours) and rate[2] == ("hour" if hours == "1" else "hours"), row
+        assert row["Seconds"] == int(hours) * 3600, row
+    schedule = template["Resources"]["RenewalFunction"]["Properties"]["Events"]["RenewalSchedule"]["Properties"]
+    assert schedule["ScheduleExpression"] == {
+        "Fn::FindInMap": ["Schedule", {"Ref": "ScheduleEveryHours"}, "Expression"]
+    }
+    for name in ("ExpiryAlarm", "UnmanagedExpiringAlarm", "StaleEndpointsAlarm"):
+        assert template["Resources"][name]["Properties"]["Period"] == SCHEDULE_SECONDS, name
+
+
+def test_custom_metric_alarms_read_the_functions_namespace_and_service(template: dict[str, Any]) -> None:
+    globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert globals_env["POWERTOOLS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    service = globals_env["POWERTOOLS_SERVICE_NAME"]
+    alarms = custom_metric_alarms(template)
+    assert len(alarms) >= 5
+    for name, metrics in alarms.items():
+        for metric in metrics:
+            assert metric["Namespace"] == {"Ref": "MetricsNamespace"}, name
+            assert metric["Dimensions"] == [{"Name": "service", "Value": service}], name
+
+
+def test_the_expiry_alarm_and_the_functions_share_one_threshold(template: dict[str, Any]) -> None:
+    threshold = {"Ref": "ExpiryAlarmThresholdDays"}
+    assert template["Resources"]["ExpiryAlarm"]["Properties"]["Threshold"] == threshold
+    for function in FUNCTIONS:
+        environment = function_environment(template, function)
+        assert environment["EXPIRY_WARNING_DAYS"] == threshold, function
+        assert environment["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}, function
+
+
+def test_challenge_records_are_limited_to_acme_challenge_txt(template: dict[str, Any]) -> None:
+    statements = [s for s in policy_statements(template) if "route53:ChangeResourceRecordSets" in as_list(s["Action"])]
+    assert statements
+    for statement in statements:
+        condition = statement["Condition"]
+        assert condition["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsRecordTypes"] == ["TXT"]
+        assert condition["ForAllValues:StringLike"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"] == [
+            "_acme-challenge.*"
+        ]
+
+
+def test_only_unscopable_reads_have_a_wildcard_resource(template: dict[str, Any]) -> None:
+    for statement in policy_statements(template):
+        actions = as_list(statement["Action"])
+        assert not [a for a in actions if "*" in a], statement["Sid"]
+        if "*" in as_list(statement["Resource"]):
+            assert set(actions) <= UNSCOPABLE_READS, statement["Sid"]
+
+
+def test_events_go_only_to_the_configured_bus(template: dict[str, Any]) -> None:
+    statements = [s for s in policy_statements(template) if "events:PutEvents" in as_list(s["Action"])]
+    assert statements
+    for statement in statements:
+        assert statement["Resource"] == {
+            "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
+        }
+
+
+def test_both_functions_get_the_same_renewer_policy(template: dict[str, Any]) -> None:
+    renewal, stream = (template["Resources"][f]["Properties"]["Policies"][0] for f in FUNCTIONS)
+    assert renewal == stream
+    sids = {s["Sid"] for s in renewal["Statement"]}
+    assert {"CertificatesTable", "AcmListForDriftReport", "CertificateEvents"} <= sids
+
+
+def test_the_dashboard_is_json_and_shows_every_alarm_and_alarmed_metric(template: dict[str, Any]) -> None:
+    dashboard = render_dashboard(template)
+    shown_alarms = {a for w in dashboard["widgets"] for a in w["properties"].get("alarms", [])}
+    assert shown_alarms == set(resources_of_type(template, ALARM_TYPE))
+    namespace = template["Parameters"]["MetricsNamespace"]["Default"]
+    graphed = {(ns, metric) for ns, metric, _ in graphed_metrics(dashboard)}
+    for name, metrics in custom_metric_alarms(template).items():
+        for metric in metrics:
+            assert (namespace, metric["MetricName"]) in graphed, name
