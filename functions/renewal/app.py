@@ -23,6 +23,7 @@ metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Settings are read per invocation so that a local run can change the environment between calls.
-    report = build_renewer(Settings.from_env()).run()
+    renewer = build_renewer(Settings.from_env(), time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    report = renewer.run()
     report.emit(metrics)
     return report.as_dict()

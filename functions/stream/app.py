@@ -26,7 +26,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    renewer = build_renewer(Settings.from_env())
+    renewer = build_renewer(Settings.from_env(), time_left=lambda: context.get_remaining_time_in_millis() / 1000)
     report = RunReport(now=renewer.clock())
 
     def record_handler(record: DynamoDBRecord) -> None:

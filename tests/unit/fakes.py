@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from acme_renewer.dns_challenge import ChallengeDns, TxtRecord, challenge_record_name, published
 from acme_renewer.errors import AcmeOrderError
 from acme_renewer.keys import build_csr, generate_key, issued_certificate
 from acme_renewer.models import CertificateRequest, IssuedCertificate
@@ -26,6 +27,7 @@ class FakeCa:
         self.lifetime = lifetime
         self.fail_for = fail_for
         self.error = error
+        self.die_after_publish: BaseException | None = None
         self.orders: list[str] = []
         self._key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake Intermediate")])
@@ -42,10 +44,19 @@ class FakeCa:
             .sign(self._key, hashes.SHA256())
         )
 
-    def __call__(self, request: CertificateRequest) -> IssuedCertificate:
+    def __call__(self, request: CertificateRequest, dns: ChallengeDns | None = None) -> IssuedCertificate:
+        dns = dns or FakeDns()
         self.orders.append(request.id)
-        if request.id in self.fail_for:
-            raise self.error or AcmeOrderError(f"DNS-01 validation failed for {request.domains[0]}: fake")
+        records = [TxtRecord(challenge_record_name(d), f"token-{request.id}") for d in request.domains]
+        if self.die_after_publish:
+            dns.publish(records)  # and never removes them: the process is gone
+            raise self.die_after_publish
+        with published(dns, records):
+            if request.id in self.fail_for:
+                raise self.error or AcmeOrderError(f"DNS-01 validation failed for {request.domains[0]}: fake")
+        return self._sign(request)
+
+    def _sign(self, request: CertificateRequest) -> IssuedCertificate:
         key = generate_key(request.key_type)
         csr = x509.load_pem_x509_csr(build_csr(key, request.domains))
         now = datetime.now(UTC)
@@ -62,3 +73,22 @@ class FakeCa:
         )
         fullchain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, self._issuer)).decode()
         return issued_certificate(fullchain, key, request.domains)
+
+
+class FakeDns:
+    """A DNS provider in memory: name -> values."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, list[str]] = {}
+
+    def publish(self, records: list[TxtRecord]) -> None:
+        for record in records:
+            self.records.setdefault(record.name, []).append(record.value)
+
+    def remove(self, records: list[TxtRecord]) -> None:
+        for record in records:
+            values = self.records.get(record.name, [])
+            if record.value in values:
+                values.remove(record.value)
+            if not values:
+                self.records.pop(record.name, None)

@@ -21,7 +21,7 @@ from acme_renewer.runtime import memoize
 from acme_renewer.settings import Settings
 from acme_renewer.stores import AcmStore, SecretStore
 from tests.stack.table import create_table
-from tests.unit.fakes import FakeCa
+from tests.unit.fakes import FakeCa, FakeDns
 
 REGION = "eu-west-1"
 SETTINGS = Settings(table_name="certificates", region=REGION)
@@ -42,11 +42,18 @@ def table() -> CertificateTable:
     return CertificateTable(boto3.client("dynamodb", region_name=REGION), SETTINGS.table_name)
 
 
-def renewer(ca: FakeCa, clock: Callable[[], datetime] | None = None) -> Renewer:
+DNS = FakeDns()
+
+
+def renewer(
+    ca: FakeCa, clock: Callable[[], datetime] | None = None, time_left: Callable[[], float] | None = None
+) -> Renewer:
     return Renewer(
         settings=SETTINGS,
         table=table(),
         issue=ca,
+        dns=DNS,
+        time_left=time_left,
         secrets=SecretStore(boto3.client("secretsmanager", region_name=REGION)),
         acm=AcmStore(lambda region: boto3.client("acm", region_name=region)),
         clock=clock or (lambda: datetime.now(UTC)),
@@ -331,3 +338,43 @@ def test_an_interrupted_renewal_gives_its_lease_back(aws: None) -> None:
         renewer(FakeCa(fail_for=frozenset({"web"}), error=KeyboardInterrupt())).run()
     assert "lease_owner" not in get("web")
     assert [o.result for o in renewer(FakeCa()).run().outcomes] == [Result.RENEWED]
+
+
+def test_records_left_by_a_dead_run_are_swept_by_the_next(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    dying = FakeCa()
+    dying.die_after_publish = SystemExit("Lambda timed out")  # no finally of ours runs after a kill
+    with pytest.raises(SystemExit):
+        renewer(dying).run()
+    assert DNS.records == {"_acme-challenge.example.com": ["token-web"]}
+    assert get("web")["pending_txt"] == [{"name": "_acme-challenge.example.com", "value": "token-web"}]
+    # The dead run's lease runs out; the next run sweeps, then renews.
+    later = Clock()
+    later.now += timedelta(seconds=SETTINGS.lease_seconds + 1)
+    report = renewer(FakeCa(), later).run()
+    assert [o.result for o in report.outcomes] == [Result.RENEWED]
+    assert DNS.records == {}
+    assert "pending_txt" not in get("web")
+
+
+def test_a_live_runs_records_are_not_swept(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    dying = FakeCa()
+    dying.die_after_publish = SystemExit("still running elsewhere")
+    with pytest.raises(SystemExit):
+        renewer(dying).run()
+    # Its lease is still valid: another run leaves the records and the item alone.
+    report = renewer(FakeCa()).run()
+    assert [o.result for o in report.outcomes] == [Result.LEASED]
+    assert DNS.records == {"_acme-challenge.example.com": ["token-web"]}
+
+
+def test_no_renewal_starts_close_to_the_deadline(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    ca = FakeCa()
+    before = get("web")
+    report = renewer(ca, time_left=lambda: SETTINGS.renewal_budget_seconds - 1).run()
+    assert [(o.result, o.due) for o in report.outcomes] == [(Result.DEFERRED, True)]
+    assert ca.orders == []
+    assert get("web") == before
+    assert [o.result for o in renewer(ca, time_left=lambda: 900).run().outcomes] == [Result.RENEWED]

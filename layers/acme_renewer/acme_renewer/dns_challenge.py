@@ -57,6 +57,32 @@ class ChallengeDns(Protocol):
         """Delete exactly these values, leaving any other value on the same names alone."""
 
 
+class JournaledDns:
+    """Writes down on the item which values it is about to publish, and crosses them out once removed.
+
+    A run that dies between the two (timeout, crash) leaves the journal behind; the next run removes
+    exactly those values (Renewer._sweep), so no record we wrote outlives the run that wrote it for long.
+    """
+
+    def __init__(self, dns: ChallengeDns, journal: Journal) -> None:
+        self._dns = dns
+        self._journal = journal
+
+    def publish(self, records: list[TxtRecord]) -> None:
+        self._journal.write(records)
+        self._dns.publish(records)
+
+    def remove(self, records: list[TxtRecord]) -> None:
+        self._dns.remove(records)
+        self._journal.clear()
+
+
+class Journal(Protocol):
+    def write(self, records: list[TxtRecord]) -> None: ...
+
+    def clear(self) -> None: ...
+
+
 @dataclass
 class Publication:
     """How long publishing took, from the first write to the provider reporting the records live."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from acme_renewer.dns_challenge import TxtRecord
 from acme_renewer.models import CertificateState, IssuedCertificate, Status, StoredCertificate
 
 if TYPE_CHECKING:
@@ -34,6 +35,11 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         not_after=parse_time(item.get("not_after")),
         issued_domains=tuple(d for d in item.get("issued_domains", []) if isinstance(d, str)),
         acm_arns={k: v for k, v in (item.get("acm_arns") or {}).items() if isinstance(v, str)},
+        pending_txt=tuple(
+            TxtRecord(r["name"], r["value"])
+            for r in item.get("pending_txt") or []
+            if isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("value"), str)
+        ),
         issued_fingerprint=_str(item.get("issued_fingerprint")),
         attempt_fingerprint=_str(item.get("attempt_fingerprint")),
         failure_count=int(failure_count) if isinstance(failure_count, (int, Decimal)) else 0,
@@ -101,6 +107,13 @@ class CertificateTable:
         except self._client.exceptions.ConditionalCheckFailedException:
             return None
         return deserialize(response["Attributes"])
+
+    def journal_txt(self, item_id: str, owner: str, records: list[TxtRecord]) -> None:
+        """Record the challenge values about to be published (see dns_challenge.JournaledDns)."""
+        self._update(item_id, {"pending_txt": [{"name": r.name, "value": r.value} for r in records]}, owner=owner)
+
+    def clear_txt_journal(self, item_id: str, owner: str) -> None:
+        self._update(item_id, {}, remove=("pending_txt",), owner=owner)
 
     def release_lease(self, item_id: str, owner: str) -> None:
         self._update(item_id, {}, remove=("lease_owner", "lease_until"), owner=owner)

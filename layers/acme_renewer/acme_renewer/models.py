@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from acme_renewer.dns_challenge import TxtRecord
     from acme_renewer.endpoints import Endpoint
 
 
@@ -53,6 +54,8 @@ class CertificateState:
     attempt_fingerprint: str | None = None
     failure_count: int = 0
     next_attempt_at: datetime | None = None
+    # Challenge values a run published and has not removed yet (it may have died): see JournaledDns.
+    pending_txt: tuple[TxtRecord, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.exceptions import OrphanedChildLoggerError
 
 from acme_renewer import SERVICE
+from acme_renewer.dns_challenge import ChallengeDns, JournaledDns, TxtRecord
 from acme_renewer.errors import CaRetryLaterError, ItemValidationError, RenewalError
 from acme_renewer.eventbus import EventPublisher, outcome_event, stale_endpoint_event
 from acme_renewer.fleet import FleetChecks
@@ -58,8 +59,10 @@ def log_keys(**keys: str) -> Iterator[None]:
 class Renewer:
     settings: Settings
     table: CertificateTable
-    # The order and DNS challenge stages, behind one call; see runtime.build_renewer.
-    issue: Callable[[CertificateRequest], IssuedCertificate]
+    # The order and DNS challenge stages, behind one call; see runtime.build_renewer. The DNS given is
+    # the run's, journaled on the item so that a dead run's records are swept by the next one.
+    issue: Callable[[CertificateRequest, ChallengeDns], IssuedCertificate]
+    dns: ChallengeDns
     secrets: SecretStore
     acm: AcmStore
     policy: FailurePolicy = field(default_factory=FailurePolicy)
@@ -71,6 +74,8 @@ class Renewer:
     # Report stage: events for consumers, and the whole-table checks (drift, served certificates).
     events: EventPublisher | None = None
     fleet: FleetChecks | None = None
+    # Seconds until the function's deadline (Lambda's context); None outside Lambda: no deadline.
+    time_left: Callable[[], float] | None = None
 
     def run(self) -> RunReport:
         """The scheduled run: every item is considered, the due ones are renewed."""
@@ -109,6 +114,8 @@ class Renewer:
         if item.get("_missing"):
             return Outcome(item_id, Result.FAILED, f"no item with id {item_id!r} in the table")
         state = state_from_item(item)
+        if state.pending_txt:
+            self._sweep(item_id, state, now)
         enabled = item.get("enabled") is not False
         request_fp = fingerprint(item, REQUEST_FIELDS, self.settings.acme_directory_url)
         try:
@@ -126,6 +133,9 @@ class Renewer:
         if not decision.due:
             return Outcome(request.id, _result_for(decision), decision.reason, state.not_after)
 
+        if self.time_left is not None and self.time_left() < self.settings.renewal_budget_seconds:
+            reason = f"not started: less than {self.settings.renewal_budget_seconds:.0f} s left in this run"
+            return Outcome(request.id, Result.DEFERRED, reason, state.not_after, due=True)
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         fresh = self.table.acquire_lease(request.id, self.owner, now, lease_until)
         if fresh is None:
@@ -149,8 +159,8 @@ class Renewer:
         except Exception as error:
             failed = self._fail(request.id, error, state, request_fp, self.clock(), enabled, owner=self.owner)
             return replace(failed, due=True, domains=request.domains)
-        except BaseException:
-            # Interrupted (Ctrl-C in the CLI): give the lease back rather than block other runs for its lifetime.
+        except KeyboardInterrupt:
+            # Ctrl-C in the CLI: give the lease back rather than block other runs for its lifetime.
             self.table.release_lease(request.id, self.owner)
             raise
         published = Published(
@@ -172,6 +182,22 @@ class Renewer:
             published=published,
             domains=request.domains,
         )
+
+    def _sweep(self, item_id: str, state: CertificateState, now: datetime) -> None:
+        """Remove the challenge values a dead run left behind, under the lease so as not to race a live one."""
+        lease_until = now + timedelta(seconds=self.settings.lease_seconds)
+        if self.table.acquire_lease(item_id, self.owner, now, lease_until) is None:
+            return  # a live run holds it and will clean up after itself
+        try:
+            self.dns.remove(list(state.pending_txt))
+            self.table.clear_txt_journal(item_id, self.owner)
+            logger.warning(
+                "removed challenge records left by an interrupted run", extra={"records": len(state.pending_txt)}
+            )
+        except Exception:
+            logger.exception("could not remove challenge records left by an interrupted run")
+        finally:
+            self.table.release_lease(item_id, self.owner)
 
     def _decide(
         self,
@@ -200,7 +226,8 @@ class Renewer:
         state: CertificateState,
         request_fp: str,
     ) -> tuple[IssuedCertificate, StoredCertificate]:
-        certificate = self.issue(request)
+        journal = _ItemJournal(self.table, request.id, self.owner)
+        certificate = self.issue(request, JournaledDns(self.dns, journal))
         logger.info(
             "certificate issued",
             extra={
@@ -258,6 +285,19 @@ class Renewer:
         return Outcome(
             item_id, Result.FAILED, message, state.not_after, enabled=enabled, failure=Failure(count, next_attempt)
         )
+
+
+@dataclass
+class _ItemJournal:
+    table: CertificateTable
+    item_id: str
+    owner: str
+
+    def write(self, records: list[TxtRecord]) -> None:
+        self.table.journal_txt(self.item_id, self.owner, records)
+
+    def clear(self) -> None:
+        self.table.clear_txt_journal(self.item_id, self.owner)
 
 
 def _result_for(decision: Decision) -> Result:

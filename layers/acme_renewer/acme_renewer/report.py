@@ -19,6 +19,7 @@ class Result(enum.Enum):
     BACKING_OFF = "backing_off"  # failed recently; waits for next_attempt_at
     PAUSED = "paused"  # too many consecutive failures; waits for the item to change
     LEASED = "leased"  # another run is renewing it right now
+    DEFERRED = "deferred"  # due, but the run is too close to its deadline to start it; the next run takes it
 
 
 @dataclass(frozen=True)

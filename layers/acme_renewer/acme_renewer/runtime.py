@@ -12,6 +12,7 @@ from botocore.config import Config
 
 from acme_renewer import __version__, order
 from acme_renewer.acme_account import AccountKeyStore, AcmeSession, connect
+from acme_renewer.dns_challenge import ChallengeDns
 from acme_renewer.eventbus import EventPublisher
 from acme_renewer.fleet import FleetChecks
 from acme_renewer.inventory import CertificateTable
@@ -41,7 +42,7 @@ def client(service: str, region: str) -> Any:
     return boto3.session.Session().client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
 
 
-def build_renewer(settings: Settings) -> Renewer:
+def build_renewer(settings: Settings, time_left: Callable[[], float] | None = None) -> Renewer:
     region = settings.region
     account_keys = AccountKeyStore(
         client("secretsmanager", region), settings.account_secret_name, settings.acme_directory_url
@@ -67,13 +68,15 @@ def build_renewer(settings: Settings) -> Renewer:
     # Opened on the first due certificate only: a run with nothing due never contacts the CA.
     session = memoize(open_session)
 
-    def issue(request: CertificateRequest) -> IssuedCertificate:
-        return order.issue(session(), request, dns, settings.order_timeout_seconds)
+    def issue(request: CertificateRequest, run_dns: ChallengeDns) -> IssuedCertificate:
+        return order.issue(session(), request, run_dns, settings.order_timeout_seconds)
 
     return Renewer(
         settings=settings,
         table=CertificateTable(client("dynamodb", region), settings.table_name),
         issue=issue,
+        dns=dns,
+        time_left=time_left,
         policy=FailurePolicy(max_consecutive_failures=settings.max_consecutive_failures),
         events=EventPublisher(client("events", region), settings.event_bus_name),
         fleet=FleetChecks(

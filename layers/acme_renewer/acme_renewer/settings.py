@@ -36,6 +36,8 @@ class Settings:
     expiry_warning_days: int = 14
     # How long a consumer may take to pick up a renewed certificate before its endpoint counts as stale.
     endpoint_grace_minutes: float = 60.0
+    # A run starts no new renewal with less time than this left before the function's deadline.
+    renewal_budget_seconds: float = 180.0
 
     @property
     def account_secret_name(self) -> str:
@@ -77,6 +79,7 @@ class Settings:
             event_bus_name=env.get("EVENT_BUS_NAME", "").strip() or "default",
             expiry_warning_days=int(_positive(env, "EXPIRY_WARNING_DAYS", 14)),
             endpoint_grace_minutes=_non_negative(env, "ENDPOINT_GRACE_MINUTES", 60.0),
+            renewal_budget_seconds=_non_negative(env, "RENEWAL_BUDGET_SECONDS", 180.0),
         )
 
 
