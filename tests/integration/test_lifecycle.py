@@ -179,3 +179,36 @@ def test_the_cas_retry_after_is_honoured(
         report = build_renewer(Settings.from_env()).run()
         assert [o.result for o in report.outcomes] == [Result.BACKING_OFF]
         assert proxy.count("POST", "/order-plz") == 1
+
+
+def test_a_crash_between_issuance_and_the_stores_is_recovered_without_a_new_order(
+    stack: LocalStack, env: dict[str, str], calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acme_renewer.stores import SecretStore
+
+    zone = unique("crash") + ".test"
+    zone_id = stack.create_hosted_zone(zone)
+    put_item(stack, env, {"id": "crash", "domains": [zone]})
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise SystemExit("the function was killed")  # nothing of ours runs after this
+
+    original = SecretStore.put
+    monkeypatch.setattr(SecretStore, "put", crash)
+    with pytest.raises(SystemExit):
+        build_renewer(Settings.from_env()).run()
+    monkeypatch.setattr(SecretStore, "put", original)
+    assert len(calls.new_orders) == 1
+    stuck = get_item(stack, env, "crash")
+    assert "pending_order" in stuck and "not_after" not in stuck
+
+    # The dead run's lease runs out.
+    put_item(stack, env, {**get_item(stack, env, "crash"), "lease_until": "2000-01-01T00:00:00Z"})
+    build_renewer(Settings.from_env()).run()
+
+    item = get_item(stack, env, "crash")
+    check_certificate(stack, item, [zone])
+    assert len(calls.new_orders) == 1  # the certificate the CA issued to the dead run
+    assert "pending_order" not in item and "pending_txt" not in item
+    record_sets = stack.client("route53").list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+    assert not [r for r in record_sets if r["Name"].startswith("_acme-challenge")]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from acme_renewer.dns_challenge import ChallengeDns, TxtRecord, challenge_record_name, published
 from acme_renewer.errors import AcmeOrderError
-from acme_renewer.keys import build_csr, generate_key, issued_certificate
+from acme_renewer.keys import build_csr, generate_key, issued_certificate, private_key_pem
 from acme_renewer.models import CertificateRequest, IssuedCertificate
 
 
@@ -44,7 +46,12 @@ class FakeCa:
             .sign(self._key, hashes.SHA256())
         )
 
-    def __call__(self, request: CertificateRequest, dns: ChallengeDns | None = None) -> IssuedCertificate:
+    def __call__(
+        self,
+        request: CertificateRequest,
+        dns: ChallengeDns | None = None,
+        checkpoint: Callable[[str, str], None] | None = None,
+    ) -> IssuedCertificate:
         dns = dns or FakeDns()
         self.orders.append(request.id)
         records = [TxtRecord(challenge_record_name(d), f"token-{request.id}") for d in request.domains]
@@ -54,10 +61,19 @@ class FakeCa:
         with published(dns, records):
             if request.id in self.fail_for:
                 raise self.error or AcmeOrderError(f"DNS-01 validation failed for {request.domains[0]}: fake")
-        return self._sign(request)
-
-    def _sign(self, request: CertificateRequest) -> IssuedCertificate:
         key = generate_key(request.key_type)
+        if checkpoint is not None:
+            checkpoint(f"https://ca.test/order/{len(self.orders)}", private_key_pem(key))
+        return self._sign(request, key)
+
+    def recover(self, request: CertificateRequest, order_url: str, key_pem: str) -> IssuedCertificate | None:
+        """The CA keeps nothing: a pending order is never recovered (the integration tests use pebble's)."""
+        return None
+
+    def _sign(
+        self, request: CertificateRequest, key: CertificateIssuerPrivateKeyTypes | None = None
+    ) -> IssuedCertificate:
+        key = key or generate_key(request.key_type)
         csr = x509.load_pem_x509_csr(build_csr(key, request.domains))
         now = datetime.now(UTC)
         leaf = (

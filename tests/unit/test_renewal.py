@@ -19,7 +19,7 @@ from acme_renewer.renewal import Renewer
 from acme_renewer.report import Result
 from acme_renewer.runtime import memoize
 from acme_renewer.settings import Settings
-from acme_renewer.stores import AcmStore, SecretStore
+from acme_renewer.stores import AcmStore, PendingOrderStore, SecretStore
 from tests.stack.table import create_table
 from tests.unit.fakes import FakeCa, FakeDns
 
@@ -53,6 +53,8 @@ def renewer(
         table=table(),
         issue=ca,
         dns=DNS,
+        recover=ca.recover,
+        pending=PendingOrderStore(boto3.client("secretsmanager", region_name=REGION)),
         time_left=time_left,
         secrets=SecretStore(boto3.client("secretsmanager", region_name=REGION)),
         acm=AcmStore(lambda region: boto3.client("acm", region_name=region)),
@@ -378,3 +380,27 @@ def test_no_renewal_starts_close_to_the_deadline(aws: None) -> None:
     assert ca.orders == []
     assert get("web") == before
     assert [o.result for o in renewer(ca, time_left=lambda: 900).run().outcomes] == [Result.RENEWED]
+
+
+def test_a_finalized_order_stays_pending_until_stored(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+
+    def secrets_down(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("Secrets Manager unavailable")
+
+    original = SecretStore.put
+    monkeypatch.setattr(SecretStore, "put", secrets_down)
+    renewer(FakeCa()).run()
+    item = get("web")
+    assert item["status"] == "FAILED"
+    assert item["pending_order"]["url"].startswith("https://ca.test/order/")
+    saved = json.loads(
+        boto3.client("secretsmanager", region_name=REGION).get_secret_value(
+            SecretId=SETTINGS.default_secret_name("web") + ".pending"
+        )["SecretString"]
+    )
+    assert saved["order_url"] == item["pending_order"]["url"]
+    monkeypatch.setattr(SecretStore, "put", original)
+    put({**get("web"), "next_attempt_at": "2000-01-01T00:00:00Z"})
+    renewer(FakeCa()).run()
+    assert "pending_order" not in get("web")

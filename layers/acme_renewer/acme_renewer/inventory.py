@@ -35,6 +35,7 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         not_after=parse_time(item.get("not_after")),
         issued_domains=tuple(d for d in item.get("issued_domains", []) if isinstance(d, str)),
         acm_arns={k: v for k, v in (item.get("acm_arns") or {}).items() if isinstance(v, str)},
+        pending_order=_pending_order(item.get("pending_order")),
         pending_txt=tuple(
             TxtRecord(r["name"], r["value"])
             for r in item.get("pending_txt") or []
@@ -45,6 +46,12 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         failure_count=int(failure_count) if isinstance(failure_count, (int, Decimal)) else 0,
         next_attempt_at=parse_time(item.get("next_attempt_at")),
     )
+
+
+def _pending_order(raw: Any) -> tuple[str, str] | None:
+    if isinstance(raw, dict) and isinstance(raw.get("url"), str) and isinstance(raw.get("fingerprint"), str):
+        return raw["url"], raw["fingerprint"]
+    return None
 
 
 def deserialize(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,6 +119,9 @@ class CertificateTable:
         """Record the challenge values about to be published (see dns_challenge.JournaledDns)."""
         self._update(item_id, {"pending_txt": [{"name": r.name, "value": r.value} for r in records]}, owner=owner)
 
+    def mark_pending_order(self, item_id: str, owner: str, order_url: str, request_fingerprint: str) -> None:
+        self._update(item_id, {"pending_order": {"url": order_url, "fingerprint": request_fingerprint}}, owner=owner)
+
     def clear_txt_journal(self, item_id: str, owner: str) -> None:
         self._update(item_id, {}, remove=("pending_txt",), owner=owner)
 
@@ -146,7 +156,7 @@ class CertificateTable:
                 "last_attempt_at": iso(now),
                 "last_renewed_at": iso(now),
             },
-            remove=("last_error", "next_attempt_at", "lease_owner", "lease_until"),
+            remove=("last_error", "next_attempt_at", "lease_owner", "lease_until", "pending_order"),
             owner=owner,
         )
 

@@ -56,6 +56,8 @@ class CertificateState:
     next_attempt_at: datetime | None = None
     # Challenge values a run published and has not removed yet (it may have died): see JournaledDns.
     pending_txt: tuple[TxtRecord, ...] = ()
+    # An order finalized by a run that may have died before storing: (order URL, request fingerprint).
+    pending_order: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from acme_renewer.eventbus import EventPublisher, outcome_event, stale_endpoint_
 from acme_renewer.fleet import FleetChecks
 from acme_renewer.inventory import CertificateTable, state_from_item
 from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate
+from acme_renewer.order import Checkpoint
 from acme_renewer.policy import (
     ISSUANCE_FIELDS,
     REQUEST_FIELDS,
@@ -34,7 +35,7 @@ from acme_renewer.policy import (
 )
 from acme_renewer.report import Failure, Outcome, Published, Result, RunReport
 from acme_renewer.settings import Settings
-from acme_renewer.stores import AcmStore, PartialImportError, SecretStore
+from acme_renewer.stores import AcmStore, PartialImportError, PendingOrderStore, SecretStore
 from acme_renewer.validation import parse_item
 
 logger = Logger(service=SERVICE, child=True)
@@ -61,8 +62,11 @@ class Renewer:
     table: CertificateTable
     # The order and DNS challenge stages, behind one call; see runtime.build_renewer. The DNS given is
     # the run's, journaled on the item so that a dead run's records are swept by the next one.
-    issue: Callable[[CertificateRequest, ChallengeDns], IssuedCertificate]
+    issue: Callable[[CertificateRequest, ChallengeDns, Checkpoint], IssuedCertificate]
     dns: ChallengeDns
+    # Picks up the certificate of an order a dead run finalized: (request, order URL, key PEM) -> certificate.
+    recover: Callable[[CertificateRequest, str, str], IssuedCertificate | None]
+    pending: PendingOrderStore
     secrets: SecretStore
     acm: AcmStore
     policy: FailurePolicy = field(default_factory=FailurePolicy)
@@ -183,6 +187,24 @@ class Renewer:
             domains=request.domains,
         )
 
+    def _recover(
+        self, request: CertificateRequest, state: CertificateState, request_fp: str
+    ) -> IssuedCertificate | None:
+        """No second order when the last run got the certificate issued but did not store it (crash, store error)."""
+        if state.pending_order is None:
+            return None
+        order_url, fingerprint_then = state.pending_order
+        if fingerprint_then != request_fp:
+            return None  # the request changed since: that certificate is not the one wanted now
+        key_pem = self.pending.load(request, order_url)
+        if key_pem is None:
+            return None
+        try:
+            return self.recover(request, order_url, key_pem)
+        except RenewalError as unusable:
+            logger.info("pending order not usable; ordering anew", extra={"error": str(unusable)})
+            return None
+
     def _sweep(self, item_id: str, state: CertificateState, now: datetime) -> None:
         """Remove the challenge values a dead run left behind, under the lease so as not to race a live one."""
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
@@ -226,8 +248,15 @@ class Renewer:
         state: CertificateState,
         request_fp: str,
     ) -> tuple[IssuedCertificate, StoredCertificate]:
-        journal = _ItemJournal(self.table, request.id, self.owner)
-        certificate = self.issue(request, JournaledDns(self.dns, journal))
+        certificate = self._recover(request, state, request_fp)
+        if certificate is None:
+
+            def checkpoint(order_url: str, key_pem: str) -> None:
+                self.pending.save(request, order_url, key_pem)
+                self.table.mark_pending_order(request.id, self.owner, order_url, request_fp)
+
+            journal = _ItemJournal(self.table, request.id, self.owner)
+            certificate = self.issue(request, JournaledDns(self.dns, journal), checkpoint)
         logger.info(
             "certificate issued",
             extra={

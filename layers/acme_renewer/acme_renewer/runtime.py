@@ -21,7 +21,7 @@ from acme_renewer.policy import FailurePolicy
 from acme_renewer.renewal import Renewer
 from acme_renewer.route53 import Route53Dns
 from acme_renewer.settings import Settings
-from acme_renewer.stores import AcmStore, SecretStore
+from acme_renewer.stores import AcmStore, PendingOrderStore, SecretStore
 
 if TYPE_CHECKING:
     from mypy_boto3_acm import ACMClient
@@ -68,14 +68,19 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
     # Opened on the first due certificate only: a run with nothing due never contacts the CA.
     session = memoize(open_session)
 
-    def issue(request: CertificateRequest, run_dns: ChallengeDns) -> IssuedCertificate:
-        return order.issue(session(), request, run_dns, settings.order_timeout_seconds)
+    def issue(request: CertificateRequest, run_dns: ChallengeDns, checkpoint: order.Checkpoint) -> IssuedCertificate:
+        return order.issue(session(), request, run_dns, settings.order_timeout_seconds, checkpoint)
+
+    def recover(request: CertificateRequest, order_url: str, key_pem: str) -> IssuedCertificate | None:
+        return order.recover(session(), request, order_url, key_pem)
 
     return Renewer(
         settings=settings,
         table=CertificateTable(client("dynamodb", region), settings.table_name),
         issue=issue,
         dns=dns,
+        recover=recover,
+        pending=PendingOrderStore(client("secretsmanager", region)),
         time_left=time_left,
         policy=FailurePolicy(max_consecutive_failures=settings.max_consecutive_failures),
         events=EventPublisher(client("events", region), settings.event_bus_name),

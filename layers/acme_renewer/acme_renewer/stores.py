@@ -73,6 +73,40 @@ class SecretStore:
         return created["ARN"], created["VersionId"]
 
 
+class PendingOrderStore:
+    """The key of an order that may be issued but not stored yet, in `<secret_name>.pending` (same prefix, same KMS).
+
+    Kept apart from the certificate's secret, whose AWSCURRENT must always hold a matching certificate and key.
+    """
+
+    def __init__(self, client: SecretsManagerClient) -> None:
+        self._client = client
+
+    @staticmethod
+    def name(request: CertificateRequest) -> str:
+        return f"{request.secret_name}.pending"
+
+    def save(self, request: CertificateRequest, order_url: str, key_pem: str) -> None:
+        body = json.dumps({"order_url": order_url, "private_key": key_pem, "domains": list(request.domains)})
+        try:
+            self._client.put_secret_value(SecretId=self.name(request), SecretString=body)
+        except self._client.exceptions.ResourceNotFoundException:
+            self._client.create_secret(
+                Name=self.name(request),
+                SecretString=body,
+                Description=f"Key of the latest order for {request.id} until it is stored (acme-renewer)",
+            )
+
+    def load(self, request: CertificateRequest, order_url: str) -> str | None:
+        """The key saved for this order, or None."""
+        try:
+            body = json.loads(self._client.get_secret_value(SecretId=self.name(request))["SecretString"])
+        except self._client.exceptions.ResourceNotFoundException:
+            return None
+        key = body.get("private_key")
+        return key if body.get("order_url") == order_url and isinstance(key, str) else None
+
+
 class AcmStore:
     """Imports into ACM per region, re-importing into the known ARN so that attached resources keep working."""
 
