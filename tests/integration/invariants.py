@@ -1,0 +1,146 @@
+"""What must hold after any run, faulty or not: nothing the user relies on is lost or contradicts the rest.
+
+- the secret's AWSCURRENT holds a certificate and the key that matches it, chaining to pebble's root;
+  AWSPREVIOUS keeps the one before when asked for;
+- every ACM ARN on the item exists and holds a currently valid certificate;
+- no `_acme-challenge` TXT record is left in the zones;
+- the item tells the truth: ISSUED with the certificate that ACM and the secret hold, or FAILED with
+  last_error, failure_count and a future next_attempt_at, and the certificate still in force in ACM.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.verification import PolicyBuilder, Store
+
+from tests.stack import LocalStack
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The certificates as a user finds them: the secret's versions and ACM's certificate per region."""
+
+    current: dict[str, Any]
+    previous: dict[str, Any] | None
+    acm: dict[str, x509.Certificate]
+
+    @property
+    def current_leaf(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.current["certificate"].encode())
+
+
+def read_item(stack: LocalStack, table: str, item_id: str) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    raw = stack.client("dynamodb").get_item(TableName=table, Key={"id": {"S": item_id}}, ConsistentRead=True)
+    deserializer = TypeDeserializer()
+    return {k: deserializer.deserialize(v) for k, v in raw["Item"].items()}
+
+
+def secret_version(stack: LocalStack, secret_id: str, stage: str) -> dict[str, Any] | None:
+    client = stack.client("secretsmanager")
+    try:
+        response = client.get_secret_value(SecretId=secret_id, VersionStage=stage)
+    except client.exceptions.ResourceNotFoundException:
+        return None
+    document: dict[str, Any] = json.loads(response["SecretString"])
+    return document
+
+
+def challenge_records(stack: LocalStack, zone_ids: Iterable[str]) -> list[str]:
+    route53 = stack.client("route53")
+    return [
+        record_set["Name"]
+        for zone_id in zone_ids
+        for record_set in route53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+        if record_set["Name"].startswith("_acme-challenge")
+    ]
+
+
+def assert_valid_pair(stack: LocalStack, document: dict[str, Any]) -> x509.Certificate:
+    """The secret document's key matches its certificate, which chains to pebble's root and is valid now."""
+    leaf = x509.load_pem_x509_certificate(document["certificate"].encode())
+    key = serialization.load_pem_private_key(document["private_key"].encode(), None)
+    assert _spki(key.public_key()) == _spki(leaf.public_key()), "the secret's key does not match its certificate"
+    assert document["fullchain"] == document["certificate"] + document["chain"]
+    assert int(document["serial"], 16) == leaf.serial_number
+    assert_valid(stack, leaf, x509.load_pem_x509_certificates(document["chain"].encode()))
+    return leaf
+
+
+def assert_valid(stack: LocalStack, leaf: x509.Certificate, intermediates: list[x509.Certificate]) -> None:
+    roots = x509.load_pem_x509_certificates(stack.pebble.roots_pem().encode())
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    first = names.get_values_for_type(x509.DNSName)[0].removeprefix("*.")
+    verifier = PolicyBuilder().store(Store(roots)).build_server_verifier(x509.DNSName(first))
+    verifier.verify(leaf, intermediates)  # raises unless it chains to pebble's root and is valid now
+
+
+def assert_nothing_lost(
+    stack: LocalStack,
+    table: str,
+    item_id: str,
+    zone_ids: Iterable[str],
+    *,
+    previous_serial: str | None = None,
+) -> tuple[dict[str, Any], Stored | None]:
+    """Check every invariant for one item; returns the item and what is stored (None if nothing ever was).
+
+    `previous_serial`: the certificate that AWSPREVIOUS must hold (the last good one before this run).
+    """
+    assert challenge_records(stack, zone_ids) == [], "challenge TXT records were left behind"
+    item = read_item(stack, table, item_id)
+    _assert_status_is_explained(item)
+    if "secret_arn" not in item:
+        assert item["status"] == "FAILED" and "not_after" not in item, "an item without a secret claims a certificate"
+        return item, None
+
+    current = secret_version(stack, item["secret_arn"], "AWSCURRENT")
+    assert current is not None, "the secret has no AWSCURRENT"
+    current_leaf = assert_valid_pair(stack, current)
+    previous = secret_version(stack, item["secret_arn"], "AWSPREVIOUS")
+    if previous_serial is not None:
+        assert previous is not None and previous["serial"] == previous_serial, "AWSPREVIOUS lost the last good one"
+        assert_valid_pair(stack, previous)
+
+    acm: dict[str, x509.Certificate] = {}
+    for region, arn in item.get("acm_arns", {}).items():
+        response = stack.client("acm").get_certificate(CertificateArn=arn)  # raises if the ARN is gone
+        # moto appends a CA to CertificateChain: compare the leaf only.
+        acm[region] = x509.load_pem_x509_certificate(response["Certificate"].encode())
+        chain = x509.load_pem_x509_certificates(current["chain"].encode())
+        assert_valid(stack, acm[region], chain)
+
+    in_force = next(iter(acm.values()), current_leaf)
+    assert item["not_after"] == in_force.not_valid_after_utc.strftime(TIME_FORMAT), (
+        "the item's not_after is not the certificate in force"
+    )
+    if item["status"] == "ISSUED":
+        assert item["serial"] == current["serial"], "the item does not name the secret's current certificate"
+        assert all(leaf == current_leaf for leaf in acm.values()), "ACM and the secret disagree on an ISSUED item"
+    return item, Stored(current, previous, acm)
+
+
+def _assert_status_is_explained(item: dict[str, Any]) -> None:
+    if item.get("status") == "ISSUED":
+        assert "last_error" not in item and not item.get("failure_count")
+        return
+    assert item.get("status") == "FAILED", f"unexpected status {item.get('status')!r}"
+    assert item.get("last_error"), "a FAILED item without last_error"
+    assert item.get("failure_count", 0) >= 1
+    next_attempt = datetime.strptime(item["next_attempt_at"], TIME_FORMAT).replace(tzinfo=UTC)
+    assert next_attempt > datetime.now(UTC), "a FAILED item without a future next_attempt_at"
+
+
+def _spki(public_key: Any) -> bytes:
+    der: bytes = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return der
