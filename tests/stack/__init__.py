@@ -9,6 +9,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import boto3
 from dnslib import DNSRecord  # type: ignore[import-untyped]
 
-from tests.stack.dns_server import normalize
+from tests.stack.dns_server import normalize, set_servfail
 from tests.stack.moto_server import MotoServer, start_moto
 from tests.stack.pebble import Pebble, start_pebble
 from tests.stack.processes import Process, StackError, free_port, start_process, wait_until_ready
@@ -189,6 +190,11 @@ class LocalStack:
     def create_table(self, *, template_path: Path = DEFAULT_TEMPLATE) -> TableDescriptionTypeDef:
         """The table as template.yaml defines it, named `table_name`."""
         return create_table(self.client("dynamodb"), self.table_name, template_path=template_path)
+
+    def set_dns_servfail(self, names: Iterable[str]) -> None:
+        """Make our DNS server answer SERVFAIL for `names` and every name below them (a broken delegation),
+        from the next query on; an empty list restores normal answers."""
+        set_servfail(self.dns_address, names)
 
     # --- pebble --------------------------------------------------------------------------------
 

@@ -236,6 +236,44 @@ class _LazyZones(Mapping[str, Sequence[RecordSet]]):
 # Hook for fault injection: given (qname, qtype), return an RCODE (e.g. RCODE.SERVFAIL) to send instead of the answer.
 FaultRule = Callable[[str, str], int | None]
 
+# In-band control of the running server, so that a test needs no other socket or file: a query for
+# `<name>.servfail.control.invalid.` adds <name>, one for the suffix alone clears the set. `.invalid` is
+# reserved (RFC 2606), so no zone can hold these names.
+SERVFAIL_CONTROL = "servfail.control.invalid."
+
+
+class ServfailNames:
+    """Fault rule: SERVFAIL for chosen names and every name below them, like a broken delegation.
+
+    The set is changed at runtime by control queries (see `set_servfail`), which it answers NOERROR.
+    """
+
+    def __init__(self) -> None:
+        self._names: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def __call__(self, qname: str, qtype: str) -> int | None:
+        qname = normalize(qname)
+        with self._lock:
+            if qname == SERVFAIL_CONTROL:
+                self._names = frozenset()
+                return int(RCODE.NOERROR)
+            if qname.endswith("." + SERVFAIL_CONTROL):
+                self._names |= {qname.removesuffix(SERVFAIL_CONTROL)}
+                return int(RCODE.NOERROR)
+            names = self._names
+        if any(qname == name or qname.endswith("." + name) for name in names):
+            return int(RCODE.SERVFAIL)
+        return None
+
+
+def set_servfail(address: tuple[str, int], names: Iterable[str]) -> None:
+    """Make the server at `address` answer SERVFAIL for `names` and below; no names restores normal answers."""
+    for qname in [SERVFAIL_CONTROL, *(normalize(name) + SERVFAIL_CONTROL for name in names)]:
+        reply = DNSRecord.parse(DNSRecord.question(qname, "TXT").send(*address, tcp=True, timeout=2))
+        if reply.header.rcode != RCODE.NOERROR:
+            raise RuntimeError(f"DNS server at {address} refused control query {qname}: {RCODE[reply.header.rcode]}")
+
 
 class Route53Resolver:
     """dnslib resolver: one fresh read of the record source per query, no cache."""
@@ -305,7 +343,7 @@ def route53_client(endpoint_url: str, region: str = "us-east-1") -> Route53Clien
 
 def serve(port: int, endpoint_url: str, *, address: str = "127.0.0.1", quiet: bool = False) -> None:
     """Serve UDP and TCP on `address:port` until SIGTERM or SIGINT."""
-    resolver = Route53Resolver(MotoRoute53(route53_client(endpoint_url)))
+    resolver = Route53Resolver(MotoRoute53(route53_client(endpoint_url)), fault=ServfailNames())
     logger = DNSLogger("truncated,error" if quiet else "request,reply,truncated,error", prefix=False)
     servers = [
         DNSServer(resolver, port=port, address=address, tcp=tcp, logger=logger, handler=_Handler)

@@ -139,26 +139,32 @@ class CertificateTable:
         owner: str,
     ) -> None:
         issued_fingerprint, attempt_fingerprint = fingerprints
-        self._update(
-            item_id,
-            {
-                "status": Status.ISSUED.value,
-                "not_before": iso(certificate.not_before),
-                "not_after": iso(certificate.not_after),
-                "serial": certificate.serial,
-                "issued_domains": list(certificate.domains),
-                "acm_arns": stored.acm_arns,
-                "secret_arn": stored.secret_arn,
-                "secret_version_id": stored.secret_version_id,
-                "issued_fingerprint": issued_fingerprint,
-                "attempt_fingerprint": attempt_fingerprint,
-                "failure_count": 0,
-                "last_attempt_at": iso(now),
-                "last_renewed_at": iso(now),
-            },
-            remove=("last_error", "next_attempt_at", "lease_owner", "lease_until", "pending_order"),
-            owner=owner,
-        )
+        facts = {
+            "status": Status.ISSUED.value,
+            "not_before": iso(certificate.not_before),
+            "not_after": iso(certificate.not_after),
+            "serial": certificate.serial,
+            "issued_domains": list(certificate.domains),
+            "acm_arns": stored.acm_arns,
+            "secret_arn": stored.secret_arn,
+            "secret_version_id": stored.secret_version_id,
+            "issued_fingerprint": issued_fingerprint,
+            "attempt_fingerprint": attempt_fingerprint,
+            "failure_count": 0,
+            "last_attempt_at": iso(now),
+            "last_renewed_at": iso(now),
+        }
+        try:
+            self._update(
+                item_id,
+                facts,
+                remove=("last_error", "next_attempt_at", "lease_owner", "lease_until", "pending_order"),
+                owner=owner,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            # Our lease ran out and another run took it, while ACM and the secret already hold our certificate:
+            # the item must still name it, unless the other run stored a newer one. Its lease stays untouched.
+            self._update(item_id, facts, newer_than=certificate.not_after)
 
     def record_failure(
         self,
@@ -186,7 +192,12 @@ class CertificateTable:
         self._update(item_id, fields, remove=("lease_owner", "lease_until") if owner else (), owner=owner)
 
     def _update(
-        self, item_id: str, fields: Mapping[str, Any], remove: tuple[str, ...] = (), owner: str | None = None
+        self,
+        item_id: str,
+        fields: Mapping[str, Any],
+        remove: tuple[str, ...] = (),
+        owner: str | None = None,
+        newer_than: datetime | None = None,
     ) -> None:
         fields = {**fields, "written_by": RENEWER}
         names = {f"#f{i}": name for i, name in enumerate(fields)}
@@ -201,6 +212,9 @@ class CertificateTable:
         if owner is not None:
             condition += " AND lease_owner = :owner"
             values[":owner"] = {"S": owner}
+        if newer_than is not None:
+            condition += " AND (attribute_not_exists(not_after) OR not_after < :newer)"
+            values[":newer"] = {"S": iso(newer_than)}
         self._client.update_item(
             TableName=self._table,
             Key={"id": {"S": item_id}},

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
 from acme_renewer import SERVICE
 from acme_renewer.errors import StoreError
@@ -47,6 +49,10 @@ class SecretStore:
         self._client = client
 
     def put(self, request: CertificateRequest, certificate: IssuedCertificate) -> tuple[str, str]:
+        with _refusal_as_store_error(request.secret_name):
+            return self._put(request, certificate)
+
+    def _put(self, request: CertificateRequest, certificate: IssuedCertificate) -> tuple[str, str]:
         """Write a new version (AWSPREVIOUS keeps the last one); return (secret ARN, version id)."""
         body = secret_document(certificate)
         # One token per certificate: a retried call cannot add a second version of the same certificate.
@@ -87,6 +93,10 @@ class PendingOrderStore:
         return f"{request.secret_name}.pending"
 
     def save(self, request: CertificateRequest, order_url: str, key_pem: str) -> None:
+        with _refusal_as_store_error(self.name(request)):
+            self._save(request, order_url, key_pem)
+
+    def _save(self, request: CertificateRequest, order_url: str, key_pem: str) -> None:
         body = json.dumps({"order_url": order_url, "private_key": key_pem, "domains": list(request.domains)})
         try:
             self._client.put_secret_value(SecretId=self.name(request), SecretString=body)
@@ -146,6 +156,17 @@ class AcmStore:
         new_arn = client.import_certificate(**material)["CertificateArn"]
         logger.info("imported new ACM certificate", extra={"region": region, "arn": new_arn})
         return new_arn
+
+
+@contextmanager
+def _refusal_as_store_error(secret_name: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as refused:
+        error = refused.response.get("Error", {})
+        raise StoreError(
+            f"Secrets Manager refused writing {secret_name}: {error.get('Code', '?')}: {error.get('Message', refused)}"
+        ) from refused
 
 
 class PartialImportError(StoreError):
