@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-py313 unit integration lint sam-check check build clean
+.PHONY: demo test test-py313 unit integration lint sam-check checkov check build clean
 
 # The venv is rebuilt when the dependency list or the constraints change.
 $(STAMP): pyproject.toml constraints.txt
@@ -36,13 +36,19 @@ lint: $(STAMP)
 sam-check: $(STAMP)
 	bash .ci/sam-check.sh
 
-check: lint sam-check test
+# checkov pins a boto3 older than ours, so it lives in a virtualenv of its own.
+checkov:
+	@[ -x .venv-checkov/bin/checkov ] || { $(PYTHON) -m venv .venv-checkov && \
+		.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r .ci/checkov-requirements.txt; }
+	bash .ci/checkov.sh
+
+check: lint sam-check checkov test
 
 build: $(STAMP)
 	$(VENV)/bin/sam build
 
 clean:
-	rm -rf $(VENV) $(VENV313) .aws-sam .pytest_cache .mypy_cache .ruff_cache .stack
+	rm -rf $(VENV) $(VENV313) .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache .stack
 
 # The Lambda runtime is python3.13: run the suite there too when pyenv has it (CI does).
 PY313 ?= $(shell pyenv prefix 3.13.0 2>/dev/null)/bin/python3

@@ -144,3 +144,14 @@ def _assert_status_is_explained(item: dict[str, Any]) -> None:
 def _spki(public_key: Any) -> bytes:
     der: bytes = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return der
+
+
+def make_due(stack: LocalStack, table: str, item_id: str) -> None:
+    """Due at the next run without touching the certificate's dates: the item no longer records the request its
+    certificate was issued for, as after an edit (a renew_before_days as long as the lifetime is refused)."""
+    stack.client("dynamodb").update_item(
+        TableName=table,
+        Key={"id": {"S": item_id}},
+        UpdateExpression="SET issued_fingerprint = :outdated",
+        ExpressionAttributeValues={":outdated": {"S": "outdated"}},
+    )

@@ -21,7 +21,7 @@ import pytest
 from acme_renewer import runtime
 from acme_renewer.settings import Settings
 from tests.integration.conftest import LIFETIME
-from tests.integration.invariants import Stored, assert_nothing_lost, read_item, secret_version
+from tests.integration.invariants import Stored, assert_nothing_lost, make_due, read_item, secret_version
 from tests.integration.test_renewal import put_item, run, unique
 from tests.stack import LocalStack
 from tests.stack.acme_proxy import AcmeProxy, Rule
@@ -143,11 +143,12 @@ def slow_validation_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 def first_issuance(ca: Ca, prefix: str) -> tuple[str, dict[str, Any], Stored]:
-    """An item issued once without faults, due again on every run (365 days before a 90-day certificate's end)."""
-    item_id = ca.add_item(prefix, renew_before_days=365)
+    """An item issued once without faults, and due again at the next run."""
+    item_id = ca.add_item(prefix)
     result = run()
     assert result["renewed"] == 1, result
     item, stored = ca.issued(item_id)
+    make_due(ca.stack, ca.table, item_id)
     return item_id, item, stored
 
 

@@ -28,6 +28,7 @@ from tests.integration.invariants import (
     assert_nothing_lost,
     assert_valid_pair,
     challenge_records,
+    make_due,
     read_item,
     secret_version,
 )
@@ -133,10 +134,10 @@ class Issued:
 def issued(stack: LocalStack, env: dict[str, str]) -> Issued:
     zone = unique("fault") + ".test"
     certificate = Issued("renewing", stack.create_hosted_zone(zone))
-    # 365 days ahead of a 90-day certificate: every run renews it.
-    put_item(stack, env, {"id": certificate.id, "domains": [zone, f"*.{zone}"], "renew_before_days": 365})
+    put_item(stack, env, {"id": certificate.id, "domains": [zone, f"*.{zone}"]})
     assert run()[certificate.id].result is Result.RENEWED
     certificate.item, _ = assert_nothing_lost(stack, env["TABLE_NAME"], certificate.id, [certificate.zone_id])
+    make_due(stack, env["TABLE_NAME"], certificate.id)
     return certificate
 
 

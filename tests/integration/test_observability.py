@@ -14,6 +14,7 @@ from cryptography import x509
 
 from acme_renewer.eventbus import ENDPOINT_STALE, FAILED, ISSUED, RENEWED, SOURCE
 from acme_renewer.models import CertificateRequest, KeyType
+from tests.integration.invariants import make_due
 from tests.integration.test_renewal import get_item, put_item, run, unique
 from tests.stack import LocalStack
 from tests.stack.handler import emitted_metrics
@@ -49,7 +50,7 @@ def test_consumers_hear_of_issuance_renewal_and_failure(
 ) -> None:
     zone = unique("events") + ".test"
     stack.create_hosted_zone(zone)
-    put_item(stack, env, {"id": "web", "domains": [zone, f"*.{zone}"], "renew_before_days": 365})
+    put_item(stack, env, {"id": "web", "domains": [zone, f"*.{zone}"]})
 
     run()
     item = get_item(stack, env, "web")
@@ -65,13 +66,15 @@ def test_consumers_hear_of_issuance_renewal_and_failure(
     }
     assert issued["detail"]["not_after"].startswith(item["not_after"][:19])
 
-    run()  # renew_before_days=365 keeps it due
+    make_due(stack, env["TABLE_NAME"], "web")
+    run()
     [renewed] = consumer()
     assert renewed["detail-type"] == RENEWED
     assert renewed["detail"]["serial"] == get_item(stack, env, "web")["serial"] != item["serial"]
 
     original = challenges.DNS01.validation
     monkeypatch.setattr(challenges.DNS01, "validation", lambda self, key: "x" + original(self, key)[1:])
+    make_due(stack, env["TABLE_NAME"], "web")
     run()
     [failed] = consumer()
     assert failed["detail-type"] == FAILED

@@ -17,6 +17,7 @@ from cryptography.x509.verification import PolicyBuilder, Store
 
 from acme_renewer.settings import Settings
 from tests.integration.conftest import LIFETIME, Calls
+from tests.integration.invariants import make_due
 from tests.stack import LocalStack
 from tests.stack.handler import emitted_metrics, invoke
 
@@ -123,12 +124,12 @@ def test_renewal_keeps_the_acm_arn_and_writes_a_new_secret_version_with_a_new_ke
 ) -> None:
     zone = unique("renew") + ".test"
     stack.create_hosted_zone(zone)
-    # 365 days ahead of a 90-day certificate: every run is inside the window.
-    put_item(stack, env, {"id": "renew", "domains": [zone], "renew_before_days": 365})
+    put_item(stack, env, {"id": "renew", "domains": [zone]})
     run()
     first = get_item(stack, env, "renew")
     first_secret = check_certificate(stack, first, [zone])
     account = stack.client("secretsmanager").get_secret_value(SecretId=Settings.from_env().account_secret_name)
+    make_due(stack, env["TABLE_NAME"], "renew")
 
     run()
 

@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.stack.table import load_template
+from tests.stack.table import REPO_ROOT, create_table_request, load_template, table_properties
 
 ALARM_TYPE = "AWS::CloudWatch::Alarm"
 FUNCTIONS = ("RenewalFunction", "StreamFunction")
 # The only actions allowed on Resource "*": reads that have no resource type to scope them to.
-UNSCOPABLE_READS = {"route53:ListHostedZones", "route53:ListHostedZonesByName", "acm:ListCertificates"}
+UNSCOPABLE_READS = {"route53:ListHostedZones", "acm:ListCertificates"}
+PACKAGE = REPO_ROOT / "layers" / "acme_renewer" / "acme_renewer"
+# Actions that no boto3 call names, granted because another call needs them: tags given on create or import.
+IMPLIED_BY = {
+    "secretsmanager:TagResource": "create_secret",  # CreateSecret with Tags
+    "acm:AddTagsToCertificate": "import_certificate",  # ImportCertificate with Tags
+    "kms:GenerateDataKey": "create_secret",  # Secrets Manager uses the key on the caller's behalf
+    "kms:Decrypt": "get_secret_value",
+}
 SCHEDULE_SECONDS = {"Fn::FindInMap": ["Schedule", {"Ref": "ScheduleEveryHours"}, "Seconds"]}
 WEEK_SECONDS = 7 * 24 * 3600
 
@@ -60,12 +69,34 @@ def function_environment(template: dict[str, Any], function: str) -> dict[str, A
 
 
 def policy_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement of both functions' inline policies; a conditional one (`!If [C, S, NoValue]`) as S."""
     statements = []
     for function in FUNCTIONS:
         for policy in template["Resources"][function]["Properties"]["Policies"]:
             if isinstance(policy, dict) and "Statement" in policy:
-                statements.extend(policy["Statement"])
+                statements.extend(unwrap_if(s) for s in policy["Statement"])
     return statements
+
+
+def unwrap_if(statement: dict[str, Any]) -> dict[str, Any]:
+    if "Fn::If" in statement:
+        _, when_true, when_false = statement["Fn::If"]
+        assert when_false == {"Ref": "AWS::NoValue"}, statement
+        return {**when_true, "_condition": statement["Fn::If"][0]}
+    return statement
+
+
+def statements_granting(template: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    return [s for s in policy_statements(template) if any(a.startswith(prefix) for a in as_list(s["Action"]))]
+
+
+def boto3_method(action: str) -> str:
+    """The boto3 method of an IAM action: `route53:ChangeResourceRecordSets` -> `change_resource_record_sets`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", action.split(":", 1)[1]).lower()
+
+
+def package_sources() -> str:
+    return "\n".join(path.read_text() for path in sorted(Path(PACKAGE).glob("*.py")))
 
 
 def render_dashboard(template: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +240,7 @@ def test_events_go_only_to_the_configured_bus(template: dict[str, Any]) -> None:
 def test_both_functions_get_the_same_renewer_policy(template: dict[str, Any]) -> None:
     renewal, stream = (template["Resources"][f]["Properties"]["Policies"][0] for f in FUNCTIONS)
     assert renewal == stream
-    sids = {s["Sid"] for s in renewal["Statement"]}
+    sids = {unwrap_if(s)["Sid"] for s in renewal["Statement"]}
     assert {"CertificatesTable", "AcmListForDriftReport", "CertificateEvents"} <= sids
 
 
@@ -222,3 +253,95 @@ def test_the_dashboard_is_json_and_shows_every_alarm_and_alarmed_metric(template
     for name, metrics in custom_metric_alarms(template).items():
         for metric in metrics:
             assert (namespace, metric["MetricName"]) in graphed, name
+
+
+def test_challenge_changes_are_only_upserts_and_deletes(template: dict[str, Any]) -> None:
+    statements = statements_granting(template, "route53:ChangeResourceRecordSets")
+    assert statements
+    for statement in statements:
+        allowed = statement["Condition"]["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsActions"]
+        assert sorted(allowed) == ["DELETE", "UPSERT"]
+    # ...because the Route53 adapter sends no other action.
+    sent = set(re.findall(r'"Action": "([A-Z]+)"', (PACKAGE / "route53.py").read_text()))
+    assert sent == {"UPSERT", "DELETE"}
+
+
+def test_write_actions_never_have_a_wildcard_resource(template: dict[str, Any]) -> None:
+    for statement in policy_statements(template):
+        actions = as_list(statement["Action"])
+        writes = [a for a in actions if not re.match(r"^[a-z0-9]+:(List|Get|Describe)", a)]
+        if writes:
+            resources = as_list(statement["Resource"])
+            assert "*" not in resources, statement["Sid"]
+            assert all(isinstance(r, dict) for r in resources), statement["Sid"]  # built from the stack's ARNs
+
+
+def test_secrets_are_reachable_only_under_the_prefix(template: dict[str, Any]) -> None:
+    statements = statements_granting(template, "secretsmanager:")
+    assert statements
+    for statement in statements:
+        assert statement["Resource"] == {
+            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*"
+        }
+        assert set(statement["Action"]) == {
+            "secretsmanager:CreateSecret",
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:TagResource",
+        }
+
+
+def test_acm_may_import_and_tag_certificates_of_this_account_only(template: dict[str, Any]) -> None:
+    writes = [s for s in statements_granting(template, "acm:") if "acm:ImportCertificate" in s["Action"]]
+    assert writes
+    for statement in writes:
+        assert set(statement["Action"]) == {"acm:ImportCertificate", "acm:AddTagsToCertificate"}
+        assert statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:acm:*:${AWS::AccountId}:certificate/*"}
+
+
+def test_every_granted_action_is_one_the_code_calls(template: dict[str, Any]) -> None:
+    """Least privilege the other way round: a permission nobody calls any more is taken away."""
+    sources = package_sources()
+    for statement in policy_statements(template):
+        for action in as_list(statement["Action"]):
+            method = IMPLIED_BY.get(action, boto3_method(action))
+            assert re.search(rf"""\.{method}\(|get_paginator\(["']{method}["']\)""", sources), (
+                f"{action} ({statement['Sid']}) is granted but the package never calls {method}"
+            )
+
+
+def test_a_secrets_key_of_your_own_is_usable_only_through_secrets_manager(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["SecretsKmsKeyArn"]
+    assert parameter["Default"] == ""
+    assert re.match(
+        parameter["AllowedPattern"], "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    )
+    assert not re.match(parameter["AllowedPattern"], "arn:aws:kms:eu-west-1:123456789012:alias/mine")
+    assert template["Conditions"]["HasSecretsKmsKey"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "SecretsKmsKeyArn"}, ""]}]
+    }
+    statements = statements_granting(template, "kms:")
+    assert statements
+    for statement in statements:
+        assert statement["_condition"] == "HasSecretsKmsKey"  # no key of your own, no KMS permission at all
+        assert set(statement["Action"]) <= {"kms:GenerateDataKey", "kms:Decrypt"}
+        assert statement["Resource"] == {"Ref": "SecretsKmsKeyArn"}
+        condition = statement["Condition"]
+        assert condition["StringEquals"]["kms:ViaService"] == {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}
+        assert condition["StringLike"]["kms:EncryptionContext:SecretARN"]["Fn::Sub"].endswith(
+            ":secret:${SecretPrefix}*"
+        )
+    for function in FUNCTIONS:
+        assert function_environment(template, function)["SECRETS_KMS_KEY_ID"] == {"Ref": "SecretsKmsKeyArn"}
+
+
+def test_the_table_is_protected_and_recoverable(template: dict[str, Any]) -> None:
+    table = template["Resources"]["CertificatesTable"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    properties = table["Properties"]
+    assert properties["DeletionProtectionEnabled"] is True
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    # The local stack builds the table from these properties, so they stay literal.
+    request = create_table_request(table_properties(template), "certificates")
+    assert request["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]

@@ -23,6 +23,7 @@ from josepy.interfaces import JSONDeSerializable
 
 from acme_renewer import SERVICE, __version__
 from acme_renewer.errors import AcmeOrderError, CaRetryLaterError
+from acme_renewer.stores import create_secret
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -49,10 +50,13 @@ class AcmeSession:
 class AccountKeyStore:
     """Keeps one ACME account key per directory in a Secrets Manager secret, created on first use."""
 
-    def __init__(self, client: SecretsManagerClient, secret_name: str, directory_url: str) -> None:
+    def __init__(
+        self, client: SecretsManagerClient, secret_name: str, directory_url: str, kms_key_id: str | None = None
+    ) -> None:
         self._client = client
         self._name = secret_name
         self._directory = directory_url
+        self._kms_key_id = kms_key_id
 
     def load_or_create(self) -> jwk.JWK:
         existing = self._load()
@@ -61,11 +65,15 @@ class AccountKeyStore:
         key = jwk.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
         body = json.dumps({"directory_url": self._directory, "account_key": key.to_partial_json()})
         try:
-            self._client.create_secret(
-                Name=self._name,
-                SecretString=body,
-                Description=f"ACME account key for {self._directory} (acme-renewer)",
-                Tags=[{"Key": "managed-by", "Value": "acme-renewer"}],
+            create_secret(
+                self._client,
+                {
+                    "Name": self._name,
+                    "SecretString": body,
+                    "Description": f"ACME account key for {self._directory} (acme-renewer)",
+                    "Tags": [{"Key": "managed-by", "Value": "acme-renewer"}],
+                },
+                self._kms_key_id,
             )
         except self._client.exceptions.ResourceExistsException:
             # Another invocation created it first; use theirs so there is only one account.

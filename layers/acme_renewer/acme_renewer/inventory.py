@@ -11,6 +11,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from acme_renewer.dns_challenge import TxtRecord
 from acme_renewer.models import CertificateState, IssuedCertificate, Status, StoredCertificate
+from acme_renewer.validation import display_name
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -145,6 +146,7 @@ class CertificateTable:
             "not_after": iso(certificate.not_after),
             "serial": certificate.serial,
             "issued_domains": list(certificate.domains),
+            "display_domains": [display_name(d) for d in certificate.domains],  # IDNs in Unicode, for people
             "acm_arns": stored.acm_arns,
             "secret_arn": stored.secret_arn,
             "secret_version_id": stored.secret_version_id,

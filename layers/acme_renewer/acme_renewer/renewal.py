@@ -36,7 +36,7 @@ from acme_renewer.policy import (
 from acme_renewer.report import Failure, Outcome, Published, Result, RunReport
 from acme_renewer.settings import Settings
 from acme_renewer.stores import AcmStore, PartialImportError, PendingOrderStore, SecretStore
-from acme_renewer.validation import parse_item
+from acme_renewer.validation import check_against_lifetime, parse_item
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -123,7 +123,7 @@ class Renewer:
         enabled = item.get("enabled") is not False
         request_fp = fingerprint(item, REQUEST_FIELDS, self.settings.acme_directory_url)
         try:
-            request = parse_item(item, self.settings)
+            request = self._parse(item, state)
         except ItemValidationError as invalid:
             held = held_back(state, request_fp, now, self.policy, item_id)
             if held is not None and not force:
@@ -146,7 +146,7 @@ class Renewer:
             return Outcome(request.id, Result.LEASED, "another run holds the lease", state.not_after, due=True)
         # Decide again on the item as it is now: an overlapping run may have just renewed it.
         try:
-            request = parse_item(fresh, self.settings)
+            request = self._parse(fresh, state_from_item(fresh))
         except ItemValidationError as invalid:
             return self._fail(request.id, invalid, state, request_fp, now, enabled, owner=self.owner)
         state = state_from_item(fresh)
@@ -204,6 +204,15 @@ class Renewer:
         except RenewalError as unusable:
             logger.info("pending order not usable; ordering anew", extra={"error": str(unusable)})
             return None
+
+    def _parse(self, item: Mapping[str, Any], state: CertificateState) -> CertificateRequest:
+        """The item contract, plus what only the current certificate reveals (its lifetime)."""
+        request = parse_item(item, self.settings)
+        if state.not_before is not None and state.not_after is not None:
+            problems = check_against_lifetime(request, state.not_before, state.not_after)
+            if problems:
+                raise ItemValidationError(problems)
+        return request
 
     def _sweep(self, item_id: str, state: CertificateState, now: datetime) -> None:
         """Remove the challenge values a dead run left behind, under the lease so as not to race a live one."""

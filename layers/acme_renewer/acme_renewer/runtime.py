@@ -45,7 +45,10 @@ def client(service: str, region: str) -> Any:
 def build_renewer(settings: Settings, time_left: Callable[[], float] | None = None) -> Renewer:
     region = settings.region
     account_keys = AccountKeyStore(
-        client("secretsmanager", region), settings.account_secret_name, settings.acme_directory_url
+        client("secretsmanager", region),
+        settings.account_secret_name,
+        settings.acme_directory_url,
+        settings.secrets_kms_key_id,
     )
 
     def open_session() -> AcmeSession:
@@ -80,7 +83,7 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
         issue=issue,
         dns=dns,
         recover=recover,
-        pending=PendingOrderStore(client("secretsmanager", region)),
+        pending=PendingOrderStore(client("secretsmanager", region), settings.secrets_kms_key_id),
         time_left=time_left,
         policy=FailurePolicy(max_consecutive_failures=settings.max_consecutive_failures),
         events=EventPublisher(client("events", region), settings.event_bus_name),
@@ -90,7 +93,7 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
             expiry_warning=timedelta(days=settings.expiry_warning_days),
             endpoint_grace=timedelta(minutes=settings.endpoint_grace_minutes),
         ),
-        secrets=SecretStore(client("secretsmanager", region)),
+        secrets=SecretStore(client("secretsmanager", region), settings.secrets_kms_key_id),
         acm=AcmStore(acm_client),
     )
 

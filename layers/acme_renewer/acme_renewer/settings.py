@@ -38,6 +38,8 @@ class Settings:
     endpoint_grace_minutes: float = 60.0
     # A run starts no new renewal with less time than this left before the function's deadline.
     renewal_budget_seconds: float = 180.0
+    # Customer-managed KMS key for the secrets we create; None: Secrets Manager's AWS-managed key.
+    secrets_kms_key_id: str | None = None
 
     @property
     def account_secret_name(self) -> str:
@@ -80,6 +82,7 @@ class Settings:
             expiry_warning_days=int(_positive(env, "EXPIRY_WARNING_DAYS", 14)),
             endpoint_grace_minutes=_non_negative(env, "ENDPOINT_GRACE_MINUTES", 60.0),
             renewal_budget_seconds=_non_negative(env, "RENEWAL_BUDGET_SECONDS", 180.0),
+            secrets_kms_key_id=env.get("SECRETS_KMS_KEY_ID", "").strip() or None,
         )
 
 

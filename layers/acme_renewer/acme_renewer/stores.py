@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from mypy_boto3_acm import ACMClient
     from mypy_boto3_acm.type_defs import ImportCertificateRequestTypeDef
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_secretsmanager.type_defs import (
+        CreateSecretRequestTypeDef,
+        CreateSecretResponseTypeDef,
+    )
     from mypy_boto3_secretsmanager.type_defs import TagTypeDef as SecretTag
 
 logger = Logger(service=SERVICE, child=True)
@@ -45,8 +49,9 @@ def secret_document(certificate: IssuedCertificate) -> str:
 
 
 class SecretStore:
-    def __init__(self, client: SecretsManagerClient) -> None:
+    def __init__(self, client: SecretsManagerClient, kms_key_id: str | None = None) -> None:
         self._client = client
+        self._kms_key_id = kms_key_id
 
     def put(self, request: CertificateRequest, certificate: IssuedCertificate) -> tuple[str, str]:
         with _refusal_as_store_error(request.secret_name):
@@ -68,12 +73,16 @@ class SecretStore:
             {"Key": "managed-by", "Value": MANAGED_BY},
             {"Key": "acme-renewer:id", "Value": request.id},
         ]
-        created = self._client.create_secret(
-            Name=request.secret_name,
-            SecretString=body,
-            ClientRequestToken=token,
-            Description=f"TLS certificate {request.id} ({', '.join(request.domains)}), renewed by acme-renewer",
-            Tags=secret_tags,
+        created = create_secret(
+            self._client,
+            {
+                "Name": request.secret_name,
+                "SecretString": body,
+                "ClientRequestToken": token,
+                "Description": f"TLS certificate {request.id} ({', '.join(request.domains)}), renewed by acme-renewer",
+                "Tags": secret_tags,
+            },
+            self._kms_key_id,
         )
         logger.info("created certificate secret", extra={"secret_name": request.secret_name})
         return created["ARN"], created["VersionId"]
@@ -85,8 +94,9 @@ class PendingOrderStore:
     Kept apart from the certificate's secret, whose AWSCURRENT must always hold a matching certificate and key.
     """
 
-    def __init__(self, client: SecretsManagerClient) -> None:
+    def __init__(self, client: SecretsManagerClient, kms_key_id: str | None = None) -> None:
         self._client = client
+        self._kms_key_id = kms_key_id
 
     @staticmethod
     def name(request: CertificateRequest) -> str:
@@ -101,10 +111,14 @@ class PendingOrderStore:
         try:
             self._client.put_secret_value(SecretId=self.name(request), SecretString=body)
         except self._client.exceptions.ResourceNotFoundException:
-            self._client.create_secret(
-                Name=self.name(request),
-                SecretString=body,
-                Description=f"Key of the latest order for {request.id} until it is stored (acme-renewer)",
+            create_secret(
+                self._client,
+                {
+                    "Name": self.name(request),
+                    "SecretString": body,
+                    "Description": f"Key of the latest order for {request.id} until it is stored (acme-renewer)",
+                },
+                self._kms_key_id,
             )
 
     def load(self, request: CertificateRequest, order_url: str) -> str | None:
@@ -156,6 +170,15 @@ class AcmStore:
         new_arn = client.import_certificate(**material)["CertificateArn"]
         logger.info("imported new ACM certificate", extra={"region": region, "arn": new_arn})
         return new_arn
+
+
+def create_secret(
+    client: SecretsManagerClient, request: CreateSecretRequestTypeDef, kms_key_id: str | None
+) -> CreateSecretResponseTypeDef:
+    """Every secret we create is encrypted with the stack's customer-managed key when it names one."""
+    if kms_key_id:
+        request = {**request, "KmsKeyId": kms_key_id}
+    return client.create_secret(**request)
 
 
 @contextmanager

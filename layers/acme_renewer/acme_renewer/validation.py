@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import idna
 
@@ -28,36 +31,48 @@ STATE_FIELDS = frozenset(
         "status", "not_before", "not_after", "serial", "issued_domains", "acm_arns", "secret_arn",
         "secret_version_id", "last_error", "last_attempt_at", "last_renewed_at", "issued_fingerprint",
         "attempt_fingerprint", "failure_count", "next_attempt_at", "lease_owner", "lease_until", "written_by",
+        "pending_txt", "display_domains",
     }
 )  # fmt: skip
+# Read and checked here, but not a request field yet: see _acme_directory.
+ACME_DIRECTORY = "acme_directory"
 
 
 def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateRequest:
-    """Validate every request field; collect all problems so one fix-up round is enough."""
+    """Validate every request field; collect all problems so one fix-up round is enough.
+
+    Raises ItemValidationError and nothing else, whatever the item holds: items are written by hand too.
+    """
     problems: list[str] = []
+    warnings: list[str] = []
     item_id = item.get("id")
-    if not isinstance(item_id, str) or not _ID.match(item_id):
+    id_ok = isinstance(item_id, str) and bool(_ID.match(item_id))
+    if not id_ok:
         problems.append(
             f"id {item_id!r} must be 1-128 characters of letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
-        item_id = str(item_id)
+    item_id = str(item_id)
 
     domains = _domains(item.get("domains"), problems)
     key_type = _key_type(item.get("key_type", KeyType.EC_P256.value), problems)
     regions = _regions(item.get("acm_regions", [settings.region]), problems)
-    secret_name = _secret_name(item.get("secret_name", settings.default_secret_name(item_id)), settings, problems)
+    if "secret_name" in item or id_ok:
+        secret_name = _secret_name(item.get("secret_name", settings.default_secret_name(item_id)), settings, problems)
+    else:
+        secret_name = ""  # the default derives from the id, which is already reported
     renew_before_days = _renew_before_days(item.get("renew_before_days"), problems)
     endpoints, endpoint_problems = parse_endpoints(item.get("endpoints", []))
     problems.extend(endpoint_problems)
     enabled = item.get("enabled", True)
     if not isinstance(enabled, bool):
-        problems.append(f"enabled must be true or false, got {enabled!r}")
+        problems.append(f"enabled must be true or false (a BOOL), got {describe(enabled)}")
+    _acme_directory(item.get(ACME_DIRECTORY), settings, problems, warnings)
 
     if problems:
         raise ItemValidationError(problems)
-    unknown = sorted(set(item) - set(REQUEST_FIELDS) - STATE_FIELDS)
-    warnings = tuple(f"unknown attribute {name!r} ignored" for name in unknown)
+    unknown = sorted(str(name) for name in set(item) - set(REQUEST_FIELDS) - STATE_FIELDS - {ACME_DIRECTORY})
+    warnings += [f"unknown attribute {name!r} ignored" for name in unknown]
     return CertificateRequest(
         id=item_id,
         domains=domains,
@@ -67,8 +82,61 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         renew_before_days=renew_before_days,
         enabled=bool(enabled),
         endpoints=endpoints,
-        warnings=warnings,
+        warnings=tuple(warnings),
     )
+
+
+def check_against_lifetime(request: CertificateRequest, not_before: datetime, not_after: datetime) -> list[str]:
+    """Problems of the request that only the issued certificate reveals; [] when there are none.
+
+    A `renew_before_days` at least as long as the CA's lifetime puts every certificate inside its renewal
+    window from the start, so every run would order a new one (and soon hit the CA's rate limits).
+    """
+    days = request.renew_before_days
+    lifetime = not_after - not_before
+    if days is None or timedelta(days=days) < lifetime:
+        return []
+    lifetime_days = lifetime / timedelta(days=1)
+    return [
+        f"renew_before_days {days} is not shorter than the certificate's lifetime ({lifetime_days:.3g} days), "
+        f"so every run would renew it; use fewer days (about {max(1, math.floor(lifetime_days / 3))} renews "
+        "with a third of the lifetime left) or remove renew_before_days for that default"
+    ]
+
+
+def display_name(ascii_name: str) -> str:
+    """The Unicode form of a normalized name, for people ("xn--bcher-kva.example" -> "bücher.example").
+
+    Names that do not decode (none that parse_item accepted should) are returned as they are.
+    """
+    wildcard = ascii_name.startswith("*.")
+    base = ascii_name[2:] if wildcard else ascii_name
+    try:
+        shown = idna.decode(base)
+    except (UnicodeError, ValueError):  # idna.IDNAError is a UnicodeError
+        return ascii_name
+    return ("*." if wildcard else "") + shown
+
+
+def describe(raw: Any) -> str:
+    """A value as DynamoDB would call it, for messages about items written by hand."""
+    if isinstance(raw, bool):
+        return f"a boolean ({raw})"
+    if isinstance(raw, (int, float, Decimal)):
+        return f"a number ({raw})"
+    if isinstance(raw, str):
+        return f"the string {raw!r}"
+    if isinstance(raw, (bytes, bytearray)):
+        return "binary data"
+    if isinstance(raw, (set, frozenset)):
+        return f"a set ({len(raw)} elements)"
+    if isinstance(raw, Mapping):
+        return f"a map ({len(raw)} keys)"
+    if isinstance(raw, (list, tuple)):
+        return f"a list ({len(raw)} elements)"
+    if raw is None:
+        return "null"
+    return type(raw).__name__
 
 
 def normalize_domain(raw: str) -> str:
@@ -88,7 +156,7 @@ def normalize_domain(raw: str) -> str:
         raise ValueError("may only have a wildcard as its whole first label ('*.example.com')")
     try:
         ascii_base = idna.encode(base, uts46=True).decode("ascii") if not base.isascii() else base.lower()
-    except idna.IDNAError as exc:
+    except UnicodeError as exc:  # idna.IDNAError is one
         raise ValueError(f"is not a valid internationalized name ({exc})") from None
     labels = ascii_base.split(".")
     if len(labels) < 2:
@@ -98,6 +166,8 @@ def normalize_domain(raw: str) -> str:
             raise ValueError(f"has a label longer than 63 characters ({label[:20]}...)")
         if not _LABEL.match(label):
             raise ValueError(f"has an invalid label {label!r} (letters, digits and inner hyphens only)")
+        if label.startswith("xn--") and display_name(label) == label:
+            raise ValueError(f"has a label {label!r} that is not valid punycode; write the name in Unicode instead")
     ascii_name = ("*." if wildcard else "") + ascii_base
     if len(ascii_name) > 253:
         raise ValueError(f"is {len(ascii_name)} characters long; DNS names stop at 253")
@@ -105,13 +175,19 @@ def normalize_domain(raw: str) -> str:
 
 
 def _domains(raw: Any, problems: list[str]) -> tuple[str, ...]:
-    if isinstance(raw, str) or not isinstance(raw, (list, tuple)) or not raw:
-        problems.append(f"domains must be a non-empty list of DNS names, got {raw!r}")
+    if isinstance(raw, (set, frozenset)):
+        problems.append(
+            f"domains must be a list (L), not a set: the first name is the certificate's subject and a set has no"
+            f" order; got {describe(raw)}"
+        )
+        return ()
+    if not isinstance(raw, (list, tuple)) or not raw:
+        problems.append(f'domains must be a non-empty list of DNS names, e.g. ["example.com"], got {describe(raw)}')
         return ()
     names: list[str] = []
     for entry in raw:
         if not isinstance(entry, str):
-            problems.append(f"domain {entry!r} must be a string")
+            problems.append(f"domains has {describe(entry)}; each name must be a string (S) such as 'example.com'")
             continue
         try:
             name = normalize_domain(entry)
@@ -130,7 +206,8 @@ def _key_type(raw: Any, problems: list[str]) -> KeyType:
         return KeyType(raw)
     except ValueError:
         allowed = ", ".join(k.value for k in KeyType)
-        problems.append(f"key_type {raw!r} is not one of {allowed}")
+        got = repr(raw) if isinstance(raw, str) else describe(raw)
+        problems.append(f"key_type {got} is not one of {allowed}")
         return KeyType.EC_P256
 
 
@@ -149,11 +226,13 @@ def known_regions() -> frozenset[str]:
 
 def _regions(raw: Any, problems: list[str]) -> tuple[str, ...]:
     if isinstance(raw, str) or not isinstance(raw, (list, tuple)):
-        problems.append(f"acm_regions must be a list of region names (empty for no ACM import), got {raw!r}")
+        problems.append(f"acm_regions must be a list of region names (empty for no ACM import), got {describe(raw)}")
         return ()
     regions: list[str] = []
     for region in raw:
-        if not isinstance(region, str) or region not in known_regions():
+        if not isinstance(region, str):
+            problems.append(f"acm_regions has {describe(region)}; each region is a string such as 'us-east-1'")
+        elif region not in known_regions():
             problems.append(f"acm_regions has {region!r}, which is not an AWS region with ACM")
         elif region not in regions:
             regions.append(region)
@@ -162,7 +241,8 @@ def _regions(raw: Any, problems: list[str]) -> tuple[str, ...]:
 
 def _secret_name(raw: Any, settings: Settings, problems: list[str]) -> str:
     if not isinstance(raw, str) or not _SECRET_NAME.match(raw):
-        problems.append(f"secret_name {raw!r} must be 1-512 characters of letters, digits and /_+=.@-")
+        got = repr(raw) if isinstance(raw, str) else describe(raw)
+        problems.append(f"secret_name {got} must be a string of 1-512 letters, digits and /_+=.@-")
         return ""
     if not raw.startswith(settings.secret_prefix):
         problems.append(
@@ -177,9 +257,37 @@ def _renew_before_days(raw: Any, problems: list[str]) -> int | None:
         return None
     # DynamoDB numbers arrive as Decimal; accept whole numbers only.
     if isinstance(raw, bool) or not isinstance(raw, (int, float, Decimal)):
-        problems.append(f"renew_before_days must be a whole number of days, got {raw!r}")
+        problems.append(f"renew_before_days must be a whole number of days (N), got {describe(raw)}")
         return None
-    if raw != int(raw) or not 1 <= int(raw) <= 365:
+    finite = raw.is_finite() if isinstance(raw, Decimal) else math.isfinite(raw)
+    if not finite or raw != int(raw) or not 1 <= int(raw) <= 365:
         problems.append(f"renew_before_days must be a whole number from 1 to 365, got {raw}")
         return None
     return int(raw)
+
+
+def _acme_directory(raw: Any, settings: Settings, problems: list[str], warnings: list[str]) -> None:
+    """Per-item directories are not supported yet: refuse what could never work, and say that a good one is ignored."""
+    if raw is None:
+        return
+    if not _is_https_url(raw):
+        got = repr(raw) if isinstance(raw, str) else describe(raw)
+        problems.append(
+            f"acme_directory must be an https URL (https://host/path), got {got}; remove it to use the function's"
+            f" directory {settings.acme_directory_url}"
+        )
+    elif raw != settings.acme_directory_url:
+        warnings.append(
+            f"acme_directory {raw!r} ignored: per-item ACME directories are not supported yet, so the function's"
+            f" directory {settings.acme_directory_url} is used"
+        )
+
+
+def _is_https_url(raw: Any) -> bool:
+    if not isinstance(raw, str) or any(c.isspace() for c in raw):
+        return False
+    try:
+        parts = urlsplit(raw)
+        return parts.scheme == "https" and bool(parts.hostname)
+    except ValueError:  # a malformed port or IPv6 literal
+        return False

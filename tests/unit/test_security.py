@@ -1,0 +1,129 @@
+"""Keys stay out of logs, exception messages (they become `last_error`), events and metrics.
+
+The log check reads the sources, not a run: it covers every branch, including error paths no test reaches.
+"""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from josepy import jwk
+
+from acme_renewer.acme_account import AcmeSession
+from acme_renewer.models import IssuedCertificate
+from tests.stack.table import REPO_ROOT
+
+# Names that hold key material: the certificate's private key, the ACME account key, an EAB HMAC key.
+SECRET_WORDS = ("private_key", "account_key", "key_pem", "hmac")
+LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "log", "append_keys"}
+SOURCES = sorted([*(REPO_ROOT / "layers").rglob("*.py"), *(REPO_ROOT / "functions").rglob("*.py")])
+# The report stage: what goes into EventBridge events and EMF metrics. It has no business with keys at all.
+REPORT_MODULES = ("eventbus.py", "report.py", "fleet.py", "drift.py", "endpoints.py")
+PACKAGE = REPO_ROOT / "layers" / "acme_renewer" / "acme_renewer"
+KEY = "-----BEGIN PRIVATE KEY-----\nTOP-SECRET-KEY-MATERIAL\n-----END PRIVATE KEY-----\n"
+
+
+def mentions_secret(node: ast.AST) -> bool:
+    """Whether an expression names key material: a variable, attribute, key or string mentioning SECRET_WORDS."""
+    text = ast.unparse(node).lower()
+    return any(word in text for word in SECRET_WORDS)
+
+
+def is_log_call(call: ast.Call) -> bool:
+    """`logger.info(...)`, `self.logger.warning(...)`, `logging.getLogger(x).exception(...)`, and `print(...)`."""
+    if isinstance(call.func, ast.Name):
+        return call.func.id == "print"
+    if isinstance(call.func, ast.Attribute) and call.func.attr in LOG_METHODS:
+        return "log" in ast.unparse(call.func.value).lower()
+    return False
+
+
+def leaks(source: str, filename: str = "<source>") -> list[str]:
+    """Log calls and raised exceptions whose arguments name key material, as `file:line: code`."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        arguments: list[ast.AST] = []
+        if isinstance(node, ast.Call) and is_log_call(node):
+            arguments = [*node.args, *(k.value for k in node.keywords)]
+        elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            arguments = [*node.exc.args, *(k.value for k in node.exc.keywords)]
+        if any(mentions_secret(argument) for argument in arguments):
+            found.append(f"{filename}:{node.lineno}: {ast.unparse(node)[:120]}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'logger.info("issued", extra={"key": certificate.private_key_pem})',
+        'logger.debug(f"account {account_key.to_json()}")',
+        'self.logger.warning("eab", extra={"eab_hmac_key": settings.eab_hmac})',
+        'logging.getLogger(__name__).exception("failed: %s", key_pem)',
+        "print(private_key)",
+        'raise StoreError(f"cannot store {certificate.private_key_pem}")',
+    ],
+)
+def test_the_scanner_finds_a_key_in_a_log_call_or_an_error(source: str) -> None:
+    assert leaks(source)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'logger.info("created ACME account key", extra={"secret_name": name})',
+        'logger.info("certificate issued", extra={"serial": certificate.serial})',
+        "secrets.put(request, certificate.private_key_pem)",  # handing the key to its store is the point
+    ],
+)
+def test_the_scanner_lets_harmless_calls_through(source: str) -> None:
+    assert leaks(source) == []
+
+
+def test_the_sources_are_found() -> None:
+    names = {path.name for path in SOURCES}
+    assert {"stores.py", "acme_account.py", "renewal.py", "app.py"} <= names
+
+
+def test_no_log_call_or_error_message_carries_key_material() -> None:
+    found = [leak for path in SOURCES for leak in leaks(path.read_text(), str(path.relative_to(REPO_ROOT)))]
+    assert found == []
+
+
+@pytest.mark.parametrize("module", REPORT_MODULES)
+def test_events_and_metrics_modules_never_touch_keys(module: str) -> None:
+    path = PACKAGE / module
+    if not path.exists():
+        pytest.skip(f"{module} is gone")
+    names = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, (ast.Name, ast.Attribute))]
+    assert [ast.unparse(n) for n in names if mentions_secret(n)] == []
+
+
+def issued() -> IssuedCertificate:
+    return IssuedCertificate(
+        certificate_pem="-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n",
+        chain_pem="",
+        private_key_pem=KEY,
+        serial="3296dd400b876a8",
+        not_before=datetime(2026, 11, 25, tzinfo=UTC),
+        not_after=datetime(2027, 2, 23, tzinfo=UTC),
+        domains=("example.com",),
+    )
+
+
+def test_an_issued_certificate_never_shows_its_key() -> None:
+    certificate = issued()
+    for shown in (repr(certificate), str(certificate), f"{certificate}", f"{certificate!r}", repr([certificate])):
+        assert "TOP-SECRET" not in shown
+        assert "PRIVATE KEY" not in shown
+    assert "3296dd400b876a8" in repr(certificate)  # still useful in a log line
+
+
+def test_an_acme_session_never_shows_the_account_key() -> None:
+    key = jwk.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    private_scalar = key.to_partial_json()["d"]
+    session = AcmeSession(client=None, account_key=key, account_uri="https://ca.example/acct/1")  # type: ignore[arg-type]
+    assert private_scalar not in repr(session)
+    assert private_scalar not in str(key)
