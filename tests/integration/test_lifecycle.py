@@ -17,7 +17,7 @@ from tests.integration.conftest import Calls
 from tests.integration.test_renewal import check_certificate, get_item, put_item, unique
 from tests.stack import LocalStack
 from tests.stack.acme_proxy import AcmeProxy, Rule
-from tests.stack.handler import event, invoke_with
+from tests.stack.handler import FakeLambdaContext, event, invoke_with
 from tests.stack.streams import StreamReader, lambda_event, passes_filter, stream_filters
 
 FILTERS = stream_filters()
@@ -212,3 +212,26 @@ def test_a_crash_between_issuance_and_the_stores_is_recovered_without_a_new_orde
     assert "pending_order" not in item and "pending_txt" not in item
     record_sets = stack.client("route53").list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
     assert not [r for r in record_sets if r["Name"].startswith("_acme-challenge")]
+
+
+def test_a_run_close_to_its_deadline_starts_nothing_and_the_next_run_does(
+    stack: LocalStack, env: dict[str, str], calls: Calls
+) -> None:
+    zones = [unique("deadline") + ".test" for _ in range(2)]
+    for number, zone in enumerate(zones):
+        stack.create_hosted_zone(zone)
+        put_item(stack, env, {"id": f"late-{number}", "domains": [zone]})
+    before = [get_item(stack, env, f"late-{n}") for n in range(2)]
+    budget = Settings.from_env().renewal_budget_seconds
+
+    # Lambda says less time is left than one renewal may need.
+    result = invoke_with("renewal", event("schedule.json"), FakeLambdaContext(timeout_seconds=budget - 10))
+
+    assert result["deferred"] == 2
+    assert calls.new_orders == []
+    assert [get_item(stack, env, f"late-{n}") for n in range(2)] == before
+
+    result = invoke_with("renewal", event("schedule.json"))
+    assert result["renewed"] == 2
+    for number, zone in enumerate(zones):
+        check_certificate(stack, get_item(stack, env, f"late-{number}"), [zone])

@@ -58,8 +58,8 @@ def invoke(function: str, event_file: str) -> Any:
     return invoke_with(function, event(event_file))
 
 
-def invoke_with(function: str, payload: dict[str, Any]) -> Any:
-    return load_function(function).lambda_handler(payload, FakeLambdaContext())
+def invoke_with(function: str, payload: dict[str, Any], context: FakeLambdaContext | None = None) -> Any:
+    return load_function(function).lambda_handler(payload, context or FakeLambdaContext())
 
 
 class _CurrentStdout:
