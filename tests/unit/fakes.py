@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -11,24 +12,35 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
-from acme_renewer.dns_challenge import ChallengeDns, TxtRecord, challenge_record_name, published
+from acme_renewer.dns_challenge import TxtRecord, challenge_record_name
 from acme_renewer.errors import AcmeOrderError
 from acme_renewer.keys import build_csr, generate_key, issued_certificate, private_key_pem
 from acme_renewer.models import CertificateRequest, IssuedCertificate
 
 
+@dataclass
+class FakeOrder:
+    request: CertificateRequest
+    records: list[TxtRecord]
+
+
 class FakeCa:
-    """Signs the CSR of each request directly; `fail_for` names ids whose order fails."""
+    """The order steps of a CA that signs locally; `fail_for` names ids whose validation fails.
+
+    It checks, as a CA would, that the challenge values are on `dns` when the challenges are answered.
+    """
 
     def __init__(
         self,
         lifetime: timedelta = timedelta(days=90),
         fail_for: frozenset[str] = frozenset(),
         error: BaseException | None = None,
+        dns: FakeDns | None = None,
     ) -> None:
         self.lifetime = lifetime
         self.fail_for = fail_for
         self.error = error
+        self.dns = dns if dns is not None else FakeDns()
         self.die_after_publish: BaseException | None = None
         self.orders: list[str] = []
         self._key = ec.generate_private_key(ec.SECP256R1())
@@ -46,31 +58,33 @@ class FakeCa:
             .sign(self._key, hashes.SHA256())
         )
 
-    def __call__(
-        self,
-        request: CertificateRequest,
-        dns: ChallengeDns | None = None,
-        checkpoint: Callable[[str, str], None] | None = None,
-    ) -> IssuedCertificate:
-        dns = dns or FakeDns()
+    def begin(self, request: CertificateRequest) -> FakeOrder:
         self.orders.append(request.id)
         records = [TxtRecord(challenge_record_name(d), f"token-{request.id}") for d in request.domains]
+        return FakeOrder(request, records)
+
+    def validate(self, opened: FakeOrder) -> None:
+        """Like a CA: the values must be live by now; a `fail_for` id fails as a failed validation does."""
         if self.die_after_publish:
-            dns.publish(records)  # and never removes them: the process is gone
+            self.dns.dead = True  # the process is gone: nothing of ours runs after this, cleanup included
             raise self.die_after_publish
-        with published(dns, records):
-            if request.id in self.fail_for:
-                raise self.error or AcmeOrderError(f"DNS-01 validation failed for {request.domains[0]}: fake")
-        key = generate_key(request.key_type)
+        missing = [r for r in opened.records if r.value not in self.dns.records.get(r.name, [])]
+        if missing:
+            raise AcmeOrderError(f"fake CA: {missing[0].name} was not published when the challenge was answered")
+        if opened.request.id in self.fail_for:
+            raise self.error or AcmeOrderError(f"DNS-01 validation failed for {opened.request.domains[0]}: fake")
+
+    def finish(self, opened: FakeOrder, checkpoint: Callable[[str, str], None] | None = None) -> IssuedCertificate:
+        key = generate_key(opened.request.key_type)
         if checkpoint is not None:
             checkpoint(f"https://ca.test/order/{len(self.orders)}", private_key_pem(key))
-        return self._sign(request, key)
+        return self.sign(opened.request, key)
 
     def recover(self, request: CertificateRequest, order_url: str, key_pem: str) -> IssuedCertificate | None:
         """The CA keeps nothing: a pending order is never recovered (the integration tests use pebble's)."""
         return None
 
-    def _sign(
+    def sign(
         self, request: CertificateRequest, key: CertificateIssuerPrivateKeyTypes | None = None
     ) -> IssuedCertificate:
         key = key or generate_key(request.key_type)
@@ -92,16 +106,21 @@ class FakeCa:
 
 
 class FakeDns:
-    """A DNS provider in memory: name -> values."""
+    """A DNS provider in memory: name -> values. `dead` stands for a killed process: nothing more is done."""
 
     def __init__(self) -> None:
         self.records: dict[str, list[str]] = {}
+        self.dead = False
+        self.publishes = 0
 
     def publish(self, records: list[TxtRecord]) -> None:
+        self.publishes += 1
         for record in records:
             self.records.setdefault(record.name, []).append(record.value)
 
     def remove(self, records: list[TxtRecord]) -> None:
+        if self.dead:
+            raise RuntimeError("the process is gone")
         for record in records:
             values = self.records.get(record.name, [])
             if record.value in values:

@@ -142,7 +142,7 @@ def test_a_failing_bus_never_fails_the_run(aws: None) -> None:
 
 def import_certificate(region: str, lifetime: timedelta) -> str:
     request = CertificateRequest("x", ("old.example.com",), KeyType.EC_P256, (), "s", None, True)
-    certificate = FakeCa(lifetime=lifetime)(request)
+    certificate = FakeCa(lifetime=lifetime).sign(request)
     return boto3.client("acm", region_name=region).import_certificate(
         Certificate=certificate.certificate_pem.encode(),
         PrivateKey=certificate.private_key_pem.encode(),

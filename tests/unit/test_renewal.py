@@ -48,12 +48,13 @@ DNS = FakeDns()
 def renewer(
     ca: FakeCa, clock: Callable[[], datetime] | None = None, time_left: Callable[[], float] | None = None
 ) -> Renewer:
+    DNS.dead = False  # a run "killed" by an earlier renewer is over; this one is a new process
+    ca.dns = DNS
     return Renewer(
         settings=SETTINGS,
         table=table(),
-        issue=ca,
+        orders=ca,
         dns=DNS,
-        recover=ca.recover,
         pending=PendingOrderStore(boto3.client("secretsmanager", region_name=REGION)),
         time_left=time_left,
         secrets=SecretStore(boto3.client("secretsmanager", region_name=REGION)),
@@ -235,7 +236,7 @@ def test_a_run_that_lost_the_race_does_not_order_again(aws: None) -> None:
     first, second = FakeCa(), FakeCa()
     renewer(first).run()
     late = renewer(second)
-    outcome = late._renew_item(stale_snapshot, datetime.now(UTC), force=False)
+    (outcome,) = late._process([stale_snapshot], force=False).outcomes
     assert outcome.result is Result.NOT_DUE
     assert (first.orders, second.orders) == (["web"], [])
     assert "lease_owner" not in get("web")

@@ -26,12 +26,12 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
 def test_a_customer_managed_key_encrypts_every_secret_we_create(secrets: object) -> None:
     key_id = boto3.client("kms", region_name="eu-west-1").create_key()["KeyMetadata"]["Arn"]
-    SecretStore(secrets, key_id).put(REQUEST, FakeCa()(REQUEST))  # type: ignore[arg-type]
+    SecretStore(secrets, key_id).put(REQUEST, FakeCa().sign(REQUEST))  # type: ignore[arg-type]
     PendingOrderStore(secrets, key_id).save(REQUEST, "https://ca.test/order/1", "key")  # type: ignore[arg-type]
     for name in (REQUEST.secret_name, PendingOrderStore.name(REQUEST)):
         assert secrets.describe_secret(SecretId=name)["KmsKeyId"] == key_id  # type: ignore[attr-defined]
 
 
 def test_without_a_key_secrets_manager_chooses(secrets: object) -> None:
-    SecretStore(secrets).put(REQUEST, FakeCa()(REQUEST))  # type: ignore[arg-type]
+    SecretStore(secrets).put(REQUEST, FakeCa().sign(REQUEST))  # type: ignore[arg-type]
     assert "KmsKeyId" not in secrets.describe_secret(SecretId=REQUEST.secret_name)  # type: ignore[attr-defined]

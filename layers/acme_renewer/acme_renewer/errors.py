@@ -39,3 +39,14 @@ class CaRetryLaterError(AcmeOrderError):
     def __init__(self, message: str, retry_after: float) -> None:
         self.retry_after = retry_after
         super().__init__(f"{message} (the CA asks to retry after {retry_after:.0f} s)")
+
+
+class DnsPublishError(RenewalError):
+    """Some challenge names could not be published (no zone, change refused); the rest of the batch went out.
+
+    `names` are the record names that failed; the certificates needing any of them fail with this message.
+    """
+
+    def __init__(self, message: str, names: frozenset[str]) -> None:
+        self.names = names
+        super().__init__(message)

@@ -1,19 +1,25 @@
-"""Order stage: one ACME order from newOrder to the downloaded chain, with DNS-01 published meanwhile."""
+"""Order stage: one ACME order in three steps (begin, validate, finish), so that many orders share one DNS wait.
+
+batch.py runs the steps for all the certificates of a run; the records to publish come out of `begin`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from acme import challenges, errors, messages
 from aws_lambda_powertools import Logger
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from acme_renewer import SERVICE
 from acme_renewer.acme_account import AcmeSession
-from acme_renewer.dns_challenge import ChallengeDns, TxtRecord, challenge_record_name, published
+from acme_renewer.dns_challenge import TxtRecord, challenge_record_name
 from acme_renewer.errors import AcmeOrderError
 from acme_renewer.keys import build_csr, generate_key, issued_certificate, private_key_pem
 from acme_renewer.models import CertificateRequest, IssuedCertificate
@@ -26,46 +32,72 @@ logger = Logger(service=SERVICE, child=True)
 Checkpoint = Callable[[str, str], None]
 
 
-def issue(
-    session: AcmeSession,
-    request: CertificateRequest,
-    dns: ChallengeDns,
-    timeout_seconds: float,
-    checkpoint: Checkpoint | None = None,
-) -> IssuedCertificate:
-    """Order a certificate for the request with a new key; the TXT records are gone when this returns."""
+@dataclass
+class OpenOrder:
+    """An order between newOrder and finalization: the new key, and the TXT values its challenges need.
+
+    Plain data, so that any session of the same account can carry it on (see AcmeOrders).
+    """
+
+    request: CertificateRequest
+    resource: messages.OrderResource
+    key: CertificateIssuerPrivateKeyTypes
+    challenges: list[tuple[str, messages.ChallengeBody]]
+    records: list[TxtRecord] = field(default_factory=list)
+
+
+def begin(session: AcmeSession, request: CertificateRequest) -> OpenOrder:
+    """newOrder with a new key; the records to publish are on the result. Nothing is published here."""
     key = generate_key(request.key_type)
     csr_pem = build_csr(key, request.domains)
+    with acme_errors("newOrder"):
+        resource = session.client.new_order(csr_pem)
+    pending = _pending_dns_challenges(resource)
+    records = [
+        TxtRecord(challenge_record_name(domain), challenge.chall.validation(session.account_key))
+        for domain, challenge in pending
+    ]
+    logger.info("order created", extra={"order_uri": resource.uri, "challenges": len(pending)})
+    return OpenOrder(request, resource, key, pending, records)
+
+
+def validate(session: AcmeSession, opened: OpenOrder, timeout_seconds: float) -> None:
+    """Answer the challenges, whose records must be live now, and wait until every authorization is valid."""
+    with acme_errors("validation", timeout_seconds):
+        for _, challenge in opened.challenges:
+            session.client.answer_challenge(challenge, challenge.chall.response(session.account_key))
+        # acme compares deadlines with the naive local datetime.now().
+        deadline = datetime.now() + timedelta(seconds=timeout_seconds)
+        opened.resource = session.client.poll_authorizations(opened.resource, deadline)
+
+
+def finish(
+    session: AcmeSession, opened: OpenOrder, timeout_seconds: float, checkpoint: Checkpoint | None = None
+) -> IssuedCertificate:
+    """Finalize a validated order and download the chain; the checkpoint runs before the CSR goes out."""
+    if checkpoint is not None:
+        checkpoint(opened.resource.uri, private_key_pem(opened.key))
+    with acme_errors("finalization", timeout_seconds):
+        deadline = datetime.now() + timedelta(seconds=timeout_seconds)
+        resource = session.client.finalize_order(opened.resource, deadline)
+    if not resource.fullchain_pem:
+        raise AcmeOrderError("the order finished without a certificate")
+    return issued_certificate(resource.fullchain_pem, opened.key, opened.request.domains)
+
+
+@contextmanager
+def acme_errors(step: str, timeout_seconds: float | None = None) -> Iterator[None]:
+    """The acme library's exceptions as AcmeOrderError with a message for the item's last_error."""
     try:
-        order = session.client.new_order(csr_pem)
-        pending = _pending_dns_challenges(order)
-        records = [
-            TxtRecord(challenge_record_name(domain), challenge.chall.validation(session.account_key))
-            for domain, challenge in pending
-        ]
-        logger.info("order created", extra={"order_uri": order.uri, "challenges": len(pending)})
-        with published(dns, records) as publication:
-            for _, challenge in pending:
-                session.client.answer_challenge(challenge, challenge.chall.response(session.account_key))
-            # acme compares deadlines with the naive local datetime.now().
-            deadline = datetime.now() + timedelta(seconds=timeout_seconds)
-            order = session.client.poll_authorizations(order, deadline)
-        # Validated: the records can go before finalization.
-        if checkpoint is not None:
-            checkpoint(order.uri, private_key_pem(key))
-        order = session.client.finalize_order(order, deadline)
+        yield
     except errors.ValidationError as failed:
         raise AcmeOrderError(_describe_validation_failure(failed)) from None
     except errors.TimeoutError:
-        raise AcmeOrderError(f"the order was not ready within {timeout_seconds:.0f} s") from None
+        raise AcmeOrderError(f"the order was not ready within {timeout_seconds or 0:.0f} s ({step})") from None
     except messages.Error as problem:
-        raise AcmeOrderError(f"the CA refused the request: {problem}") from None
+        raise AcmeOrderError(f"the CA refused the request ({step}): {problem}") from None
     except errors.Error as other:
-        raise AcmeOrderError(f"ACME error: {type(other).__name__}: {other}") from None
-    if not order.fullchain_pem:
-        raise AcmeOrderError("the order finished without a certificate")
-    certificate = issued_certificate(order.fullchain_pem, key, request.domains)
-    return replace(certificate, propagation_seconds=publication.seconds)
+        raise AcmeOrderError(f"ACME error ({step}): {type(other).__name__}: {other}") from None
 
 
 def recover(
@@ -116,3 +148,62 @@ def _describe_validation_failure(failed: errors.ValidationError) -> str:
         details = [str(c.error) for c in authorization.body.challenges if c.error is not None]
         parts.append(f"{name}: {'; '.join(details) or 'authorization ' + str(authorization.body.status)}")
     return "DNS-01 validation failed for " + " | ".join(parts)
+
+
+class AcmeOrders:
+    """The order steps over a pool of ACME sessions of one account, for use from several threads.
+
+    acme's ClientNetwork keeps a nonce and an HTTP session and is not thread-safe, so each session is
+    lent to one thread at a time; a new one is opened only when every other is in use. Opening happens
+    at the first step of the first due certificate: a run with nothing due never contacts the CA. When
+    opening fails (CA down, account refused), every later step fails at once with the same error.
+    """
+
+    def __init__(self, open_session: Callable[[], AcmeSession], timeout_seconds: float) -> None:
+        self._open = open_session
+        self._timeout = timeout_seconds
+        self._free: list[AcmeSession] = []
+        self._opened = 0
+        self._failure: Exception | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def sessions_opened(self) -> int:
+        return self._opened
+
+    def begin(self, request: CertificateRequest) -> OpenOrder:
+        with self._session() as session:
+            return begin(session, request)
+
+    def validate(self, opened: OpenOrder) -> None:
+        with self._session() as session:
+            validate(session, opened, self._timeout)
+
+    def finish(self, opened: OpenOrder, checkpoint: Checkpoint | None = None) -> IssuedCertificate:
+        with self._session() as session:
+            return finish(session, opened, self._timeout, checkpoint)
+
+    def recover(self, request: CertificateRequest, order_url: str, key_pem: str) -> IssuedCertificate | None:
+        with self._session() as session:
+            return recover(session, request, order_url, key_pem)
+
+    @contextmanager
+    def _session(self) -> Iterator[AcmeSession]:
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            session = self._free.pop() if self._free else None
+        if session is None:
+            try:
+                session = self._open()
+            except Exception as failure:
+                with self._lock:
+                    self._failure = failure
+                raise
+            with self._lock:
+                self._opened += 1
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._free.append(session)

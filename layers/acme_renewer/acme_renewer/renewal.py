@@ -1,5 +1,7 @@
-"""The pipeline for one run: inventory -> order -> DNS challenge -> stores -> report, one certificate at a time.
+"""The pipeline for one run: inventory -> order -> DNS challenge -> stores -> report.
 
+Each item is decided and leased first; the due ones then go through the order and DNS challenge stages
+together (batch.py: one DNS wait for the whole run), and each certificate is stored and recorded.
 Each certificate's failure is caught here, once, written to its item, and the run goes on.
 """
 
@@ -8,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,13 +19,13 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.exceptions import OrphanedChildLoggerError
 
 from acme_renewer import SERVICE
-from acme_renewer.dns_challenge import ChallengeDns, JournaledDns, TxtRecord
+from acme_renewer.batch import BatchIssuer, Job, Orders
+from acme_renewer.dns_challenge import ChallengeDns, TxtRecord
 from acme_renewer.errors import CaRetryLaterError, ItemValidationError, RenewalError
 from acme_renewer.eventbus import EventPublisher, outcome_event, stale_endpoint_event
 from acme_renewer.fleet import FleetChecks
 from acme_renewer.inventory import CertificateTable, state_from_item
 from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate
-from acme_renewer.order import Checkpoint
 from acme_renewer.policy import (
     ISSUANCE_FIELDS,
     REQUEST_FIELDS,
@@ -42,30 +44,46 @@ logger = Logger(service=SERVICE, child=True)
 
 
 @contextmanager
-def log_keys(**keys: str) -> Iterator[None]:
-    """Add keys to every log line of the service for the block. Without a handler's parent logger (the
-    CLI, tests) there is nothing to add them to, and the lines go out plain."""
+def log_keys(*, thread_safe: bool = False, **keys: str) -> Iterator[None]:
+    """Add keys to every log line of the service for the block; `thread_safe` keeps them to this thread
+    (the batch's worker threads). Without a handler's parent logger (the CLI, tests) there is nothing to
+    add them to, and the lines go out plain."""
+    add, remove = (
+        (logger.thread_safe_append_keys, logger.thread_safe_remove_keys)
+        if thread_safe
+        else (logger.append_keys, logger.remove_keys)
+    )
     try:
-        logger.append_keys(**keys)
+        add(**keys)
     except OrphanedChildLoggerError:
         yield
         return
     try:
         yield
     finally:
-        logger.remove_keys(list(keys))
+        remove(list(keys))
+
+
+@dataclass
+class _Planned:
+    """A due certificate, leased by this run, waiting for the batch."""
+
+    item: Mapping[str, Any]  # as the lease returned it
+    request: CertificateRequest
+    state: CertificateState
+    request_fp: str
+    reason: str
 
 
 @dataclass
 class Renewer:
     settings: Settings
     table: CertificateTable
-    # The order and DNS challenge stages, behind one call; see runtime.build_renewer. The DNS given is
-    # the run's, journaled on the item so that a dead run's records are swept by the next one.
-    issue: Callable[[CertificateRequest, ChallengeDns, Checkpoint], IssuedCertificate]
+    # The order stage in steps (order.AcmeOrders); batch.py drives them for all due certificates at once.
+    orders: Orders[Any]
+    # The run's DNS; each certificate's values are journaled on its item, so that a dead run's records
+    # are swept by the next one.
     dns: ChallengeDns
-    # Picks up the certificate of an order a dead run finalized: (request, order URL, key PEM) -> certificate.
-    recover: Callable[[CertificateRequest, str, str], IssuedCertificate | None]
     pending: PendingOrderStore
     secrets: SecretStore
     acm: AcmStore
@@ -95,25 +113,39 @@ class Renewer:
 
     def _process(self, items: Iterable[Mapping[str, Any]], *, force: bool, whole_table: bool = False) -> RunReport:
         report = RunReport(now=self.clock())
-        processed = []
-        for item in items:
-            # Every log line of the pipeline below carries the certificate's id and the run's.
-            with log_keys(run_id=self.owner, certificate_id=str(item.get("id"))):
-                outcome = self._renew_item(item, report.now, force)
-                logger.info("certificate processed", extra={"result": outcome.result.value, "reason": outcome.reason})
-            report.outcomes.append(outcome)
-            processed.append((item, outcome))
-            if self.on_outcome is not None:
-                self.on_outcome(outcome)
+        processed: list[tuple[int, Mapping[str, Any], Outcome]] = []
+        planned: list[tuple[int, Mapping[str, Any], _Planned]] = []
+        with log_keys(run_id=self.owner):
+            for index, item in enumerate(items):
+                # Every log line of the pipeline below carries the certificate's id and the run's.
+                with log_keys(certificate_id=str(item.get("id"))):
+                    step = self._plan(item, report.now, force, already=len(planned))
+                    if isinstance(step, Outcome):
+                        self._done(step)
+                        processed.append((index, item, step))
+                    else:
+                        planned.append((index, item, step))
+            outcomes = self._renew_all([plan for _, _, plan in planned])
+            processed += [(index, item, outcome) for (index, item, _), outcome in zip(planned, outcomes, strict=True)]
+        # The report keeps the table's order, whatever order the certificates finished in.
+        processed.sort(key=lambda entry: entry[0])
+        report.outcomes = [outcome for _, _, outcome in processed]
         if whole_table and self.fleet is not None:
-            report.unmanaged_expiring, report.stale_endpoints = self.fleet.inspect(processed, self.clock())
+            checked = [(item, outcome) for _, item, outcome in processed]
+            report.unmanaged_expiring, report.stale_endpoints = self.fleet.inspect(checked, self.clock())
         if self.events is not None:
             events = [e for e in map(outcome_event, report.outcomes) if e is not None]
             events += [stale_endpoint_event(s) for s in report.stale_endpoints or []]
             self.events.publish(events)
         return report
 
-    def _renew_item(self, item: Mapping[str, Any], now: datetime, force: bool) -> Outcome:
+    def _done(self, outcome: Outcome) -> None:
+        logger.info("certificate processed", extra={"result": outcome.result.value, "reason": outcome.reason})
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+    def _plan(self, item: Mapping[str, Any], now: datetime, force: bool, already: int) -> Outcome | _Planned:
+        """Decide one item; a due one is leased and returned for the batch, anything else is its outcome."""
         item_id = str(item.get("id"))
         if item.get("_missing"):
             return Outcome(item_id, Result.FAILED, f"no item with id {item_id!r} in the table")
@@ -137,6 +169,9 @@ class Renewer:
         if not decision.due:
             return Outcome(request.id, _result_for(decision), decision.reason, state.not_after)
 
+        if already >= self.settings.max_certificates_per_run:
+            reason = f"not started: this run already has {already} certificates (MAX_CERTIFICATES_PER_RUN)"
+            return Outcome(request.id, Result.DEFERRED, reason, state.not_after, due=True)
         if self.time_left is not None and self.time_left() < self.settings.renewal_budget_seconds:
             reason = f"not started: less than {self.settings.renewal_budget_seconds:.0f} s left in this run"
             return Outcome(request.id, Result.DEFERRED, reason, state.not_after, due=True)
@@ -155,18 +190,59 @@ class Renewer:
         if not decision.due:
             self.table.release_lease(request.id, self.owner)
             return Outcome(request.id, _result_for(decision), decision.reason, state.not_after)
-
         logger.info("renewing", extra={"reason": decision.reason})
+        return _Planned(fresh, request, state, request_fp, decision.reason)
+
+    def _renew_all(self, planned: list[_Planned]) -> list[Outcome]:
+        """Order, validate and store every planned certificate; one outcome each, in order."""
+        if not planned:
+            return []
         started = time.monotonic()
+        outcomes: list[Outcome | None] = [None] * len(planned)
         try:
-            certificate, stored = self._issue_and_store(fresh, request, state, request_fp)
-        except Exception as error:
-            failed = self._fail(request.id, error, state, request_fp, self.clock(), enabled, owner=self.owner)
-            return replace(failed, due=True, domains=request.domains)
+            issued: list[IssuedCertificate | Exception | None] = [None] * len(planned)
+            for index, plan in enumerate(planned):
+                with log_keys(certificate_id=plan.request.id):
+                    issued[index] = self._recover(plan.request, plan.state, plan.request_fp)
+            fresh = [index for index, certificate in enumerate(issued) if certificate is None]
+            issuer = BatchIssuer(
+                self.orders, self.dns, workers=self.settings.acme_workers, scope=_certificate_scope(self.owner)
+            )
+            for index, result in zip(fresh, issuer.issue([self._job(planned[i]) for i in fresh]), strict=True):
+                issued[index] = result
+            for index, (plan, certificate) in enumerate(zip(planned, issued, strict=True)):
+                with log_keys(certificate_id=plan.request.id):
+                    outcome = self._conclude(plan, certificate, started)
+                    outcomes[index] = outcome
+                    self._done(outcome)
         except KeyboardInterrupt:
-            # Ctrl-C in the CLI: give the lease back rather than block other runs for its lifetime.
-            self.table.release_lease(request.id, self.owner)
+            # Ctrl-C in the CLI: give the leases back rather than block other runs for their lifetime.
+            for index, plan in enumerate(planned):
+                if outcomes[index] is None:
+                    self.table.release_lease(plan.request.id, self.owner)
             raise
+        return [o for o in outcomes if o is not None]
+
+    def _job(self, plan: _Planned) -> Job:
+        request, request_fp = plan.request, plan.request_fp
+
+        def checkpoint(order_url: str, key_pem: str) -> None:
+            self.pending.save(request, order_url, key_pem)
+            self.table.mark_pending_order(request.id, self.owner, order_url, request_fp)
+
+        return Job(request, _ItemJournal(self.table, request.id, self.owner), checkpoint)
+
+    def _conclude(self, plan: _Planned, result: IssuedCertificate | Exception | None, started: float) -> Outcome:
+        """Store an issued certificate and record the outcome; or record the failure."""
+        request, state = plan.request, plan.state
+        try:
+            if not isinstance(result, IssuedCertificate):
+                raise result or RenewalError("no certificate came out of the order")
+            certificate, stored = self._store(plan, result)
+        except Exception as error:
+            enabled = plan.item.get("enabled") is not False
+            failed = self._fail(request.id, error, state, plan.request_fp, self.clock(), enabled, owner=self.owner)
+            return replace(failed, due=True, domains=request.domains)
         published = Published(
             domains=certificate.domains,
             serial=certificate.serial,
@@ -178,7 +254,7 @@ class Renewer:
         return Outcome(
             request.id,
             Result.RENEWED,
-            decision.reason,
+            plan.reason,
             certificate.not_after,
             due=True,
             duration_seconds=time.monotonic() - started,
@@ -200,7 +276,7 @@ class Renewer:
         if key_pem is None:
             return None
         try:
-            return self.recover(request, order_url, key_pem)
+            return self.orders.recover(request, order_url, key_pem)
         except RenewalError as unusable:
             logger.info("pending order not usable; ordering anew", extra={"error": str(unusable)})
             return None
@@ -250,22 +326,8 @@ class Renewer:
             policy=self.policy,
         )
 
-    def _issue_and_store(
-        self,
-        item: Mapping[str, Any],
-        request: CertificateRequest,
-        state: CertificateState,
-        request_fp: str,
-    ) -> tuple[IssuedCertificate, StoredCertificate]:
-        certificate = self._recover(request, state, request_fp)
-        if certificate is None:
-
-            def checkpoint(order_url: str, key_pem: str) -> None:
-                self.pending.save(request, order_url, key_pem)
-                self.table.mark_pending_order(request.id, self.owner, order_url, request_fp)
-
-            journal = _ItemJournal(self.table, request.id, self.owner)
-            certificate = self.issue(request, JournaledDns(self.dns, journal), checkpoint)
+    def _store(self, plan: _Planned, certificate: IssuedCertificate) -> tuple[IssuedCertificate, StoredCertificate]:
+        request = plan.request
         logger.info(
             "certificate issued",
             extra={
@@ -274,14 +336,14 @@ class Renewer:
             },
         )
         secret_arn, version_id = self.secrets.put(request, certificate)
-        acm_arns = self.acm.import_all(request, certificate, state.acm_arns)
+        acm_arns = self.acm.import_all(request, certificate, plan.state.acm_arns)
         stored = StoredCertificate(acm_arns, secret_arn, version_id)
         self.table.record_success(
             request.id,
             certificate,
             stored,
             self.clock(),  # the time of the result, not of the run's start
-            fingerprints=(fingerprint(item, ISSUANCE_FIELDS, self.settings.acme_directory_url), request_fp),
+            fingerprints=(fingerprint(plan.item, ISSUANCE_FIELDS, self.settings.acme_directory_url), plan.request_fp),
             owner=self.owner,
         )
         return certificate, stored
@@ -340,3 +402,12 @@ class _ItemJournal:
 
 def _result_for(decision: Decision) -> Result:
     return {"backoff": Result.BACKING_OFF, "paused": Result.PAUSED}.get(decision.held or "", Result.NOT_DUE)
+
+
+def _certificate_scope(run_id: str) -> Callable[[Job], AbstractContextManager[None]]:
+    """Log keys for a batch worker thread: the certificate it is working on, and the run."""
+
+    def scope(job: Job) -> AbstractContextManager[None]:
+        return log_keys(thread_safe=True, run_id=run_id, certificate_id=job.request.id)
+
+    return scope

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from acme_renewer import SERVICE
 from acme_renewer.dns_challenge import TxtRecord, is_subdomain, merge_values
-from acme_renewer.errors import DnsPropagationError, HostedZoneNotFoundError
+from acme_renewer.errors import DnsPropagationError, DnsPublishError, HostedZoneNotFoundError
 
 if TYPE_CHECKING:
     from mypy_boto3_route53 import Route53Client
@@ -24,6 +26,7 @@ logger = Logger(service=SERVICE, child=True)
 class HostedZone:
     id: str  # without the /hostedzone/ prefix
     name: str  # lowercase, no trailing dot
+    record_count: int = 0  # record sets in the zone, as ListHostedZones reported it
 
 
 def longest_matching_zone(name: str, zones: Sequence[HostedZone]) -> HostedZone:
@@ -69,11 +72,27 @@ def unquote_txt(value: str) -> str:
     return "".join(chunks) if chunks else value
 
 
+# ChangeResourceRecordSets limits per request; an UPSERT counts each value, and each character, twice.
+MAX_RECORDS_PER_CHANGE = 1000
+MAX_VALUE_CHARACTERS_PER_CHANGE = 32000
+# ListResourceRecordSets returns at most 300 record sets per page.
+RECORD_SETS_PER_PAGE = 300
+# Seconds between GetChange polls: quick at first (a change often syncs within seconds), then every 10 s.
+INSYNC_POLL_DELAYS = (1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 5.0)
+INSYNC_POLL_MAX_DELAY = 10.0
+
+# Called once per zone after INSYNC with the zone id and name -> the values that must be visible
+# (propagation.PropagationCheck.wait_visible); returns the seconds it waited.
+VisibilityCheck = Callable[[str, Mapping[str, Sequence[str]]], float]
+
+
 class Route53Dns:
-    """Writes challenge values into the longest matching public hosted zone.
+    """Writes challenge values into the longest matching public hosted zone, a whole batch at a time.
 
     Values are merged with what is already on the name (another run may be validating the same
-    name), and removal takes away only our values.
+    name), and removal takes away only our values. One publish or remove makes one
+    ChangeResourceRecordSets per hosted zone (more only past Route53's per-request limits), and
+    publish waits for all its changes together.
     """
 
     def __init__(
@@ -84,12 +103,14 @@ class Route53Dns:
         timeout_seconds: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        visibility_check: VisibilityCheck | None = None,
     ) -> None:
         self._client = client
         self._ttl = ttl
         self._timeout = timeout_seconds
         self._sleep = sleep
         self._clock = clock
+        self._check = visibility_check
         self._zones: list[HostedZone] | None = None
 
     def zones(self) -> list[HostedZone]:
@@ -99,7 +120,13 @@ class Route53Dns:
             for page in self._client.get_paginator("list_hosted_zones").paginate():
                 for zone in page["HostedZones"]:
                     if not zone.get("Config", {}).get("PrivateZone", False):
-                        zones.append(HostedZone(zone["Id"].rsplit("/", 1)[-1], zone["Name"].rstrip(".").lower()))
+                        zones.append(
+                            HostedZone(
+                                zone["Id"].rsplit("/", 1)[-1],
+                                zone["Name"].rstrip(".").lower(),
+                                int(zone.get("ResourceRecordSetCount", 0)),
+                            )
+                        )
             self._zones = zones
         return self._zones
 
@@ -107,41 +134,88 @@ class Route53Dns:
         return longest_matching_zone(name, self.zones())
 
     def publish(self, records: list[TxtRecord]) -> None:
-        change_ids = [
-            self._change(zone, [self._upsert_or_delete(zone, name, add=values) for name, values in names.items()])
-            for zone, names in self._by_zone(records).items()
-        ]
-        self._wait_insync(change_ids)
+        """Write the values, then wait until every change is INSYNC (and visible, if checked).
+
+        Raises DnsPublishError naming the records whose zone is missing or refused the change, after
+        the others went out and synced; DnsPropagationError when the wait times out.
+        """
+        failures: list[tuple[frozenset[str], str]] = []
+        submitted: list[tuple[HostedZone, dict[str, tuple[str, ...]], list[str]]] = []
+        for zone, names in self._by_zone(records, failures).items():
+            try:
+                current = self._current(zone, list(names))
+                changes = [self._change_for(current.get(name), name, add=values) for name, values in names.items()]
+                change_ids = self._submit(zone, changes)
+            except (ClientError, BotoCoreError) as refused:
+                failures.append((frozenset(names), f"Route53 refused the change in zone {zone.name!r}: {refused}"))
+                continue
+            submitted.append((zone, names, change_ids))
+        self._wait_insync([change_id for _, _, ids in submitted for change_id in ids])
+        if self._check is not None:
+            for zone, names, _ in submitted:
+                self._check(zone.id, names)
+        if failures:
+            failed_names = frozenset().union(*(failed for failed, _ in failures))
+            raise DnsPublishError("; ".join(message for _, message in failures), failed_names)
 
     def remove(self, records: list[TxtRecord]) -> None:
-        for zone, names in self._by_zone(records).items():
-            changes = [self._upsert_or_delete(zone, name, drop=values) for name, values in names.items()]
-            self._change(zone, changes)
+        """Delete our values, one change per zone; no wait, nothing depends on the removal being live."""
+        problems: list[str] = []
+        for zone, names in self._by_zone(records, []).items():
+            try:
+                current = self._current(zone, list(names))
+                self._submit(
+                    zone, [self._change_for(current.get(name), name, drop=values) for name, values in names.items()]
+                )
+            except (ClientError, BotoCoreError) as refused:
+                problems.append(f"zone {zone.name!r}: {refused}")
+        if problems:
+            raise DnsPublishError("could not remove challenge values: " + "; ".join(problems), frozenset())
 
     def txt_values(self, zone: HostedZone, name: str) -> list[str]:
         """Current values of one TXT record set, unquoted, or [] when it does not exist."""
-        record_set = self._record_set(zone, name)
+        record_set = self._current(zone, [name]).get(name)
         return [unquote_txt(r["Value"]) for r in record_set["ResourceRecords"]] if record_set else []
 
-    def _by_zone(self, records: list[TxtRecord]) -> dict[HostedZone, dict[str, tuple[str, ...]]]:
+    def _by_zone(
+        self, records: list[TxtRecord], failures: list[tuple[frozenset[str], str]]
+    ) -> dict[HostedZone, dict[str, tuple[str, ...]]]:
         grouped: dict[HostedZone, dict[str, tuple[str, ...]]] = {}
         for name, values in merge_values(records).items():
-            grouped.setdefault(self.zone_for(name), {})[name] = values
+            try:
+                zone = self.zone_for(name)
+            except HostedZoneNotFoundError as missing:
+                failures.append((frozenset({name}), str(missing)))
+                continue
+            grouped.setdefault(zone, {})[name] = values
         return grouped
 
-    def _record_set(self, zone: HostedZone, name: str) -> Any:
-        response = self._client.list_resource_record_sets(
-            HostedZoneId=zone.id, StartRecordName=name, StartRecordType="TXT", MaxItems="1"
-        )
-        for record_set in response["ResourceRecordSets"]:
-            if record_set["Name"].rstrip(".").lower() == name and record_set["Type"] == "TXT":
-                return record_set
-        return None
+    def _current(self, zone: HostedZone, names: list[str]) -> dict[str, Any]:
+        """The TXT record sets now on these names, read in as few calls as possible: one call per name,
+        or the whole zone page by page when that takes fewer calls (a large batch in a small zone)."""
+        pages = max(1, -(-zone.record_count // RECORD_SETS_PER_PAGE))
+        if len(names) <= pages:
+            found = {}
+            for name in names:
+                response = self._client.list_resource_record_sets(
+                    HostedZoneId=zone.id, StartRecordName=name, StartRecordType="TXT", MaxItems="1"
+                )
+                for record_set in response["ResourceRecordSets"]:
+                    if record_set["Name"].rstrip(".").lower() == name and record_set["Type"] == "TXT":
+                        found[name] = record_set
+            return found
+        wanted = set(names)
+        found = {}
+        for page in self._client.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone.id):
+            for record_set in page["ResourceRecordSets"]:
+                name = record_set["Name"].rstrip(".").lower()
+                if record_set["Type"] == "TXT" and name in wanted:
+                    found[name] = record_set
+        return found
 
-    def _upsert_or_delete(
-        self, zone: HostedZone, name: str, add: tuple[str, ...] = (), drop: tuple[str, ...] = ()
+    def _change_for(
+        self, current: Any, name: str, add: tuple[str, ...] = (), drop: tuple[str, ...] = ()
     ) -> ChangeTypeDef | None:
-        current = self._record_set(zone, name)
         current_values = [unquote_txt(r["Value"]) for r in current["ResourceRecords"]] if current else []
         wanted = [v for v in current_values if v not in drop] + [v for v in add if v not in current_values]
         if wanted == current_values:
@@ -159,24 +233,94 @@ class Route53Dns:
             },
         }
 
-    def _change(self, zone: HostedZone, changes: list[ChangeTypeDef | None]) -> str | None:
-        batch = [c for c in changes if c is not None]
-        if not batch:
-            return None
-        response = self._client.change_resource_record_sets(
-            HostedZoneId=zone.id,
-            ChangeBatch={"Comment": "acme-renewer dns-01", "Changes": batch},
-        )
-        logger.info("route53 change submitted", extra={"zone": zone.name, "changes": len(batch)})
-        return response["ChangeInfo"]["Id"]
+    def _submit(self, zone: HostedZone, changes: list[ChangeTypeDef | None]) -> list[str]:
+        """One ChangeResourceRecordSets per batch that fits Route53's limits; returns the change ids."""
+        change_ids = []
+        for batch in split_changes([c for c in changes if c is not None]):
+            response = self._client.change_resource_record_sets(
+                HostedZoneId=zone.id,
+                ChangeBatch={"Comment": "acme-renewer dns-01", "Changes": batch},
+            )
+            logger.info("route53 change submitted", extra={"zone": zone.name, "changes": len(batch)})
+            change_ids.append(response["ChangeInfo"]["Id"])
+        return change_ids
 
-    def _wait_insync(self, change_ids: list[str | None]) -> None:
-        """Poll GetChange with capped exponential backoff (boto's waiter sleeps 30 s between polls)."""
+    def _wait_insync(self, change_ids: list[str]) -> None:
+        """Poll GetChange until every change is INSYNC (boto's waiter sleeps 30 s between polls)."""
         deadline = self._clock() + self._timeout
-        delay = 1.0
-        for change_id in filter(None, change_ids):
-            while self._client.get_change(Id=change_id)["ChangeInfo"]["Status"] != "INSYNC":
-                if self._clock() + delay > deadline:
-                    raise DnsPropagationError(f"Route53 change {change_id} was not INSYNC after {self._timeout:.0f} s")
-                self._sleep(delay)
-                delay = min(delay * 2, 15.0)
+        pending = list(dict.fromkeys(change_ids))  # moto gives every change the same id
+        polls = 0
+        while pending:
+            pending = [c for c in pending if self._client.get_change(Id=c)["ChangeInfo"]["Status"] != "INSYNC"]
+            if not pending:
+                return
+            delay = INSYNC_POLL_DELAYS[polls] if polls < len(INSYNC_POLL_DELAYS) else INSYNC_POLL_MAX_DELAY
+            polls += 1
+            if self._clock() + delay > deadline:
+                raise DnsPropagationError(
+                    f"Route53 change {', '.join(pending)} was not INSYNC after {self._timeout:.0f} s"
+                )
+            self._sleep(delay)
+
+
+def split_changes(changes: list[ChangeTypeDef]) -> list[list[ChangeTypeDef]]:
+    """Pack changes in order into requests within Route53's limits on values and characters."""
+    batches: list[list[ChangeTypeDef]] = []
+    records = characters = 0
+    for change in changes:
+        weight = 2 if change["Action"] == "UPSERT" else 1
+        values = [r["Value"] for r in change["ResourceRecordSet"].get("ResourceRecords", [])]
+        change_records = weight * len(values)
+        change_characters = weight * sum(len(v) for v in values)
+        if change_records > MAX_RECORDS_PER_CHANGE or change_characters > MAX_VALUE_CHARACTERS_PER_CHANGE:
+            raise DnsPublishError(
+                f"the TXT record {change['ResourceRecordSet']['Name']} has too many values for one Route53 change",
+                frozenset({change["ResourceRecordSet"]["Name"]}),
+            )
+        if (
+            not batches
+            or records + change_records > MAX_RECORDS_PER_CHANGE
+            or characters + change_characters > MAX_VALUE_CHARACTERS_PER_CHANGE
+        ):
+            batches.append([])
+            records = characters = 0
+        batches[-1].append(change)
+        records += change_records
+        characters += change_characters
+    return batches
+
+
+class RateLimiter:
+    """At most `per_second` calls per second from this process, spaced evenly; thread-safe.
+
+    Route53 allows 5 requests per second per account. Registered on the client's before-send event, so
+    retries count too; botocore's adaptive retry mode slows down further when Route53 still throttles.
+    """
+
+    def __init__(
+        self,
+        per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = 1.0 / per_second
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            self._sleep(slot - now)
+
+    def __call__(self, **_: Any) -> None:
+        self.wait()
+
+    def attach(self, client: Route53Client) -> None:
+        """Pace every request of the client; a client already paced keeps its first limiter."""
+        client.meta.events.register("before-send.route53", self, unique_id="acme-renewer-route53-pace")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
@@ -12,14 +13,12 @@ from botocore.config import Config
 
 from acme_renewer import __version__, order
 from acme_renewer.acme_account import AccountKeyStore, AcmeSession, connect
-from acme_renewer.dns_challenge import ChallengeDns
 from acme_renewer.eventbus import EventPublisher
 from acme_renewer.fleet import FleetChecks
 from acme_renewer.inventory import CertificateTable
-from acme_renewer.models import CertificateRequest, IssuedCertificate
 from acme_renewer.policy import FailurePolicy
 from acme_renewer.renewal import Renewer
-from acme_renewer.route53 import Route53Dns
+from acme_renewer.route53 import RateLimiter, Route53Dns
 from acme_renewer.settings import Settings
 from acme_renewer.stores import AcmStore, PendingOrderStore, SecretStore
 
@@ -51,10 +50,12 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
         settings.secrets_kms_key_id,
     )
 
+    account_key = memoize(account_keys.load_or_create)
+
     def open_session() -> AcmeSession:
         return connect(
             settings.acme_directory_url,
-            account_keys.load_or_create(),
+            account_key(),
             settings.acme_contact_email,
             settings.acme_network_timeout_seconds,
         )
@@ -63,26 +64,20 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
         return client("acm", acm_region)  # type: ignore[no-any-return]
 
     # Route53 is global: its API lives in us-east-1 whatever the function's region.
+    route53 = client("route53", "us-east-1")
+    RateLimiter(settings.route53_requests_per_second).attach(route53)
     dns = Route53Dns(
-        client("route53", "us-east-1"),
+        route53,
         ttl=settings.txt_ttl_seconds,
         timeout_seconds=settings.propagation_timeout_seconds,
     )
-    # Opened on the first due certificate only: a run with nothing due never contacts the CA.
-    session = memoize(open_session)
-
-    def issue(request: CertificateRequest, run_dns: ChallengeDns, checkpoint: order.Checkpoint) -> IssuedCertificate:
-        return order.issue(session(), request, run_dns, settings.order_timeout_seconds, checkpoint)
-
-    def recover(request: CertificateRequest, order_url: str, key_pem: str) -> IssuedCertificate | None:
-        return order.recover(session(), request, order_url, key_pem)
 
     return Renewer(
         settings=settings,
         table=CertificateTable(client("dynamodb", region), settings.table_name),
-        issue=issue,
+        # Sessions are opened on the first due certificate only: a run with nothing due never contacts the CA.
+        orders=order.AcmeOrders(open_session, settings.order_timeout_seconds),
         dns=dns,
-        recover=recover,
         pending=PendingOrderStore(client("secretsmanager", region), settings.secrets_kms_key_id),
         time_left=time_left,
         policy=FailurePolicy(max_consecutive_failures=settings.max_consecutive_failures),
@@ -102,19 +97,21 @@ T = TypeVar("T")
 
 
 def memoize(factory: Callable[[], T]) -> Callable[[], T]:
-    """Call the factory at most once, also when it fails: with the CA down, each due item fails fast."""
+    """Call the factory at most once, also when it fails, and from one thread at a time."""
     result: list[T] = []
     failure: list[Exception] = []
+    lock = threading.Lock()
 
     def get() -> T:
-        if failure:
-            raise failure[0]
-        if not result:
-            try:
-                result.append(factory())
-            except Exception as exc:
-                failure.append(exc)
-                raise
-        return result[0]
+        with lock:
+            if failure:
+                raise failure[0]
+            if not result:
+                try:
+                    result.append(factory())
+                except Exception as exc:
+                    failure.append(exc)
+                    raise
+            return result[0]
 
     return get

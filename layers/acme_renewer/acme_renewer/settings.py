@@ -40,6 +40,12 @@ class Settings:
     renewal_budget_seconds: float = 180.0
     # Customer-managed KMS key for the secrets we create; None: Secrets Manager's AWS-managed key.
     secrets_kms_key_id: str | None = None
+    # One run renews at most this many certificates together (one DNS wait); the rest are handed on.
+    max_certificates_per_run: int = 100
+    # Threads driving the ACME orders of a batch, each with its own ACME session.
+    acme_workers: int = 8
+    # Route53 requests per second from one run (Route53 allows 5 per account).
+    route53_requests_per_second: float = 4.0
 
     @property
     def account_secret_name(self) -> str:
@@ -83,6 +89,9 @@ class Settings:
             endpoint_grace_minutes=_non_negative(env, "ENDPOINT_GRACE_MINUTES", 60.0),
             renewal_budget_seconds=_non_negative(env, "RENEWAL_BUDGET_SECONDS", 180.0),
             secrets_kms_key_id=env.get("SECRETS_KMS_KEY_ID", "").strip() or None,
+            max_certificates_per_run=_whole(env, "MAX_CERTIFICATES_PER_RUN", 100),
+            acme_workers=_whole(env, "ACME_WORKERS", 8),
+            route53_requests_per_second=_positive(env, "ROUTE53_REQUESTS_PER_SECOND", 4.0),
         )
 
 
@@ -104,3 +113,12 @@ def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
     if value < 0:
         raise ConfigurationError(f"{name} must not be negative, got {raw!r}")
     return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) == 0:
+        raise ConfigurationError(f"{name} must be a whole number of at least 1, got {raw!r}")
+    return int(raw)

@@ -1,0 +1,181 @@
+"""Order and DNS challenge stages for many certificates at once: one DNS wait per run, not one per certificate.
+
+The slow part of DNS-01 is waiting for DNS to propagate (Route53: 30-60 s until INSYNC). So the orders
+of every due certificate are opened first, all their TXT values go out together (one change per hosted
+zone), the wait happens once, and then every order is validated and finalized concurrently:
+
+    begin all (threads) -> journal + publish all -> validate all (threads) -> remove all -> finish all (threads)
+
+One certificate's failure (newOrder refused, validation failed, journal write lost to another run) is
+that certificate's result only; the others go on. A failed publish fails the certificates that needed it.
+The records are removed whatever happens, once, for the whole batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
+from typing import Generic, Protocol, TypeVar
+
+from aws_lambda_powertools import Logger
+
+from acme_renewer import SERVICE
+from acme_renewer.dns_challenge import ChallengeDns, Journal, TxtRecord
+from acme_renewer.errors import DnsPublishError, RenewalError
+from acme_renewer.models import CertificateRequest, IssuedCertificate
+
+logger = Logger(service=SERVICE, child=True)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class OpenOrderLike(Protocol):
+    """What the batch needs to know of an order in progress: the TXT values to publish for it."""
+
+    @property
+    def records(self) -> list[TxtRecord]: ...
+
+
+OrderT = TypeVar("OrderT", bound=OpenOrderLike)
+
+
+class Orders(Protocol[OrderT]):
+    """The order stage in steps; order.AcmeOrders is the real one. Every method may run on any thread."""
+
+    def begin(self, request: CertificateRequest) -> OrderT: ...
+
+    def validate(self, opened: OrderT) -> None: ...
+
+    def finish(self, opened: OrderT, checkpoint: Callable[[str, str], None] | None = None) -> IssuedCertificate: ...
+
+    def recover(self, request: CertificateRequest, order_url: str, key_pem: str) -> IssuedCertificate | None:
+        """The certificate of an order a dead run finalized (see order.recover); not used by the batch itself."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One certificate of the batch: what to order, where its challenge values are journaled, and the
+    checkpoint to call before finalization (see order.Checkpoint)."""
+
+    request: CertificateRequest
+    journal: Journal
+    checkpoint: Callable[[str, str], None] | None = None
+
+
+# Per-job result: the certificate, or the exception that ended this job.
+Result = IssuedCertificate | Exception
+
+
+@dataclass
+class BatchIssuer(Generic[OrderT]):
+    orders: Orders[OrderT]
+    dns: ChallengeDns
+    workers: int = 8
+    # Entered around each job's work on its worker thread, e.g. to put the certificate id on log lines.
+    scope: Callable[[Job], AbstractContextManager[object]] = lambda job: nullcontext()
+
+    def issue(self, jobs: Sequence[Job]) -> list[Result]:
+        """Issue every job's certificate; one result per job, in order. Only BaseException escapes."""
+        if not jobs:
+            return []
+        results: list[Result | None] = [None] * len(jobs)
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(jobs))), thread_name_prefix="order") as pool:
+
+            def each(indexes: Sequence[int], step: Callable[[Job, T], R], args: Sequence[T]) -> list[R | Exception]:
+                def run(pair: tuple[int, T]) -> R | Exception:
+                    index, arg = pair
+                    with self.scope(jobs[index]):
+                        try:
+                            return step(jobs[index], arg)
+                        except Exception as failed:
+                            _log_failure(failed)
+                            return failed
+
+                return list(pool.map(run, zip(indexes, args, strict=True)))
+
+            everyone = list(range(len(jobs)))
+            opened = each(everyone, lambda job, _: self.orders.begin(job.request), [None] * len(jobs))
+            live = _keep(everyone, opened, results)
+            orders: dict[int, OrderT] = {
+                i: o for i, o in zip(everyone, opened, strict=True) if not isinstance(o, Exception)
+            }
+
+            journaled = each(live, lambda job, i: job.journal.write(orders[i].records), live)
+            live = _keep(live, journaled, results)
+            in_journal = list(live)
+
+            records = [record for i in live for record in orders[i].records]
+            propagation: float | None = None
+            try:
+                try:
+                    started = time.monotonic()
+                    self.dns.publish(records)
+                    propagation = time.monotonic() - started
+                    logger.info(
+                        "challenge records live",
+                        extra={"certificates": len(live), "records": len(records), "seconds": round(propagation, 2)},
+                    )
+                except DnsPublishError as partial:
+                    # The names that failed take down the certificates needing them; the others were published.
+                    propagation = time.monotonic() - started
+                    failing = [i for i in live if any(r.name in partial.names for r in orders[i].records)]
+                    logger.error("some challenge records could not be published", extra={"error": str(partial)})
+                    for i in failing:
+                        results[i] = partial
+                    live = [i for i in live if i not in failing]
+                except Exception as failed:
+                    logger.exception("publishing the challenge records failed", extra={"certificates": len(live)})
+                    for i in live:
+                        results[i] = failed
+                    live = []
+                validated = each(live, lambda job, i: self.orders.validate(orders[i]), live)
+                live = _keep(live, validated, results)
+            finally:
+                # Also after a failed publish: part of the batch may have been written before the failure.
+                self._remove(records, [jobs[i] for i in in_journal])
+
+            finished = each(live, lambda job, i: self.orders.finish(orders[i], job.checkpoint), live)
+            for i, certificate in zip(live, finished, strict=True):
+                if isinstance(certificate, IssuedCertificate):
+                    certificate = replace(certificate, propagation_seconds=propagation)
+                results[i] = certificate
+        return [r if r is not None else RenewalError("the batch ended without a result") for r in results]
+
+    def _remove(self, records: list[TxtRecord], journaled: list[Job]) -> None:
+        """Take every value of the batch away; a failure is logged, not raised: it must not turn issued
+        certificates into failures. The journals stay then, and the next run sweeps what is left."""
+        try:
+            if records:
+                self.dns.remove(records)
+        except Exception:
+            logger.exception(
+                "could not remove challenge TXT records", extra={"names": sorted({r.name for r in records})[:20]}
+            )
+            return
+        for job in journaled:
+            try:
+                job.journal.clear()
+            except Exception:
+                logger.exception("could not clear the challenge journal", extra={"certificate_id": job.request.id})
+
+
+def _keep(indexes: Sequence[int], outcomes: Sequence[object], results: list[Result | None]) -> list[int]:
+    """The indexes whose step succeeded; the others get their exception as their result."""
+    kept = []
+    for index, outcome in zip(indexes, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            results[index] = outcome
+        else:
+            kept.append(index)
+    return kept
+
+
+def _log_failure(failed: Exception) -> None:
+    if isinstance(failed, RenewalError):
+        logger.warning("certificate left the batch", extra={"error": str(failed)})
+    else:
+        logger.exception("certificate left the batch unexpectedly")
