@@ -18,8 +18,8 @@ from acme_renewer.fleet import FleetChecks
 from acme_renewer.inventory import CertificateTable
 from acme_renewer.policy import FailurePolicy
 from acme_renewer.renewal import Renewer
-from acme_renewer.route53 import RateLimiter, Route53Dns
-from acme_renewer.settings import Settings
+from acme_renewer.route53 import RateLimiter, Route53Dns, VisibilityCheck
+from acme_renewer.settings import PropagationMode, Settings
 from acme_renewer.stores import AcmStore, PendingOrderStore, SecretStore
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
         route53,
         ttl=settings.txt_ttl_seconds,
         timeout_seconds=settings.propagation_timeout_seconds,
+        visibility_check=_visibility_check(settings, route53),
     )
 
     return Renewer(
@@ -94,6 +95,16 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
 
 
 T = TypeVar("T")
+
+
+def _visibility_check(settings: Settings, route53: Any) -> VisibilityCheck | None:
+    """The optional wait for the authoritative servers; dnspython is imported only when it is switched on."""
+    if settings.propagation.mode is PropagationMode.OFF:
+        return None
+    from acme_renewer.propagation import build_propagation_check
+
+    check = build_propagation_check(settings.propagation, route53, timeout_seconds=settings.propagation_timeout_seconds)
+    return None if check is None else check.wait_visible
 
 
 def memoize(factory: Callable[[], T]) -> Callable[[], T]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import enum
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from acme_renewer.errors import ConfigurationError
 
@@ -13,6 +15,80 @@ LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 DEFAULT_SECRET_PREFIX = "acme-renewer/"
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]+$")
+
+
+class PropagationMode(enum.Enum):
+    OFF = "off"
+    AUTHORITATIVE = "authoritative"
+
+
+@dataclass(frozen=True)
+class PropagationSettings:
+    """PROPAGATION_CHECK: "authoritative" or "off" (default); PROPAGATION_CHECK_RESOLVER: address[:port] that
+    resolves NS host names (default: the system resolver); PROPAGATION_CHECK_NAMESERVERS: comma-separated
+    address[:port] servers asked for every zone instead of the zone's own (default: discover from Route53)."""
+
+    mode: PropagationMode = PropagationMode.OFF
+    resolver: tuple[str, int] | None = None
+    nameservers: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PropagationSettings:
+        env = os.environ if env is None else env
+        raw_mode = env.get("PROPAGATION_CHECK", "").strip().lower() or PropagationMode.OFF.value
+        try:
+            mode = PropagationMode(raw_mode)
+        except ValueError:
+            choices = " or ".join(repr(m.value) for m in PropagationMode)
+            raise ConfigurationError(
+                f"PROPAGATION_CHECK must be {choices}, got {env.get('PROPAGATION_CHECK')!r}"
+            ) from None
+        raw_resolver = env.get("PROPAGATION_CHECK_RESOLVER", "").strip()
+        return cls(
+            mode=mode,
+            resolver=parse_server(raw_resolver, variable="PROPAGATION_CHECK_RESOLVER") if raw_resolver else None,
+            nameservers=parse_servers(
+                env.get("PROPAGATION_CHECK_NAMESERVERS", ""), variable="PROPAGATION_CHECK_NAMESERVERS"
+            ),
+        )
+
+
+_SERVER = re.compile(r"\[(?P<v6>[^\]]*)\](?::(?P<v6port>[^:]*))?|(?P<v4>[^:\[\]]*)(?::(?P<port>[^:]*))?")
+
+
+def parse_server(text: str, *, variable: str = "server") -> tuple[str, int]:
+    """`192.0.2.1`, `192.0.2.1:5353`, `2001:db8::1`, `[2001:db8::1]` or `[::1]:5353` -> (address, port).
+
+    IP literals only: configuration is parsed without touching the network.
+    """
+    text = text.strip()
+    example = "an IP address with an optional port: 192.0.2.1, 192.0.2.1:5353 or [2001:db8::1]:53"
+    match = _SERVER.fullmatch(text)
+    if match is None:
+        try:
+            return str(ipaddress.IPv6Address(text)), 53  # unbracketed IPv6, no port
+        except ValueError:
+            raise ConfigurationError(f"{variable}: {text!r} is not {example}") from None
+    host, port_text = (match["v6"], match["v6port"]) if match["v6"] is not None else (match["v4"], match["port"])
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigurationError(
+            f"{variable}: {host!r} in {text!r} is not an IP address; it must be {example}"
+        ) from None
+    if match["v6"] is not None and address.version != 6:
+        raise ConfigurationError(f"{variable}: {text!r} puts an IPv4 address in brackets; write {host}:PORT")
+    if port_text is None:
+        return str(address), 53
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigurationError(f"{variable}: port {port_text!r} in {text!r} must be a number from 1 to 65535")
+    return str(address), int(port_text)
+
+
+def parse_servers(text: str, *, variable: str = "servers") -> tuple[tuple[str, int], ...]:
+    """A comma-separated list of `parse_server` entries; empty entries are ignored, repeats dropped."""
+    servers = [parse_server(part, variable=variable) for part in text.split(",") if part.strip()]
+    return tuple(dict.fromkeys(servers))
 
 
 @dataclass(frozen=True)
@@ -46,6 +122,8 @@ class Settings:
     acme_workers: int = 8
     # Route53 requests per second from one run (Route53 allows 5 per account).
     route53_requests_per_second: float = 4.0
+    # After INSYNC, optionally wait until the zone's authoritative servers serve the values (propagation.py).
+    propagation: PropagationSettings = field(default_factory=lambda: PropagationSettings())
 
     @property
     def account_secret_name(self) -> str:
@@ -92,6 +170,7 @@ class Settings:
             max_certificates_per_run=_whole(env, "MAX_CERTIFICATES_PER_RUN", 100),
             acme_workers=_whole(env, "ACME_WORKERS", 8),
             route53_requests_per_second=_positive(env, "ROUTE53_REQUESTS_PER_SECOND", 4.0),
+            propagation=PropagationSettings.from_env(env),
         )
 
 
