@@ -1,4 +1,8 @@
-"""Scheduled renewal handler: run the renewal pipeline once over the certificates table and report."""
+"""Scheduled renewal handler: run the renewal pipeline once over the certificates table and report.
+
+The event's `scan` says what the run reads: "due" (the `due` index: the regular schedule, and hand-ons)
+or "full" (every item: the daily run, and the default for an invocation by hand).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from acme_renewer import SERVICE
-from acme_renewer.runtime import build_renewer
+from acme_renewer.runtime import build_continuation, build_renewer
 from acme_renewer.settings import Settings
 
 # The defaults match template.yaml, so a local run logs and measures like the deployed function.
@@ -23,7 +27,12 @@ metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Settings are read per invocation so that a local run can change the environment between calls.
-    renewer = build_renewer(Settings.from_env(), time_left=lambda: context.get_remaining_time_in_millis() / 1000)
-    report = renewer.run()
+    scan = event.get("scan", "full")
+    if scan not in ("due", "full"):
+        raise ValueError(f'the event\'s "scan" must be "due" or "full", got {scan!r}')
+    settings = Settings.from_env()
+    renewer = build_renewer(settings, time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    report = renewer.run(due_only=scan == "due")
     report.emit(metrics)
-    return report.as_dict()
+    handed_on = build_continuation(settings, context.invoked_function_arn).after(event, report)
+    return report.as_dict() | {"scan": scan, "handed_on": handed_on}

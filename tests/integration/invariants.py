@@ -148,10 +148,14 @@ def _spki(public_key: Any) -> bytes:
 
 def make_due(stack: LocalStack, table: str, item_id: str) -> None:
     """Due at the next run without touching the certificate's dates: the item no longer records the request its
-    certificate was issued for, as after an edit (a renew_before_days as long as the lifetime is refused)."""
+    certificate was issued for, as after an edit (a renew_before_days as long as the lifetime is refused).
+    Due in the `due` index too, as `acme-renewer add --replace` leaves an edited item."""
     stack.client("dynamodb").update_item(
         TableName=table,
         Key={"id": {"S": item_id}},
-        UpdateExpression="SET issued_fingerprint = :outdated",
-        ExpressionAttributeValues={":outdated": {"S": "outdated"}},
+        UpdateExpression="SET issued_fingerprint = :outdated, due_at = :now",
+        ExpressionAttributeValues={
+            ":outdated": {"S": "outdated"},
+            ":now": {"S": datetime.now(UTC).strftime(TIME_FORMAT)},
+        },
     )

@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from acme_renewer import cli, renewal
+from acme_renewer.inventory import SCHEDULED, parse_time
 from tests.stack import LocalStack
 
 if TYPE_CHECKING:
@@ -126,11 +128,16 @@ def test_add_list_renew_show_remove(
     added = acme_renewer(capsys, "add", "www", zone, f"*.{zone}")
     assert added.code == 0, added.err
     assert added.out.startswith(f"added www: {zone}, *.{zone} (ec-p256, ACM: us-east-1, secret ")
-    # Only what was given is stored, plus the operator's mark for the stream trigger.
-    assert table_items(stack, operator_env)["www"] == {
+    # Only what was given is stored, plus the operator's mark for the stream trigger and the item's
+    # place in the due index (due now).
+    stored = table_items(stack, operator_env)["www"]
+    due_at = parse_time(stored.pop("due_at"))
+    assert due_at is not None and due_at <= datetime.now(UTC)
+    assert stored == {
         "id": "www",
         "domains": [zone, f"*.{zone}"],
         "written_by": "operator",
+        "schedule": SCHEDULED,
     }
     assert acme_renewer(capsys, "add", "api", f"api.{zone}", "--regions", "--renew-before-days", "20").code == 0
 
@@ -234,12 +241,14 @@ def test_json_output_parses_with_numbers_as_numbers(
 
     listed = json.loads(acme_renewer(capsys, "list", "--json").out)
     assert [item["id"] for item in listed] == ["api", "old"]
+    assert isinstance(listed[0].pop("due_at"), str)
     assert listed[0] == {
         "id": "api",
         "domains": ["api.example.test"],
         "acm_regions": [],
         "renew_before_days": 20,
         "written_by": "operator",
+        "schedule": SCHEDULED,
     }
     assert type(listed[0]["renew_before_days"]) is int
     assert listed[1]["enabled"] is False

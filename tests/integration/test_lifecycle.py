@@ -228,10 +228,15 @@ def test_a_run_close_to_its_deadline_starts_nothing_and_the_next_run_does(
     result = invoke_with("renewal", event("schedule.json"), FakeLambdaContext(timeout_seconds=budget - 10))
 
     assert result["deferred"] == 2
+    assert result["handed_on"] is None  # no progress in this run: another run now would fare no better
     assert calls.new_orders == []
-    assert [get_item(stack, env, f"late-{n}") for n in range(2)] == before
+    # Untouched, except that each took its place in the due index, where the next due-only run finds it.
+    after = [get_item(stack, env, f"late-{n}") for n in range(2)]
+    assert [
+        {k: v for k, v in item.items() if k not in ("schedule", "due_at", "written_by")} for item in after
+    ] == before
 
-    result = invoke_with("renewal", event("schedule.json"))
+    result = invoke_with("renewal", {"source": "schedule", "scan": "due"})
     assert result["renewed"] == 2
     for number, zone in enumerate(zones):
         check_certificate(stack, get_item(stack, env, f"late-{number}"), [zone])

@@ -115,7 +115,9 @@ def test_a_stale_endpoint_is_reported_until_it_serves_the_new_certificate(
     monkeypatch.setenv("ENDPOINT_GRACE_MINUTES", "0")
     zone = unique("served") + ".test"
     stack.create_hosted_zone(zone)
-    old = FakeCa(lifetime=timedelta(days=10))(CertificateRequest("old", (zone,), KeyType.EC_P256, (), "s", None, True))
+    old = FakeCa(lifetime=timedelta(days=10)).sign(
+        CertificateRequest("old", (zone,), KeyType.EC_P256, (), "s", None, True)
+    )
     with TlsEndpoint() as endpoint:
         endpoint.serve(old.fullchain_pem, old.private_key_pem)
         put_item(stack, env, {"id": "served", "domains": [zone], "endpoints": [endpoint.address]})

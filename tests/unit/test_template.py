@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from acme_renewer.inventory import DUE_INDEX, EXPIRY_INDEX
 from tests.stack.table import REPO_ROOT, create_table_request, load_template, table_properties
 
 ALARM_TYPE = "AWS::CloudWatch::Alarm"
@@ -26,6 +27,7 @@ IMPLIED_BY = {
     "acm:AddTagsToCertificate": "import_certificate",  # ImportCertificate with Tags
     "kms:GenerateDataKey": "create_secret",  # Secrets Manager uses the key on the caller's behalf
     "kms:Decrypt": "get_secret_value",
+    "lambda:InvokeFunction": "invoke",  # the API is Invoke; the IAM action is InvokeFunction
 }
 SCHEDULE_SECONDS = {"Fn::FindInMap": ["Schedule", {"Ref": "ScheduleEveryHours"}, "Seconds"]}
 WEEK_SECONDS = 7 * 24 * 3600
@@ -345,3 +347,32 @@ def test_the_table_is_protected_and_recoverable(template: dict[str, Any]) -> Non
     # The local stack builds the table from these properties, so they stay literal.
     request = create_table_request(table_properties(template), "certificates")
     assert request["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+
+
+def test_the_regular_schedule_reads_what_is_due_and_a_daily_one_reads_everything(template: dict[str, Any]) -> None:
+    events = template["Resources"]["RenewalFunction"]["Properties"]["Events"]
+    scans = sorted(
+        (json.loads(event["Properties"]["Input"])["scan"], event["Properties"]["ScheduleExpression"])
+        for event in events.values()
+        if event["Type"] == "ScheduleV2"
+    )
+    assert [scan for scan, _ in scans] == ["due", "full"]
+    assert dict(scans)["full"] == "rate(1 day)"
+
+
+def test_the_renewal_function_may_invoke_itself_and_nothing_else(template: dict[str, Any]) -> None:
+    function = template["Resources"]["RenewalFunction"]["Properties"]
+    statements = [s for policy in function["Policies"] for s in policy["Statement"] if not isinstance(s, dict) or
+                  any(str(a).startswith("lambda:") for a in as_list(s.get("Action", [])))]  # fmt: skip
+    assert len(statements) == 1
+    (name,) = function["FunctionName"].values()
+    assert statements[0]["Resource"]["Fn::Sub"].endswith(":function:" + name)
+    assert statements[0]["Action"] == ["lambda:InvokeFunction"]
+
+
+def test_the_indexes_are_keyed_as_the_code_queries_them(template: dict[str, Any]) -> None:
+    properties = template["Resources"]["CertificatesTable"]["Properties"]
+    indexes = {index["IndexName"]: index for index in properties["GlobalSecondaryIndexes"]}
+    keys = {name: [k["AttributeName"] for k in index["KeySchema"]] for name, index in indexes.items()}
+    assert keys == {DUE_INDEX: ["schedule", "due_at"], EXPIRY_INDEX: ["schedule", "not_after"]}
+    assert indexes[DUE_INDEX]["Projection"]["ProjectionType"] == "ALL"  # the run works from the index's items

@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from acme_renewer import __version__, renewal, runtime
 from acme_renewer.errors import ConfigurationError, ItemValidationError
-from acme_renewer.inventory import CertificateTable, parse_time
+from acme_renewer.inventory import SCHEDULED, CertificateTable, iso, parse_time
 from acme_renewer.models import CertificateRequest
 from acme_renewer.preflight import (
     Level,
@@ -195,6 +195,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     }
     item.update({name: value for name, value in given.items() if value is not None})
     request = parse_item(item, settings)  # a bad item stops here: nothing is written
+    # Due at once in the `due` index, so that a due-only scheduled run acts on it even without the stream.
+    item |= {"schedule": SCHEDULED, "due_at": iso(datetime.now(UTC))}
     table = open_table(settings)
     if args.replace and table.replace_request(item):
         out(f"replaced the request of {request.id}: {describe(request)}")

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 MAX_ERROR_LENGTH = 2000
 # Every write of the renewer carries this mark; the stream trigger's filter drops such records.
 RENEWER = "renewer"
+# The sparse indexes of template.yaml: items with `schedule` = SCHEDULED are in them, keyed by `due_at`
+# (when the item is next due) and by `not_after`.
+SCHEDULED = "renewal"
+DUE_INDEX = "due"
+EXPIRY_INDEX = "expiry"
 _deserializer = TypeDeserializer()
 _serializer = TypeSerializer()
 
@@ -80,16 +85,76 @@ class CertificateTable:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
+        # Items this adapter has read (Scan, Query, GetItem), for the run's report.
+        self.items_read = 0
 
     def items(self) -> Iterator[dict[str, Any]]:
+        """Every item: the daily full run."""
         paginator = self._client.get_paginator("scan")
         for page in paginator.paginate(TableName=self._table, ConsistentRead=True):
             for raw in page.get("Items", []):
+                self.items_read += 1
                 yield deserialize(raw)
+
+    def due(self, now: datetime) -> Iterator[dict[str, Any]]:
+        """The items due by `now`, from the sparse `due` index: a scheduled run reads these and no others.
+
+        The index is eventually consistent; the lease re-reads each item before anything is done with it.
+        """
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression="#schedule = :scheduled AND due_at <= :now",
+            ExpressionAttributeNames={"#schedule": "schedule"},
+            ExpressionAttributeValues={":scheduled": {"S": SCHEDULED}, ":now": {"S": iso(now)}},
+        )
+        for page in pages:
+            for raw in page.get("Items", []):
+                self.items_read += 1
+                yield deserialize(raw)
+
+    def soonest_expiry(self) -> datetime | None:
+        """The earliest not_after among scheduled (enabled) items, in one item read."""
+        response = self._client.query(
+            TableName=self._table,
+            IndexName=EXPIRY_INDEX,
+            KeyConditionExpression="#schedule = :scheduled",
+            ExpressionAttributeNames={"#schedule": "schedule"},
+            ExpressionAttributeValues={":scheduled": {"S": SCHEDULED}},
+            ScanIndexForward=True,
+            Limit=1,
+        )
+        self.items_read += len(response.get("Items", []))
+        items = [deserialize(raw) for raw in response.get("Items", [])]
+        return parse_time(items[0].get("not_after")) if items else None
+
+    def approximate_count(self) -> int:
+        """DynamoDB's item count of the table, refreshed by DynamoDB about every six hours; reads no item."""
+        return int(self._client.describe_table(TableName=self._table)["Table"].get("ItemCount", 0))
 
     def get(self, item_id: str) -> dict[str, Any] | None:
         raw = self._client.get_item(TableName=self._table, Key={"id": {"S": item_id}}, ConsistentRead=True)
+        self.items_read += 1 if "Item" in raw else 0
         return deserialize(raw["Item"]) if "Item" in raw else None
+
+    def set_schedule(self, item_id: str, due_at: datetime | None, *, scheduled: bool, now: datetime) -> bool:
+        """Put the item in the due index at `due_at`, only in the expiry index (due_at None), or in neither
+        (scheduled False: disabled). Not while a live run holds the lease: that run writes its own.
+        Returns False when the item is leased or gone."""
+        fields: dict[str, Any] = {}
+        remove: tuple[str, ...] = ("schedule", "due_at")
+        if scheduled:
+            fields["schedule"] = SCHEDULED
+            remove = ("due_at",)
+            if due_at is not None:
+                fields["due_at"] = iso(due_at)
+                remove = ()
+        try:
+            self._update(item_id, fields, remove=remove, unleased_at=now)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def acquire_lease(self, item_id: str, owner: str, now: datetime, until: datetime) -> dict[str, Any] | None:
         """Take the item's lease unless another run holds an unexpired one; return the item as it is now.
@@ -138,9 +203,12 @@ class CertificateTable:
         *,
         fingerprints: tuple[str, str],
         owner: str,
+        due_at: datetime,
     ) -> None:
         issued_fingerprint, attempt_fingerprint = fingerprints
         facts = {
+            "schedule": SCHEDULED,
+            "due_at": iso(due_at),
             "status": Status.ISSUED.value,
             "not_before": iso(certificate.not_before),
             "not_after": iso(certificate.not_after),
@@ -178,9 +246,12 @@ class CertificateTable:
         failure_count: int,
         next_attempt_at: datetime,
         owner: str | None,
+        due_at: datetime | None,
         acm_arns: Mapping[str, str] | None = None,
     ) -> None:
+        """`due_at` None: out of the due index (paused until the item changes), still in the expiry index."""
         fields: dict[str, Any] = {
+            "schedule": SCHEDULED,
             "status": Status.FAILED.value,
             "last_error": error[:MAX_ERROR_LENGTH],
             "last_attempt_at": iso(now),
@@ -188,10 +259,13 @@ class CertificateTable:
             "failure_count": failure_count,
             "next_attempt_at": iso(next_attempt_at),
         }
+        if due_at is not None:
+            fields["due_at"] = iso(due_at)
         if acm_arns:
             # A partial store still created ARNs; keep them so the next run re-imports in place.
             fields["acm_arns"] = dict(acm_arns)
-        self._update(item_id, fields, remove=("lease_owner", "lease_until") if owner else (), owner=owner)
+        remove = ("lease_owner", "lease_until") if owner else ()
+        self._update(item_id, fields, remove=remove if due_at is not None else (*remove, "due_at"), owner=owner)
 
     def _update(
         self,
@@ -200,6 +274,7 @@ class CertificateTable:
         remove: tuple[str, ...] = (),
         owner: str | None = None,
         newer_than: datetime | None = None,
+        unleased_at: datetime | None = None,
     ) -> None:
         fields = {**fields, "written_by": RENEWER}
         names = {f"#f{i}": name for i, name in enumerate(fields)}
@@ -217,6 +292,9 @@ class CertificateTable:
         if newer_than is not None:
             condition += " AND (attribute_not_exists(not_after) OR not_after < :newer)"
             values[":newer"] = {"S": iso(newer_than)}
+        if unleased_at is not None:
+            condition += " AND (attribute_not_exists(lease_until) OR lease_until < :unleased)"
+            values[":unleased"] = {"S": iso(unleased_at)}
         self._client.update_item(
             TableName=self._table,
             Key={"id": {"S": item_id}},

@@ -34,6 +34,8 @@ class Decision:
     reason: str
     # Why a not-due certificate is held back: None (not due yet), "backoff" or "paused".
     held: str | None = None
+    # When a not-due certificate is next due (its `due_at`); None: not before the item changes (paused).
+    next_due: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,14 @@ def held_back(
             f"paused after {state.failure_count} consecutive failures; change the item or run "
             f"`acme-renewer renew {item_id}` to try again",
             held="paused",
+            next_due=None,
         )
     if state.next_attempt_at is not None and now < state.next_attempt_at:
         return Decision(
             False,
             f"backing off after {state.failure_count} failure(s) until {state.next_attempt_at:%Y-%m-%dT%H:%M:%SZ}",
             held="backoff",
+            next_due=state.next_attempt_at,
         )
     return None
 
@@ -110,21 +114,23 @@ def window_decision(request: CertificateRequest, state: CertificateState, now: d
     (a 6-day certificate then has 3 days of retries left); `renew_before_days` replaces both."""
     if state.not_after is None:
         return Decision(True, "never issued")
-    remaining = state.not_after - now
-    if request.renew_before_days is not None:
-        window = timedelta(days=request.renew_before_days)
-        rule = f"renew_before_days={request.renew_before_days}"
-    elif state.not_before is not None:
-        lifetime = state.not_after - state.not_before
-        share = 2 if lifetime < SHORT_LIVED else 3
-        window = lifetime / share
-        rule = "last half of a short lifetime" if share == 2 else "last third of the lifetime"
-    else:
+    if request.renew_before_days is None and state.not_before is None:
         return Decision(True, "item has not_after but no not_before; renewing to learn the lifetime")
-    days = f"{remaining.total_seconds() / 86400:.1f}"
-    if remaining <= window:
+    renew_at, rule = renewal_time(request, state.not_before or state.not_after, state.not_after)
+    days = f"{(state.not_after - now).total_seconds() / 86400:.1f}"
+    if now >= renew_at:
         return Decision(True, f"{days} days left, inside the window ({rule})")
-    return Decision(False, f"{days} days left, outside the window ({rule})")
+    return Decision(False, f"{days} days left, outside the window ({rule})", next_due=renew_at)
+
+
+def renewal_time(request: CertificateRequest, not_before: datetime, not_after: datetime) -> tuple[datetime, str]:
+    """When a certificate with this lifetime enters its renewal window, and the rule that says so."""
+    if request.renew_before_days is not None:
+        return not_after - timedelta(days=request.renew_before_days), f"renew_before_days={request.renew_before_days}"
+    lifetime = not_after - not_before
+    if lifetime < SHORT_LIVED:
+        return not_after - lifetime / 2, "last half of a short lifetime"
+    return not_after - lifetime / 3, "last third of the lifetime"
 
 
 def request_changed(old_image: Mapping[str, Any] | None, new_image: Mapping[str, Any] | None) -> bool:

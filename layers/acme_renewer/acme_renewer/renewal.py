@@ -24,7 +24,7 @@ from acme_renewer.dns_challenge import ChallengeDns, TxtRecord
 from acme_renewer.errors import CaRetryLaterError, ItemValidationError, RenewalError
 from acme_renewer.eventbus import EventPublisher, outcome_event, stale_endpoint_event
 from acme_renewer.fleet import FleetChecks
-from acme_renewer.inventory import CertificateTable, state_from_item
+from acme_renewer.inventory import SCHEDULED, CertificateTable, iso, state_from_item
 from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate
 from acme_renewer.policy import (
     ISSUANCE_FIELDS,
@@ -34,6 +34,7 @@ from acme_renewer.policy import (
     fingerprint,
     held_back,
     renewal_decision,
+    renewal_time,
 )
 from acme_renewer.report import Failure, Outcome, Published, Result, RunReport
 from acme_renewer.settings import Settings
@@ -99,9 +100,17 @@ class Renewer:
     # Seconds until the function's deadline (Lambda's context); None outside Lambda: no deadline.
     time_left: Callable[[], float] | None = None
 
-    def run(self) -> RunReport:
-        """The scheduled run: every item is considered, the due ones are renewed."""
-        return self._process(self.table.items(), force=False, whole_table=True)
+    def run(self, *, due_only: bool = False) -> RunReport:
+        """A scheduled run. Full: every item is considered (new items the stream missed, drift, served
+        certificates). Due only: just the items the `due` index lists, so the cost follows what is due."""
+        if not due_only:
+            report = self._process(self.table.items(), force=False, whole_table=True)
+        else:
+            report = self._process(self.table.due(self.clock()), force=False)
+            report.managed_certificates = self.table.approximate_count()
+            report.soonest_not_after = self.table.soonest_expiry()
+        report.items_read = self.table.items_read
+        return report
 
     def renew(self, ids: Sequence[str], *, force: bool = False) -> RunReport:
         """Just these items. `force` ignores the renewal window, the backoff and the pause, never the lease."""
@@ -159,22 +168,28 @@ class Renewer:
         except ItemValidationError as invalid:
             held = held_back(state, request_fp, now, self.policy, item_id)
             if held is not None and not force:
+                self._reschedule(item, held.next_due, now)
                 return Outcome(item_id, _result_for(held), f"invalid item: {held.reason}", state.not_after, enabled)
             return self._fail(item_id, invalid, state, request_fp, now, enabled, owner=None)
         for warning in request.warnings:
             logger.warning(warning)
         if not request.enabled:
+            self._reschedule(item, None, now, scheduled=False)
             return Outcome(request.id, Result.DISABLED, "enabled is false", state.not_after, enabled=False)
         decision = self._decide(item, request, state, request_fp, now, force)
         if not decision.due:
+            self._reschedule(item, decision.next_due, now)
             return Outcome(request.id, _result_for(decision), decision.reason, state.not_after)
 
+        deferral = None
         if already >= self.settings.max_certificates_per_run:
-            reason = f"not started: this run already has {already} certificates (MAX_CERTIFICATES_PER_RUN)"
-            return Outcome(request.id, Result.DEFERRED, reason, state.not_after, due=True)
-        if self.time_left is not None and self.time_left() < self.settings.renewal_budget_seconds:
-            reason = f"not started: less than {self.settings.renewal_budget_seconds:.0f} s left in this run"
-            return Outcome(request.id, Result.DEFERRED, reason, state.not_after, due=True)
+            deferral = f"not started: this run already has {already} certificates (MAX_CERTIFICATES_PER_RUN)"
+        elif self.time_left is not None and self.time_left() < self.settings.renewal_budget_seconds:
+            deferral = f"not started: less than {self.settings.renewal_budget_seconds:.0f} s left in this run"
+        if deferral is not None:
+            if item.get("due_at") is None:
+                self._reschedule(item, now, now)  # into the due index, where a hand-on or the next run finds it
+            return Outcome(request.id, Result.DEFERRED, deferral, state.not_after, due=True)
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         fresh = self.table.acquire_lease(request.id, self.owner, now, lease_until)
         if fresh is None:
@@ -189,9 +204,23 @@ class Renewer:
         decision = self._decide(fresh, request, state, request_fp, now, force)
         if not decision.due:
             self.table.release_lease(request.id, self.owner)
+            self._reschedule(fresh, decision.next_due, now)
             return Outcome(request.id, _result_for(decision), decision.reason, state.not_after)
         logger.info("renewing", extra={"reason": decision.reason})
         return _Planned(fresh, request, state, request_fp, decision.reason)
+
+    def _reschedule(
+        self, item: Mapping[str, Any], due_at: datetime | None, now: datetime, *, scheduled: bool = True
+    ) -> None:
+        """Keep the item's place in the due and expiry indexes true, writing only when it changed."""
+        wanted = (SCHEDULED if scheduled else None, iso(due_at) if scheduled and due_at is not None else None)
+        if (item.get("schedule"), item.get("due_at")) == wanted:
+            return
+        try:
+            if self.table.set_schedule(str(item.get("id")), due_at, scheduled=scheduled, now=now):
+                logger.info("rescheduled", extra={"due_at": wanted[1], "scheduled": scheduled})
+        except Exception:
+            logger.exception("could not update the item's schedule")
 
     def _renew_all(self, planned: list[_Planned]) -> list[Outcome]:
         """Order, validate and store every planned certificate; one outcome each, in order."""
@@ -345,6 +374,7 @@ class Renewer:
             self.clock(),  # the time of the result, not of the run's start
             fingerprints=(fingerprint(plan.item, ISSUANCE_FIELDS, self.settings.acme_directory_url), plan.request_fp),
             owner=self.owner,
+            due_at=renewal_time(request, certificate.not_before, certificate.not_after)[0],
         )
         return certificate, stored
 
@@ -368,6 +398,7 @@ class Renewer:
         count = state.failure_count + 1 if state.attempt_fingerprint == request_fp else 1
         retry_after = error.retry_after if isinstance(error, CaRetryLaterError) else None
         next_attempt = self.policy.next_attempt(count, now, retry_after)
+        paused = count >= self.policy.max_consecutive_failures
         arns = {**state.acm_arns, **error.imported} if isinstance(error, PartialImportError) else None
         try:
             self.table.record_failure(
@@ -378,6 +409,7 @@ class Renewer:
                 failure_count=count,
                 next_attempt_at=next_attempt,
                 owner=owner,
+                due_at=None if paused else next_attempt,
                 acm_arns=arns,
             )
         except Exception:

@@ -74,9 +74,14 @@ class UnmanagedCertificate:
 class RunReport:
     now: datetime
     outcomes: list[Outcome] = field(default_factory=list)
-    # Whole-table facts, known only to a scheduled run that saw every item; None otherwise.
+    # Whole-table facts, known only to a full run that saw every item; None otherwise.
     unmanaged_expiring: list[UnmanagedCertificate] | None = None
     stale_endpoints: list[StaleEndpoint] | None = None
+    # A due-only run saw few items: the fleet figures come from the table's indexes instead.
+    managed_certificates: int | None = None
+    soonest_not_after: datetime | None = None
+    # Items read from the table by this run (Scan, Query, GetItem).
+    items_read: int | None = None
 
     def count(self, result: Result) -> int:
         return sum(1 for o in self.outcomes if o.result is result)
@@ -84,7 +89,10 @@ class RunReport:
     @property
     def min_days_until_expiry(self) -> float | None:
         """Over enabled certificates that have a certificate at all; None when there is none."""
-        days = [(o.not_after - self.now).total_seconds() / 86400 for o in self.outcomes if o.enabled and o.not_after]
+        not_afters = [o.not_after for o in self.outcomes if o.enabled and o.not_after]
+        if self.soonest_not_after is not None:
+            not_afters.append(self.soonest_not_after)
+        days = [(not_after - self.now).total_seconds() / 86400 for not_after in not_afters]
         return min(days) if days else None
 
     def merge(self, other: RunReport) -> RunReport:
@@ -109,11 +117,17 @@ class RunReport:
                 )
         if not whole_table:
             return
-        metrics.add_metric(name="ManagedCertificates", unit=count, value=sum(1 for o in self.outcomes if o.enabled))
+        managed = self.managed_certificates
+        if managed is None:
+            managed = sum(1 for o in self.outcomes if o.enabled)
+        metrics.add_metric(name="ManagedCertificates", unit=count, value=managed)
         if (days := self.min_days_until_expiry) is not None:
             metrics.add_metric(name="MinDaysUntilExpiry", unit=count, value=round(days, 2))
-        metrics.add_metric(name="UnmanagedExpiringCertificates", unit=count, value=len(self.unmanaged_expiring or []))
-        metrics.add_metric(name="StaleEndpoints", unit=count, value=len(self.stale_endpoints or []))
+        # Only a full run checks these; a due-only run leaves the alarms' last data point standing.
+        if self.unmanaged_expiring is not None:
+            metrics.add_metric(name="UnmanagedExpiringCertificates", unit=count, value=len(self.unmanaged_expiring))
+        if self.stale_endpoints is not None:
+            metrics.add_metric(name="StaleEndpoints", unit=count, value=len(self.stale_endpoints))
 
     def as_dict(self) -> dict[str, Any]:
         min_days = self.min_days_until_expiry
@@ -122,6 +136,7 @@ class RunReport:
             "failed": self.count(Result.FAILED),
             **{result.value: self.count(result) for result in Result if result not in (Result.RENEWED, Result.FAILED)},
             "min_days_until_expiry": None if min_days is None else round(min_days, 2),
+            "items_read": self.items_read,
             "certificates": [
                 {
                     "id": o.id,

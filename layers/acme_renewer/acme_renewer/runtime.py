@@ -15,6 +15,7 @@ from acme_renewer import __version__, order
 from acme_renewer.acme_account import AccountKeyStore, AcmeSession, connect
 from acme_renewer.eventbus import EventPublisher
 from acme_renewer.fleet import FleetChecks
+from acme_renewer.handoff import Continuation, lambda_invoker
 from acme_renewer.inventory import CertificateTable
 from acme_renewer.policy import FailurePolicy
 from acme_renewer.renewal import Renewer
@@ -95,6 +96,11 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
 
 
 T = TypeVar("T")
+
+
+def build_continuation(settings: Settings, function_arn: str) -> Continuation:
+    """Hands deferred certificates on to a new asynchronous invocation of the function itself."""
+    return Continuation(lambda_invoker(client("lambda", settings.region), function_arn))
 
 
 def _visibility_check(settings: Settings, route53: Any) -> VisibilityCheck | None:

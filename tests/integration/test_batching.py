@@ -1,0 +1,105 @@
+"""Many certificates in one run on the local stack: one Route53 change per zone to publish and one to clean up,
+pebble validating every name, hand-on past the per-run limit, and the optional propagation check."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from acme_renewer import runtime
+from acme_renewer.handoff import Continuation
+from acme_renewer.report import Result
+from tests.integration.conftest import Calls
+from tests.integration.invariants import assert_nothing_lost, make_due
+from tests.integration.test_renewal import put_item, unique
+from tests.stack import LocalStack
+from tests.stack.handler import FakeLambdaContext, invoke_with
+
+DUE_RUN = {"source": "schedule", "scan": "due"}
+
+
+def zones_with_certificates(stack: LocalStack, env: dict[str, str], zones: int, per_zone: int) -> dict[str, str]:
+    """`per_zone` apex + wildcard certificates in each of `zones` new zones; returns item id -> zone id."""
+    placed = {}
+    for _ in range(zones):
+        zone = unique("batch") + ".test"
+        zone_id = stack.create_hosted_zone(zone)
+        for n in range(per_zone):
+            name = f"site{n}.{zone}"
+            item_id = f"{zone.split('.')[0]}-{n}"
+            put_item(stack, env, {"id": item_id, "domains": [name, f"*.{name}"]})
+            placed[item_id] = zone_id
+    return placed
+
+
+def test_a_run_publishes_once_per_zone_and_pebble_validates_every_name(
+    stack: LocalStack, env: dict[str, str], calls: Calls
+) -> None:
+    placed = zones_with_certificates(stack, env, zones=2, per_zone=4)
+    result = invoke_with("renewal", {"source": "schedule", "scan": "full"})
+    assert result["renewed"] == len(placed)
+    assert len(calls.new_orders) == len(placed)
+    # Two zones: one change each to publish, one each to clean up, whatever the number of certificates.
+    changes = Counter(change["HostedZoneId"] for change in calls.route53_changes)
+    assert sorted(changes.values()) == [2, 2]
+    published = [c for c in calls.route53_changes if c["ChangeBatch"]["Changes"][0]["Action"] == "UPSERT"]
+    # Apex and wildcard share a name: each record set carries both values.
+    for change in published:
+        assert all(len(c["ResourceRecordSet"]["ResourceRecords"]) == 2 for c in change["ChangeBatch"]["Changes"])
+    for item_id, zone_id in placed.items():
+        item, _ = assert_nothing_lost(stack, env["TABLE_NAME"], item_id, [zone_id])
+        assert item["status"] == "ISSUED"
+
+
+def test_one_bad_certificate_does_not_hold_back_the_batch(stack: LocalStack, env: dict[str, str]) -> None:
+    placed = zones_with_certificates(stack, env, zones=1, per_zone=2)
+    put_item(stack, env, {"id": "no-zone", "domains": [unique("nozone") + ".example"]})
+    result = invoke_with("renewal", {"source": "schedule"})
+    outcomes = {c["id"]: c for c in result["certificates"]}
+    assert outcomes["no-zone"]["result"] == Result.FAILED.value
+    assert "no public Route53 hosted zone" in outcomes["no-zone"]["reason"]
+    assert all(outcomes[i]["result"] == Result.RENEWED.value for i in placed)
+
+
+def test_past_the_per_run_limit_the_rest_is_handed_on_and_each_renewed_once(
+    stack: LocalStack, env: dict[str, str], calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placed = zones_with_certificates(stack, env, zones=1, per_zone=5)
+    invoke_with("renewal", {"source": "schedule", "scan": "full"})
+    for item_id in placed:
+        make_due(stack, env["TABLE_NAME"], item_id)
+    calls.new_orders.clear()
+    monkeypatch.setenv("MAX_CERTIFICATES_PER_RUN", "2")
+    sent: list[dict[str, Any]] = []
+    # The handler module is imported afresh on each invoke and picks this up.
+    monkeypatch.setattr(runtime, "build_continuation", lambda settings, arn: Continuation(sent.append))
+
+    results = [invoke_with("renewal", DUE_RUN, FakeLambdaContext())]
+    while len(sent) > len(results) - 1:
+        results.append(invoke_with("renewal", json.loads(json.dumps(sent[-1])), FakeLambdaContext()))
+
+    assert [r["renewed"] for r in results] == [2, 2, 1]
+    assert [r["deferred"] for r in results] == [3, 1, 0]
+    assert [e["generation"] for e in sent] == [1, 2]
+    assert len(calls.new_orders) == len(placed)  # nobody ordered twice
+    renewed = [c["id"] for r in results for c in r["certificates"] if c["result"] == Result.RENEWED.value]
+    assert sorted(renewed) == sorted(placed)
+
+
+def test_the_propagation_check_asks_the_authoritative_server_before_answering(
+    stack: LocalStack, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    placed = zones_with_certificates(stack, env, zones=1, per_zone=2)
+    host, port = stack.dns_address
+    monkeypatch.setenv("PROPAGATION_CHECK", "authoritative")
+    monkeypatch.setenv("PROPAGATION_CHECK_NAMESERVERS", f"{host}:{port}")
+    capsys.readouterr()
+    result = invoke_with("renewal", {"source": "schedule"})
+    assert result["renewed"] == len(placed)
+    messages = [json.loads(line).get("message") for line in capsys.readouterr().out.splitlines() if line[:1] == "{"]
+    assert "TXT values visible on every authoritative server" in messages
+    # Checked after the records are live, before any challenge is answered.
+    assert messages.index("challenge records live") > messages.index("TXT values visible on every authoritative server")
