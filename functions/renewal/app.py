@@ -13,12 +13,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from acme_renewer import SERVICE
-from acme_renewer.runtime import build_continuation, build_renewer
 from acme_renewer.settings import Settings
 
 # The defaults match template.yaml, so a local run logs and measures like the deployed function.
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# X-Ray's patching imports botocore, and the runtime imports boto3 and acme: both wait for the first
+# invocation, which keeps the module's import (the cold start before the first event) light.
+tracer = Tracer(service=SERVICE, auto_patch=False)
+TRACED_MODULES = ("botocore", "requests")
 metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "AcmeRenewer"))
 
 
@@ -26,6 +28,9 @@ metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    tracer.patch(TRACED_MODULES)  # once per container: X-Ray skips what it has patched
+    from acme_renewer.runtime import build_continuation, build_renewer
+
     # Settings are read per invocation so that a local run can change the environment between calls.
     scan = event.get("scan", "full")
     if scan not in ("due", "full"):

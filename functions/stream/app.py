@@ -13,11 +13,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from acme_renewer import SERVICE
 from acme_renewer.policy import request_changed
 from acme_renewer.report import RunReport
-from acme_renewer.runtime import build_renewer
 from acme_renewer.settings import Settings
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# X-Ray's patching imports botocore, and the runtime imports boto3 and acme: both wait for the first
+# invocation, which keeps the module's import (the cold start before the first event) light.
+tracer = Tracer(service=SERVICE, auto_patch=False)
+TRACED_MODULES = ("botocore", "requests")
 metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "AcmeRenewer"))
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -26,6 +28,9 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    tracer.patch(TRACED_MODULES)  # once per container: X-Ray skips what it has patched
+    from acme_renewer.runtime import build_renewer
+
     renewer = build_renewer(Settings.from_env(), time_left=lambda: context.get_remaining_time_in_millis() / 1000)
     report = RunReport(now=renewer.clock())
 
