@@ -28,7 +28,7 @@ from tests.stack.table import DEFAULT_TEMPLATE, create_table, load_template, tab
 if TYPE_CHECKING:
     from mypy_boto3_route53 import Route53Client
     from mypy_boto3_route53.literals import RRTypeType
-    from mypy_boto3_route53.type_defs import ResourceRecordSetTypeDef
+    from mypy_boto3_route53.type_defs import ChangeInfoTypeDef, ResourceRecordSetTypeDef
 
 pytestmark = pytest.mark.integration
 
@@ -46,16 +46,16 @@ def zones(stack: LocalStack) -> dict[str, str]:
     return {name: stack.create_hosted_zone(name) for name in ("example.test", "sub.example.test", "delegated.test")}
 
 
-def upsert(route53: Route53Client, zone_id: str, name: str, rtype: RRTypeType, *values: str) -> None:
+def upsert(route53: Route53Client, zone_id: str, name: str, rtype: RRTypeType, *values: str) -> ChangeInfoTypeDef:
     record_set: ResourceRecordSetTypeDef = {
         "Name": name,
         "Type": rtype,
         "TTL": 60,
         "ResourceRecords": [{"Value": value} for value in values],
     }
-    route53.change_resource_record_sets(
+    return route53.change_resource_record_sets(
         HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record_set}]}
-    )
+    )["ChangeInfo"]
 
 
 def query(stack: LocalStack, name: str, rtype: str = "TXT", *, tcp: bool = False) -> dns.message.Message:
@@ -90,6 +90,15 @@ def test_change_in_moto_is_seen_at_once(stack: LocalStack, zones: dict[str, str]
     assert txt_values(query(stack, name)) == [[b"before"]]
     upsert(stack.client("route53"), zones["example.test"], name, "TXT", '"after"')
     assert txt_values(query(stack, name)) == [[b"after"]]
+
+
+def test_without_a_delay_changes_are_insync_at_once(stack: LocalStack, zones: dict[str, str]) -> None:
+    """The default stack keeps moto's behaviour; a propagation delay is opt-in (test_propagation_emulation.py)."""
+    route53 = stack.client("route53")
+    assert stack.route53_delay_seconds == 0
+    info = upsert(route53, zones["example.test"], "_acme-challenge.insync.example.test.", "TXT", '"now"')
+    assert info["Status"] == "INSYNC"
+    assert route53.get_change(Id=info["Id"])["ChangeInfo"]["Status"] == "INSYNC"
 
 
 def test_nested_zone_wins_over_parent(stack: LocalStack, zones: dict[str, str]) -> None:

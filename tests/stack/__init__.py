@@ -1,6 +1,8 @@
 """The local stack: moto (AWS), our DNS server (Route53 as DNS) and pebble (ACME), all on 127.0.0.1.
 
 Shared by the integration tests, the demo and the benchmarks. `with LocalStack.start(workdir) as stack: ...`
+moto counts every AWS call made to it, from any process, and can hold Route53 changes PENDING for a while as
+Route53 does (`route53_delay_seconds`), with the DNS server serving the old records meanwhile.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import boto3
 from dnslib import DNSRecord  # type: ignore[import-untyped]
 
-from tests.stack.dns_server import normalize, set_servfail
-from tests.stack.moto_server import MotoServer, start_moto
+from tests.stack.dns_server import set_servfail
+from tests.stack.moto_server import MotoControl, MotoServer, repo_pythonpath, start_moto
 from tests.stack.pebble import Pebble, start_pebble
 from tests.stack.processes import Process, StackError, free_port, start_process, wait_until_ready
+from tests.stack.route53_emulation import normalize
 from tests.stack.table import DEFAULT_TEMPLATE, REPO_ROOT, create_table
 from tests.stack.tls import TlsFiles, write_localhost_tls
 
@@ -72,8 +75,12 @@ class LocalStack:
         eab_keys: dict[str, str] | None = None,
         table_name: str = "certificates",
         region: str = "us-east-1",
+        route53_delay_seconds: float = 0.0,
     ) -> LocalStack:
         """Start moto, then the DNS server, then pebble. Whatever started is stopped again if a later step fails.
+
+        `route53_delay_seconds` > 0 makes each Route53 change PENDING for that long, with a change id of its own,
+        and the DNS server serve the names it touched as they were before it until then (0: INSYNC at once).
 
         A free port can be taken by another process between our pick and the server's bind, so a failed
         start is tried again, up to three times, each in a fresh folder whose logs are kept.
@@ -91,7 +98,7 @@ class LocalStack:
             folder.mkdir(parents=True, exist_ok=True)
             try:
                 stack._tls = write_localhost_tls(folder / "tls")
-                stack._moto = start_moto(folder)
+                stack._moto = start_moto(folder, route53_delay_seconds=route53_delay_seconds)
                 stack._track(stack._moto.process)
                 stack._start_dns()
                 stack._start_pebble(pebble_env)
@@ -191,6 +198,34 @@ class LocalStack:
         """The table as template.yaml defines it, named `table_name`."""
         return create_table(self.client("dynamodb"), self.table_name, template_path=template_path)
 
+    # --- emulation and counters in moto ----------------------------------------------------------
+
+    @property
+    def route53_delay_seconds(self) -> float:
+        """The propagation delay new Route53 changes get (see `start`)."""
+        return self._control().route53_delay_seconds()
+
+    def set_route53_delay(self, seconds: float) -> None:
+        """Change the propagation delay on the running stack; changes already pending keep theirs."""
+        self._control().set_route53_delay(seconds)
+
+    def aws_calls(self) -> dict[str, dict[str, int]]:
+        """AWS calls moto received since start or `reset_aws_calls`, from every process, by service and operation:
+        `{"route53": {"ChangeResourceRecordSets": 2, "GetChange": 5}, "dynamodb": {"Query": 1}}`.
+
+        Services are named as requests sign them (boto3's names for Route53, DynamoDB, ACM, Secrets Manager).
+        """
+        return self._control().aws_calls()
+
+    def dynamodb_items_read(self) -> int:
+        """Items DynamoDB answers handed back since start or `reset_aws_calls` (Scan/Query Items, GetItem Item,
+        BatchGetItem Responses, a write's returned Attributes)."""
+        return self._control().dynamodb_items_read()
+
+    def reset_aws_calls(self) -> None:
+        """Zero the call counters and items read."""
+        self._control().reset_aws_calls()
+
     def set_dns_servfail(self, names: Iterable[str]) -> None:
         """Make our DNS server answer SERVFAIL for `names` and every name below them (a broken delegation),
         from the next query on; an empty list restores normal answers."""
@@ -209,6 +244,9 @@ class LocalStack:
 
     # --- internals -----------------------------------------------------------------------------
 
+    def _control(self) -> MotoControl:
+        return self._require(self._moto, "moto").control
+
     def _start_dns(self) -> None:
         port = free_port(udp_too=True)
         process = start_process(
@@ -224,7 +262,7 @@ class LocalStack:
                 self.moto_endpoint,
             ],
             self.workdir,
-            env={**os.environ, "PYTHONPATH": _pythonpath()},
+            env={**os.environ, "PYTHONPATH": repo_pythonpath()},
             cwd=REPO_ROOT,
         )
         self._track(process)
@@ -257,12 +295,6 @@ class LocalStack:
         if value is None:
             raise StackError(f"{what} is not running")
         return value
-
-
-def _pythonpath() -> str:
-    """The repo root first, so `python -m tests.stack.dns_server` imports this package from any cwd."""
-    existing = os.environ.get("PYTHONPATH")
-    return f"{REPO_ROOT}{os.pathsep}{existing}" if existing else str(REPO_ROOT)
 
 
 def _dns_answers(port: int) -> bool:

@@ -1,6 +1,7 @@
 """Authoritative DNS server (dnslib) answering from the Route53 record sets held in moto.
 
-pebble's DNS-01 validation asks this server, so a TXT record UPSERTed into moto is what pebble sees.
+pebble's DNS-01 validation asks this server, so it sees what Route53's name servers would serve: a TXT record
+UPSERTed into moto, once its change is in sync (the stack's moto may emulate a propagation delay).
 Run as `python -m tests.stack.dns_server --port P --endpoint-url http://127.0.0.1:MOTO`.
 """
 
@@ -14,10 +15,8 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-import boto3
-from botocore.config import Config
 from dnslib import (  # type: ignore[import-untyped]
     AAAA,
     CAA,
@@ -35,12 +34,9 @@ from dnslib import (  # type: ignore[import-untyped]
 )
 from dnslib.server import DNSHandler, DNSLogger, DNSServer  # type: ignore[import-untyped]
 
-if TYPE_CHECKING:
-    from mypy_boto3_route53 import Route53Client
+from tests.stack.moto_server import MotoControl
+from tests.stack.route53_emulation import RecordSet, normalize
 
-# A record set exactly as boto3's ListResourceRecordSets returns it:
-# {"Name": "x.example.test.", "Type": "TXT", "TTL": 60, "ResourceRecords": [{"Value": '"abc"'}]}
-RecordSet = Mapping[str, Any]
 # Zone name (lowercase, with trailing dot) -> its record sets.
 Zones = Mapping[str, Sequence[RecordSet]]
 
@@ -59,12 +55,6 @@ class Answer:
     def values(self, rtype: str) -> list[str]:
         """The answer's rdata of one type in presentation form (for tests and logs)."""
         return [str(rr.rdata) for rr in self.answer if QTYPE[rr.rtype] == rtype]
-
-
-def normalize(name: str) -> str:
-    """Lowercase, absolute form of a DNS name: `Example.TEST` -> `example.test.`."""
-    name = name.strip().lower()
-    return name if name.endswith(".") else name + "."
 
 
 def find_zone(zone_names: Iterable[str], qname: str) -> str | None:
@@ -186,31 +176,35 @@ def _soa(record_sets: Sequence[RecordSet]) -> tuple[Any, ...]:
 
 
 class RecordSource(Protocol):
-    """Where the zones come from, read afresh for every query.
-
-    Hook for propagation-delay emulation: wrap a source and hide record sets younger than the delay.
-    """
+    """Where the zones come from, read afresh for every query."""
 
     def zones(self) -> Zones: ...
 
 
-class MotoRoute53(RecordSource):
-    """Reads hosted zones from moto's Route53; record sets are listed only for the zones a query touches."""
+class ServedZones(Protocol):
+    """What Route53's name servers serve, as the stack's moto tells it (MotoControl)."""
 
-    def __init__(self, client: Route53Client) -> None:
-        self._client = client
+    def served_zones(self) -> list[dict[str, str]]: ...
+
+    def served_record_sets(self, zone_id: str) -> list[dict[str, Any]]: ...
+
+
+class ServedRoute53(RecordSource):
+    """Reads what the stack's moto says Route53's name servers serve: its record sets, with changes that are
+    still propagating shown as they were before them. Record sets are read only for the zones a query touches.
+
+    These reads go over moto's private paths, so they are not counted as Route53 API calls.
+    """
+
+    def __init__(self, control: ServedZones) -> None:
+        self._control = control
 
     def zones(self) -> Zones:
         zone_ids: dict[str, str] = {}
-        for page in self._client.get_paginator("list_hosted_zones").paginate():
-            for zone in page["HostedZones"]:
-                # moto allows two zones with one name (AWS does too, public and private); the first one wins.
-                zone_ids.setdefault(normalize(zone["Name"]), zone["Id"])
-        return _LazyZones(zone_ids, self._record_sets)
-
-    def _record_sets(self, zone_id: str) -> list[RecordSet]:
-        paginator = self._client.get_paginator("list_resource_record_sets")
-        return [rs for page in paginator.paginate(HostedZoneId=zone_id) for rs in page["ResourceRecordSets"]]
+        for zone in self._control.served_zones():
+            # moto allows two zones with one name (AWS does too, public and private); the first one wins.
+            zone_ids.setdefault(normalize(zone["Name"]), zone["Id"])
+        return _LazyZones(zone_ids, self._control.served_record_sets)
 
 
 @dataclass
@@ -218,8 +212,8 @@ class _LazyZones(Mapping[str, Sequence[RecordSet]]):
     """Zone name -> record sets, listing each zone at most once, on first use, within one query."""
 
     zone_ids: dict[str, str]
-    load: Callable[[str], list[RecordSet]]
-    _loaded: dict[str, list[RecordSet]] = field(default_factory=dict)
+    load: Callable[[str], Sequence[RecordSet]]
+    _loaded: dict[str, Sequence[RecordSet]] = field(default_factory=dict)
 
     def __getitem__(self, zone: str) -> Sequence[RecordSet]:
         if zone not in self._loaded:
@@ -330,20 +324,9 @@ class _Handler(DNSHandler):  # type: ignore[misc]
         return packed
 
 
-def route53_client(endpoint_url: str, region: str = "us-east-1") -> Route53Client:
-    return boto3.client(
-        "route53",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}),
-    )
-
-
 def serve(port: int, endpoint_url: str, *, address: str = "127.0.0.1", quiet: bool = False) -> None:
     """Serve UDP and TCP on `address:port` until SIGTERM or SIGINT."""
-    resolver = Route53Resolver(MotoRoute53(route53_client(endpoint_url)), fault=ServfailNames())
+    resolver = Route53Resolver(ServedRoute53(MotoControl(endpoint_url)), fault=ServfailNames())
     logger = DNSLogger("truncated,error" if quiet else "request,reply,truncated,error", prefix=False)
     servers = [
         DNSServer(resolver, port=port, address=address, tcp=tcp, logger=logger, handler=_Handler)
@@ -366,7 +349,9 @@ def serve(port: int, endpoint_url: str, *, address: str = "127.0.0.1", quiet: bo
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--endpoint-url", required=True, help="moto server, e.g. http://127.0.0.1:5000")
+    parser.add_argument(
+        "--endpoint-url", required=True, help="the stack's moto (tests.stack.moto_server), e.g. http://127.0.0.1:5000"
+    )
     parser.add_argument("--address", default="127.0.0.1")
     parser.add_argument("--quiet", action="store_true", help="log errors only, not every query")
     args = parser.parse_args(argv)

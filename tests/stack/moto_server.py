@@ -1,14 +1,105 @@
-"""moto in server mode as a child process: the stand-in for Route53, DynamoDB, ACM and Secrets Manager."""
+"""moto in server mode as a child process: the stand-in for Route53, DynamoDB, ACM and Secrets Manager.
+
+moto runs behind StackApp, a WSGI layer that counts every AWS call (from any process) and emulates Route53's
+propagation delay, which moto lacks. Both are read and set over private paths under `/_stack/` (MotoControl).
+Run as `python -m tests.stack.moto_server --port P [--route53-delay SECONDS]`.
+"""
 
 from __future__ import annotations
 
+import argparse
+import io
+import json
+import os
+import re
+import signal
 import sys
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import requests
+from botocore.parsers import create_parser
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from tests.stack.processes import Process, free_port, start_process, wait_until_ready
+from tests.stack.aws_calls import AwsCall, CallCounts, dynamodb_items_read, identify, service_model
+from tests.stack.processes import Process, StackError, free_port, start_process, wait_until_ready
+from tests.stack.route53_emulation import (
+    Propagation,
+    RecordSet,
+    change_info_xml,
+    check_delay,
+    parse_change_batch,
+    record_key,
+    zone_id_of,
+)
+from tests.stack.table import REPO_ROOT
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+CALLS_PATH = "/_stack/calls"
+ROUTE53_DELAY_PATH = "/_stack/route53/delay"
+SERVED_ZONES_PATH = "/_stack/route53/zones"
+_PRIVATE_PREFIX = "/_stack/"
+_SERVED_RECORD_SETS = re.compile(re.escape(SERVED_ZONES_PATH) + r"/(?P<zone_id>[^/]+)/record-sets")
+# moto accepts any signature; the scope is what routes a request to its Route53 backend.
+_INTERNAL_AUTHORIZATION = (
+    "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/route53/aws4_request, SignedHeaders=host, Signature=0"
+)
+
+
+# --- the parent's side: start the server, talk to its private paths ---------------------------------------------
+
+
+class MotoControl:
+    """Client of the private paths StackApp serves next to the AWS APIs; usable from any process."""
+
+    def __init__(self, endpoint_url: str, *, timeout: float = 5.0) -> None:
+        self.endpoint_url = endpoint_url
+        self.timeout = timeout
+
+    def aws_calls(self) -> dict[str, dict[str, int]]:
+        """Calls since start or the last reset, by service and operation: `{"route53": {"GetChange": 3}, ...}`."""
+        calls: dict[str, dict[str, int]] = self._request("GET", CALLS_PATH)["calls"]
+        return calls
+
+    def dynamodb_items_read(self) -> int:
+        """Items DynamoDB answers handed to clients since start or the last reset (see aws_calls.py)."""
+        return int(self._request("GET", CALLS_PATH)["dynamodb_items_read"])
+
+    def reset_aws_calls(self) -> None:
+        self._request("DELETE", CALLS_PATH)
+
+    def route53_delay_seconds(self) -> float:
+        return float(self._request("GET", ROUTE53_DELAY_PATH)["seconds"])
+
+    def set_route53_delay(self, seconds: float) -> None:
+        """Propagation delay for changes submitted from now on; pending ones keep theirs."""
+        self._request("PUT", ROUTE53_DELAY_PATH, {"seconds": check_delay(seconds)})
+
+    def served_zones(self) -> list[dict[str, str]]:
+        """Hosted zones as `{"Name": "example.test.", "Id": "Z1"}`, in moto's order."""
+        zones: list[dict[str, str]] = self._request("GET", SERVED_ZONES_PATH)
+        return zones
+
+    def served_record_sets(self, zone_id: str) -> list[dict[str, Any]]:
+        """A zone's record sets as Route53's name servers serve them now (pending changes not yet applied)."""
+        record_sets: list[dict[str, Any]] = self._request(
+            "GET", f"{SERVED_ZONES_PATH}/{zone_id_of(zone_id)}/record-sets"
+        )
+        return record_sets
+
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        response = requests.request(method, self.endpoint_url + path, json=body, timeout=self.timeout)
+        if response.status_code != 200:
+            raise StackError(
+                f"moto at {self.endpoint_url}: {method} {path} gave {response.status_code}: {response.text}"
+            )
+        return response.json()
 
 
 @dataclass
@@ -20,23 +111,253 @@ class MotoServer:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def control(self) -> MotoControl:
+        return MotoControl(self.endpoint_url)
+
     def stop(self) -> None:
         self.process.stop()
 
 
-def start_moto(workdir: Path, *, python: str = sys.executable, timeout: float = 20.0) -> MotoServer:
-    """Start `python -m moto.server` on a free loopback port and wait until it answers HTTP."""
+def start_moto(
+    workdir: Path, *, python: str = sys.executable, timeout: float = 20.0, route53_delay_seconds: float = 0.0
+) -> MotoServer:
+    """Start moto behind StackApp on a free loopback port and wait until it answers HTTP."""
     port = free_port()
-    process = start_process("moto", [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], workdir)
+    argv = [python, "-u", "-m", "tests.stack.moto_server", "--port", str(port)]
+    argv += ["--route53-delay", repr(check_delay(route53_delay_seconds))]
+    process = start_process("moto", argv, workdir, env={**os.environ, "PYTHONPATH": repo_pythonpath()}, cwd=REPO_ROOT)
     server = MotoServer(process=process, port=port)
-    wait_until_ready(process, lambda: _answers_http(server.endpoint_url), timeout=timeout)
+    wait_until_ready(process, lambda: _answers_http(server.control), timeout=timeout)
     return server
 
 
-def _answers_http(endpoint_url: str) -> bool:
+def repo_pythonpath() -> str:
+    """The repo root first, so `python -m tests.stack.<module>` imports this package from any cwd."""
+    existing = os.environ.get("PYTHONPATH")
+    return f"{REPO_ROOT}{os.pathsep}{existing}" if existing else str(REPO_ROOT)
+
+
+def _answers_http(control: MotoControl) -> bool:
     try:
-        # Any HTTP answer at all means the server loop is up.
-        requests.get(f"{endpoint_url}/moto-api/", timeout=0.5)
-    except requests.RequestException:
+        control.route53_delay_seconds()
+    except (requests.RequestException, StackError):
         return False
     return True
+
+
+# --- the child's side: moto behind StackApp ---------------------------------------------------------------------
+
+
+class MotoCallError(RuntimeError):
+    """moto refused a read StackApp made on its own behalf."""
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @property
+    def code(self) -> int:
+        return int(self.status.split(None, 1)[0])
+
+    @classmethod
+    def of(cls, body: bytes, content_type: str, status: str = "200 OK") -> _Reply:
+        return cls(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))], body)
+
+    @classmethod
+    def json(cls, value: Any, status: str = "200 OK") -> _Reply:
+        return cls.of(json.dumps(value).encode(), "application/json", status)
+
+
+class StackApp:
+    """WSGI layer in front of moto: counts AWS calls and emulates Route53 propagation (see route53_emulation.py).
+
+    With no delay and nothing pending, every request reaches moto unchanged and its answer comes back unchanged.
+    """
+
+    def __init__(
+        self, moto: WSGIApplication, propagation: Propagation | None = None, calls: CallCounts | None = None
+    ) -> None:
+        self._moto = moto
+        self.propagation = propagation or Propagation()
+        self.calls = calls or CallCounts()
+        # Held while a change is applied and while the served view is read, so neither sees half of the other.
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        reply = self._private(environ, path) if path.startswith(_PRIVATE_PREFIX) else self._aws(environ)
+        start_response(reply.status, reply.headers)
+        return [reply.body]
+
+    # --- AWS calls ---
+
+    def _aws(self, environ: WSGIEnvironment) -> _Reply:
+        body = _read_body(environ)
+        call = identify(environ, body)
+        if call is None:  # moto's own API, a browser: not an AWS call
+            return self._forward(environ)
+        reply = self._route53(call, environ, body) if call.service == "route53" else self._forward(environ)
+        items = dynamodb_items_read(reply.body) if call.service == "dynamodb" and reply.code == 200 else 0
+        self.calls.record(call, items_read=items)
+        return reply
+
+    def _route53(self, call: AwsCall, environ: WSGIEnvironment, body: bytes) -> _Reply:
+        if call.operation == "ChangeResourceRecordSets":
+            with self._lock:
+                if self.propagation.active:
+                    return self._change_record_sets(zone_id_of(call.labels.get("Id", "")), environ, body)
+        elif call.operation == "GetChange":
+            with self._lock:
+                change = self.propagation.change(call.labels.get("Id", ""))
+                xml = change_info_xml("GetChangeResponse", change, self.propagation.status(change)) if change else None
+            if xml is not None:
+                return _Reply.of(xml, "text/xml")
+            # An id from before the delay was set (moto's one fixed id): moto answers INSYNC, as it always did.
+        return self._forward(environ)
+
+    def _change_record_sets(self, zone_id: str, environ: WSGIEnvironment, body: bytes) -> _Reply:
+        """Snapshot what the change touches, let moto apply it, and answer with a change of our own."""
+        try:
+            batch = parse_change_batch(body)
+            current = self._moto_record_sets(zone_id, str(environ.get("HTTP_AUTHORIZATION", "")))
+        except (ValueError, MotoCallError):
+            return self._forward(environ)  # a malformed batch or an unknown zone: moto gives Route53's error
+        reply = self._forward(environ)
+        if reply.code != 200:
+            return reply
+        before = {key: [rs for rs in current if record_key(rs) == key] for key in batch.keys}
+        change = self.propagation.submit(zone_id, before, batch.comment)
+        xml = change_info_xml("ChangeResourceRecordSetsResponse", change, self.propagation.status(change))
+        return _Reply.of(xml, "text/xml")
+
+    # --- private paths ---
+
+    def _private(self, environ: WSGIEnvironment, path: str) -> _Reply:
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        try:
+            if path == CALLS_PATH and method == "GET":
+                return _Reply.json(self.calls.snapshot())
+            if path == CALLS_PATH and method == "DELETE":
+                self.calls.reset()
+                return _Reply.json({})
+            if path == ROUTE53_DELAY_PATH and method in ("GET", "PUT"):
+                return _Reply.json({"seconds": self._delay(environ, method)})
+            if path == SERVED_ZONES_PATH and method == "GET":
+                return _Reply.json(self._served_zones())
+            if (found := _SERVED_RECORD_SETS.fullmatch(path)) and method == "GET":
+                return _Reply.json(self._served_record_sets(found["zone_id"]))
+        except ValueError as error:
+            return _Reply.json({"error": str(error)}, "400 Bad Request")
+        except MotoCallError as error:
+            return _Reply.json({"error": str(error)}, "502 Bad Gateway")
+        return _Reply.json({"error": f"nothing at {method} {path}"}, "404 Not Found")
+
+    def _delay(self, environ: WSGIEnvironment, method: str) -> float:
+        """Read, or set from a `{"seconds": D}` body; a body that is not one raises ValueError."""
+        with self._lock:
+            if method == "PUT":
+                try:
+                    seconds = float(json.loads(_read_body(environ))["seconds"])
+                except (KeyError, TypeError) as error:
+                    raise ValueError(f'expected {{"seconds": <number>}}, got {error!r}') from error
+                self.propagation.delay_seconds = seconds
+            return self.propagation.delay_seconds
+
+    def _served_zones(self) -> list[dict[str, str]]:
+        zones: list[dict[str, str]] = []
+        query: dict[str, str] = {}
+        while True:
+            page = self._moto_route53("ListHostedZones", "/2013-04-01/hostedzone", query, _INTERNAL_AUTHORIZATION)
+            zones += [{"Name": zone["Name"], "Id": zone_id_of(zone["Id"])} for zone in page["HostedZones"]]
+            if not page.get("IsTruncated"):
+                return zones
+            query = {"marker": page["NextMarker"]}
+
+    def _served_record_sets(self, zone_id: str) -> list[RecordSet]:
+        with self._lock:
+            return self.propagation.served(zone_id, self._moto_record_sets(zone_id, _INTERNAL_AUTHORIZATION))
+
+    # --- moto ---
+
+    def _moto_record_sets(self, zone_id: str, authorization: str) -> list[RecordSet]:
+        """All of a zone's record sets as moto holds them (the API view: changes apply at once)."""
+        path = f"/2013-04-01/hostedzone/{zone_id}/rrset"
+        record_sets: list[RecordSet] = []
+        query: dict[str, str] = {}
+        while True:
+            page = self._moto_route53("ListResourceRecordSets", path, query, authorization or _INTERNAL_AUTHORIZATION)
+            record_sets += page["ResourceRecordSets"]
+            if not page.get("IsTruncated"):
+                return record_sets
+            query = {"name": page["NextRecordName"], "type": page["NextRecordType"]}
+
+    def _moto_route53(self, operation: str, path: str, query: Mapping[str, str], authorization: str) -> dict[str, Any]:
+        """A Route53 read straight to moto (not counted), parsed into boto3's shape by botocore."""
+        builder = EnvironBuilder(path=path, query_string=dict(query), headers=[("Authorization", authorization)])
+        reply = self._forward(builder.get_environ())
+        model = service_model("route53")
+        shape = model.operation_model(operation).output_shape if model else None
+        if shape is None:
+            raise MotoCallError(f"botocore has no model of Route53 {operation}")
+        response = {"body": reply.body, "headers": {}, "status_code": reply.code}
+        parsed: dict[str, Any] = create_parser("rest-xml").parse(response, shape)
+        if reply.code != 200:
+            raise MotoCallError(f"{operation} {path} gave {reply.status}: {parsed.get('Error')}")
+        return parsed
+
+    def _forward(self, environ: WSGIEnvironment) -> _Reply:
+        app_iter, status, headers = run_wsgi_app(self._moto, environ, buffered=True)
+        return _Reply(status, headers.to_wsgi_list(), b"".join(app_iter))
+
+
+def _read_body(environ: WSGIEnvironment) -> bytes:
+    """Read the request body and put it back, so moto still finds it."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    stream = environ["wsgi.input"]
+    if length > 0:
+        body: bytes = stream.read(length)
+    else:
+        body = stream.read() if environ.get("wsgi.input_terminated") else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def serve(port: int, *, host: str = "127.0.0.1", route53_delay_seconds: float = 0.0) -> None:
+    """Serve moto behind StackApp until SIGTERM or SIGINT, as `python -m moto.server` would serve moto alone."""
+    # Imported here: processes that only use MotoControl (the DNS server, tests) need neither Flask nor moto's apps.
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import run_simple
+
+    os.environ.setdefault("MOTO_PORT", str(port))  # moto writes it into URLs it hands out (SQS queues, ...)
+    app = StackApp(DomainDispatcherApplication(create_backend_app), Propagation(route53_delay_seconds))
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"moto on {host}:{port}, Route53 propagation delay {route53_delay_seconds} s", flush=True)
+    run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--route53-delay", type=float, default=0.0, help="seconds a Route53 change stays PENDING (0: INSYNC at once)"
+    )
+    args = parser.parse_args(argv)
+    serve(args.port, host=args.host, route53_delay_seconds=args.route53_delay)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
 
-from tests.stack.dns_server import Answer, Route53Resolver, Zones, answer, find_zone, txt_strings
+from tests.stack.dns_server import Answer, Route53Resolver, ServedRoute53, Zones, answer, find_zone, txt_strings
 
 SOA_VALUE = "ns-2048.awsdns-64.com. hostmaster.example.com. 1 7200 900 1209600 86400"
 
@@ -212,3 +212,33 @@ def test_resolver_fault_hook_overrides_the_answer() -> None:
     )
     assert resolve(resolver, "_acme-challenge.example.test", "TXT").header.rcode == RCODE.SERVFAIL
     assert resolve(resolver, "www.example.test", "A").header.rcode == RCODE.NOERROR
+
+
+class FakeServedZones:
+    """moto's private served view, with a log of which zones' record sets were read."""
+
+    def __init__(self, zones: list[dict[str, str]], record_sets: dict[str, list[dict[str, Any]]]) -> None:
+        self.zones = zones
+        self.record_sets = record_sets
+        self.read: list[str] = []
+
+    def served_zones(self) -> list[dict[str, str]]:
+        return self.zones
+
+    def served_record_sets(self, zone_id: str) -> list[dict[str, Any]]:
+        self.read.append(zone_id)
+        return self.record_sets[zone_id]
+
+
+def test_served_route53_reads_only_the_zones_a_query_touches_and_the_first_of_two_namesakes() -> None:
+    served = FakeServedZones(
+        [
+            {"Name": "Example.TEST.", "Id": "Z1"},
+            {"Name": "example.test.", "Id": "Z2"},  # same name again: the first one wins, as with moto's listing
+            {"Name": "other.test.", "Id": "Z3"},
+        ],
+        {"Z1": zone("example.test.", record_set("www.example.test.", "A", "192.0.2.7")), "Z2": [], "Z3": []},
+    )
+    reply = resolve(Route53Resolver(ServedRoute53(served)), "www.example.test", "A")
+    assert [str(rr.rdata) for rr in reply.rr] == ["192.0.2.7"]
+    assert served.read == ["Z1"]
