@@ -14,9 +14,9 @@ from acme_renewer.handoff import Continuation
 from acme_renewer.report import Result
 from tests.integration.conftest import Calls
 from tests.integration.invariants import assert_nothing_lost, make_due
-from tests.integration.test_renewal import put_item, unique
+from tests.integration.test_renewal import get_item, put_item, unique
 from tests.stack import LocalStack
-from tests.stack.handler import FakeLambdaContext, invoke_with
+from tests.stack.handler import FakeLambdaContext, emitted_metrics, invoke_with
 
 DUE_RUN = {"source": "schedule", "scan": "due"}
 
@@ -103,3 +103,29 @@ def test_the_propagation_check_asks_the_authoritative_server_before_answering(
     assert "TXT values visible on every authoritative server" in messages
     # Checked after the records are live, before any challenge is answered.
     assert messages.index("challenge records live") > messages.index("TXT values visible on every authoritative server")
+
+
+def test_with_route53_propagation_delay_the_run_waits_once(
+    stack: LocalStack, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With changes PENDING for D seconds (and the DNS server serving nothing new until then), every certificate
+    of the run shares one wait: Route53 calls are counted by the server, whatever the client did."""
+    delay = 2.0
+    placed = zones_with_certificates(stack, env, zones=2, per_zone=3)
+    stack.reset_aws_calls()
+    capsys.readouterr()
+    stack.set_route53_delay(delay)
+    try:
+        result = invoke_with("renewal", {"source": "schedule", "scan": "full"})
+    finally:
+        stack.set_route53_delay(0)
+    assert result["renewed"] == len(placed)
+    route53 = stack.aws_calls()["route53"]
+    assert route53["ChangeResourceRecordSets"] == 2 * 2  # two zones: publish and clean up, once each
+    # Polled with backoff over about D seconds: a handful of calls, not one series per certificate.
+    assert route53["GetChange"] <= 2 * 6
+    items = [get_item(stack, env, item_id) for item_id in placed]
+    assert all(item["status"] == "ISSUED" for item in items)
+    # One wait, shared: every certificate reports the same DNS wait, at least D long.
+    waits = emitted_metrics(capsys.readouterr().out)["DnsPropagationSeconds"]
+    assert len(waits) == len(placed) and len(set(waits)) == 1 and waits[0] >= delay
