@@ -22,6 +22,7 @@ from acme_renewer.models import CertificateRequest, IssuedCertificate
 class FakeOrder:
     request: CertificateRequest
     records: list[TxtRecord]
+    answered: bool = False
 
 
 class FakeCa:
@@ -63,14 +64,20 @@ class FakeCa:
         records = [TxtRecord(challenge_record_name(d), f"token-{request.id}") for d in request.domains]
         return FakeOrder(request, records)
 
-    def validate(self, opened: FakeOrder) -> None:
-        """Like a CA: the values must be live by now; a `fail_for` id fails as a failed validation does."""
+    def answer(self, opened: FakeOrder) -> None:
+        """Like a CA: the values must be live when the challenges are answered."""
         if self.die_after_publish:
             self.dns.dead = True  # the process is gone: nothing of ours runs after this, cleanup included
             raise self.die_after_publish
         missing = [r for r in opened.records if r.value not in self.dns.records.get(r.name, [])]
         if missing:
             raise AcmeOrderError(f"fake CA: {missing[0].name} was not published when the challenge was answered")
+        opened.answered = True
+
+    def validate(self, opened: FakeOrder) -> None:
+        """A `fail_for` id fails as a failed validation does; an order never answered cannot be valid."""
+        if not opened.answered:
+            raise AcmeOrderError("fake CA: the challenges were never answered")
         if opened.request.id in self.fail_for:
             raise self.error or AcmeOrderError(f"DNS-01 validation failed for {opened.request.domains[0]}: fake")
 

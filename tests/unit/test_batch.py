@@ -159,16 +159,16 @@ def test_a_failed_cleanup_keeps_the_certificates_and_the_journals() -> None:
     assert isinstance(batch[0].journal, Journal) and not batch[0].journal.cleared  # the next run sweeps
 
 
-def test_validations_run_concurrently() -> None:
-    """Every validation waits at a barrier sized to the worker count: this only finishes if they overlap."""
+def test_orders_are_answered_concurrently() -> None:
+    """Every answer waits at a barrier sized to the worker count: this only finishes if they overlap."""
     workers = 4
     barrier = threading.Barrier(workers, timeout=10)
     dns = FakeDns()
 
     class SlowCa(FakeCa):
-        def validate(self, opened: FakeOrder) -> None:
+        def answer(self, opened: FakeOrder) -> None:
             barrier.wait()
-            super().validate(opened)
+            super().answer(opened)
 
     results = BatchIssuer(SlowCa(dns=dns), dns, workers=workers).issue(jobs(*"abcd"))
     assert all(isinstance(r, IssuedCertificate) for r in results)
@@ -238,3 +238,25 @@ def test_a_ca_that_cannot_be_reached_fails_every_step_at_once() -> None:
         with pytest.raises(AcmeOrderError, match="the CA is down"):
             orders.begin(request(item_id))
     assert len(attempts) == 1
+
+
+def test_every_order_is_answered_before_any_is_polled() -> None:
+    """The CA validates while the other answers go out, so the polls mostly find valid authorizations."""
+    steps: list[str] = []
+    lock = threading.Lock()
+    dns = FakeDns()
+
+    class RecordingCa(FakeCa):
+        def answer(self, opened: FakeOrder) -> None:
+            with lock:
+                steps.append("answer")
+            super().answer(opened)
+
+        def validate(self, opened: FakeOrder) -> None:
+            with lock:
+                steps.append("validate")
+            super().validate(opened)
+
+    results = BatchIssuer(RecordingCa(dns=dns), dns, workers=3).issue(jobs(*"abcdef"))
+    assert all(isinstance(r, IssuedCertificate) for r in results)
+    assert steps == ["answer"] * 6 + ["validate"] * 6

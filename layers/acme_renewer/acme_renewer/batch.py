@@ -4,7 +4,9 @@ The slow part of DNS-01 is waiting for DNS to propagate (Route53: 30-60 s until 
 of every due certificate are opened first, all their TXT values go out together (one change per hosted
 zone), the wait happens once, and then every order is validated and finalized concurrently:
 
-    begin all (threads) -> journal + publish all -> validate all (threads) -> remove all -> finish all (threads)
+    begin all -> journal + publish all -> answer all -> validate all -> remove all -> finish all
+
+(each step but publish and remove on worker threads)
 
 One certificate's failure (newOrder refused, validation failed, journal write lost to another run) is
 that certificate's result only; the others go on. A failed publish fails the certificates that needed it.
@@ -48,7 +50,11 @@ class Orders(Protocol[OrderT]):
 
     def begin(self, request: CertificateRequest) -> OrderT: ...
 
-    def validate(self, opened: OrderT) -> None: ...
+    def answer(self, opened: OrderT) -> None:
+        """Tell the CA the records are live."""
+
+    def validate(self, opened: OrderT) -> None:
+        """Wait until the answered order is validated."""
 
     def finish(self, opened: OrderT, checkpoint: Callable[[str, str], None] | None = None) -> IssuedCertificate: ...
 
@@ -132,6 +138,9 @@ class BatchIssuer(Generic[OrderT]):
                     for i in live:
                         results[i] = failed
                     live = []
+                # Every order is answered before any is polled: by then the CA has validated most of them.
+                answered = each(live, lambda job, i: self.orders.answer(orders[i]), live)
+                live = _keep(live, answered, results)
                 validated = each(live, lambda job, i: self.orders.validate(orders[i]), live)
                 live = _keep(live, validated, results)
             finally:

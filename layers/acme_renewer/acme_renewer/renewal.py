@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -239,11 +240,18 @@ class Renewer:
             )
             for index, result in zip(fresh, issuer.issue([self._job(planned[i]) for i in fresh]), strict=True):
                 issued[index] = result
-            for index, (plan, certificate) in enumerate(zip(planned, issued, strict=True)):
-                with log_keys(certificate_id=plan.request.id):
-                    outcome = self._conclude(plan, certificate, started)
+
+            def conclude(index: int) -> None:
+                plan = planned[index]
+                with log_keys(thread_safe=True, run_id=self.owner, certificate_id=plan.request.id):
+                    outcome = self._conclude(plan, issued[index], started)
                     outcomes[index] = outcome
                     self._done(outcome)
+
+            # Storing is network-bound too (Secrets Manager, ACM, DynamoDB): as many at once as orders.
+            workers = max(1, min(self.settings.acme_workers, len(planned)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store") as pool:
+                list(pool.map(conclude, range(len(planned))))
         except KeyboardInterrupt:
             # Ctrl-C in the CLI: give the leases back rather than block other runs for their lifetime.
             for index, plan in enumerate(planned):
