@@ -186,6 +186,12 @@ class StackApp:
         self.calls = calls or CallCounts()
         # Held while a change is applied and while the served view is read, so neither sees half of the other.
         self._lock = threading.Lock()
+        # Bumped by every Route53 call that may write; the served view read from moto is kept until it moves.
+        # pebble validating a batch asks the DNS server a hundred questions at once, and reading moto's XML
+        # for each of them took long enough for pebble's 2-second DNS timeouts to fire.
+        self._generation = 0
+        self._zones_cache: tuple[int, list[dict[str, str]]] | None = None
+        self._record_sets_cache: dict[str, tuple[int, list[RecordSet]]] = {}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
@@ -201,6 +207,9 @@ class StackApp:
         if call is None:  # moto's own API, a browser: not an AWS call
             return self._forward(environ)
         reply = self._route53(call, environ, body) if call.service == "route53" else self._forward(environ)
+        if call.service == "route53" and not call.operation.startswith(("Get", "List")):
+            with self._lock:
+                self._generation += 1
         items = dynamodb_items_read(reply.body) if call.service == "dynamodb" and reply.code == 200 else 0
         self.calls.record(call, items_read=items)
         return reply
@@ -268,6 +277,16 @@ class StackApp:
             return self.propagation.delay_seconds
 
     def _served_zones(self) -> list[dict[str, str]]:
+        with self._lock:
+            generation = self._generation
+            if self._zones_cache is not None and self._zones_cache[0] == generation:
+                return self._zones_cache[1]
+        zones = self._list_zones()
+        with self._lock:
+            self._zones_cache = (generation, zones)
+        return zones
+
+    def _list_zones(self) -> list[dict[str, str]]:
         zones: list[dict[str, str]] = []
         query: dict[str, str] = {}
         while True:
@@ -278,8 +297,13 @@ class StackApp:
             query = {"marker": page["NextMarker"]}
 
     def _served_record_sets(self, zone_id: str) -> list[RecordSet]:
+        """moto's record sets (read again only after a write) with the pending changes overlaid (time-dependent)."""
         with self._lock:
-            return self.propagation.served(zone_id, self._moto_record_sets(zone_id, _INTERNAL_AUTHORIZATION))
+            cached = self._record_sets_cache.get(zone_id)
+            if cached is None or cached[0] != self._generation:
+                cached = (self._generation, self._moto_record_sets(zone_id, _INTERNAL_AUTHORIZATION))
+                self._record_sets_cache[zone_id] = cached
+            return self.propagation.served(zone_id, cached[1])
 
     # --- moto ---
 
