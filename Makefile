@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-py313 unit integration lint sam-check checkov check build clean
+.PHONY: demo test test-py313 unit integration lint sam-check checkov check build clean bench
 
 # The venv is rebuilt when the dependency list or the constraints change.
 $(STAMP): pyproject.toml constraints.txt
@@ -28,6 +28,10 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest -q tests/integration
 
+# Figures, not tests: this renewer against certbot on the local stack (README, "Speed and scale"); ~15 min.
+bench: $(STAMP)
+	$(PY) -m bench.run --n 1 10 50 --delay 0 5 --zones 3
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -48,7 +52,7 @@ build: $(STAMP)
 	$(VENV)/bin/sam build
 
 clean:
-	rm -rf $(VENV) $(VENV313) .venv-checkov .aws-sam .pytest_cache .mypy_cache .ruff_cache .stack
+	rm -rf $(VENV) $(VENV313) .venv-checkov .venv-bench-certbot .aws-sam .pytest_cache .mypy_cache .ruff_cache .stack
 
 # The Lambda runtime is python3.13: run the suite there too when pyenv has it (CI does).
 PY313 ?= $(shell pyenv prefix 3.13.0 2>/dev/null)/bin/python3

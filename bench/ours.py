@@ -36,7 +36,7 @@ class OursFleet:
         for name in self.names:
             item: dict[str, Any] = {"id": name, "domains": domains(name)}
             dynamodb.put_item(TableName=self.table_name, Item={k: serializer.serialize(v) for k, v in item.items()})
-        result, run = self._run_once("issue")
+        result, run = self._run_once("issue", scan="full")  # new items are not in the due index yet
         issued = 0 if result is None else result["report"]["renewed"]
         if issued != len(self.names):
             reasons = [] if result is None else [c["reason"] for c in result["report"]["certificates"]]
@@ -55,7 +55,7 @@ class OursFleet:
             make_due(self.stack, self.table_name, name)
         before = self._serials()
         meter.start()
-        result, run = self._run_once(f"renew-d{delay_seconds:g}")
+        result, run = self._run_once(f"renew-d{delay_seconds:g}", scan="due")
         counts = meter.stop()
         after = self._serials()
         renewed = sum(1 for name in self.names if name in after and after[name] != before.get(name))
@@ -80,7 +80,7 @@ class OursFleet:
         )
         return {item["id"]["S"]: item["serial"]["S"] for page in pages for item in page["Items"] if "serial" in item}
 
-    def _run_once(self, label: str) -> tuple[dict[str, Any] | None, ChildRun]:
+    def _run_once(self, label: str, *, scan: str) -> tuple[dict[str, Any] | None, ChildRun]:
         """The child's result (None if it crashed before writing one: its log says why) and how it ran."""
         out = self.workdir / f"{label}.json"
         env = child_env(
@@ -91,7 +91,7 @@ class OursFleet:
             POWERTOOLS_LOG_LEVEL=self.log_level,
         )
         run = run_child(
-            [sys.executable, "-m", "bench.renew_once", "--out", str(out)],
+            [sys.executable, "-m", "bench.renew_once", "--out", str(out), "--scan", scan],
             env=env,
             log_path=self.workdir / f"{label}.log",
             cwd=REPO_ROOT,
