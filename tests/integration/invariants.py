@@ -14,13 +14,17 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import boto3
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from tests.stack import LocalStack
+from tests.stack import DUMMY_CREDENTIAL, LocalStack
+
+if TYPE_CHECKING:
+    from mypy_boto3_acm import ACMClient
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -54,6 +58,17 @@ def secret_version(stack: LocalStack, secret_id: str, stage: str) -> dict[str, A
         return None
     document: dict[str, Any] = json.loads(response["SecretString"])
     return document
+
+
+def acm_client(stack: LocalStack, region: str) -> ACMClient:
+    """ACM in `region` (moto keeps one ACM per region, like AWS); stack.client is bound to the stack's region."""
+    return boto3.client(
+        "acm",
+        endpoint_url=stack.moto_endpoint,
+        region_name=region,
+        aws_access_key_id=DUMMY_CREDENTIAL,
+        aws_secret_access_key=DUMMY_CREDENTIAL,
+    )
 
 
 def challenge_records(stack: LocalStack, zone_ids: Iterable[str]) -> list[str]:
@@ -114,7 +129,7 @@ def assert_nothing_lost(
 
     acm: dict[str, x509.Certificate] = {}
     for region, arn in item.get("acm_arns", {}).items():
-        response = stack.client("acm").get_certificate(CertificateArn=arn)  # raises if the ARN is gone
+        response = acm_client(stack, region).get_certificate(CertificateArn=arn)  # raises if the ARN is gone
         # moto appends a CA to CertificateChain: compare the leaf only.
         acm[region] = x509.load_pem_x509_certificate(response["Certificate"].encode())
         chain = x509.load_pem_x509_certificates(current["chain"].encode())

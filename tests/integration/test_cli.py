@@ -195,6 +195,17 @@ def test_a_bad_item_is_refused_with_the_reason_and_nothing_is_written(
     assert table_items(stack, operator_env) == {}
 
 
+def test_add_takes_the_hosted_zone_and_the_challenge_alias(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = ["--hosted-zone-id", "/hostedzone/Z0123456789ABC", "--challenge-alias", "Validation.Example.NET"]
+    assert acme_renewer(capsys, "add", "www", "a.example.test", *options).code == 0
+    item = table_items(stack, operator_env)["www"]
+    assert (item["hosted_zone_id"], item["challenge_alias"]) == ("/hostedzone/Z0123456789ABC", "Validation.Example.NET")
+    refused = acme_renewer(capsys, "add", "api", "b.example.test", "--challenge-alias", "_acme-challenge.x.test")
+    assert (refused.code, "without '_acme-challenge.'" in refused.err) == (2, True)
+
+
 def test_an_existing_id_is_not_overwritten_without_replace(
     stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -34,12 +34,12 @@ class Pebble:
     def directory_url(self) -> str:
         return f"https://127.0.0.1:{self.port}/dir"
 
-    def roots_pem(self) -> str:
-        """The root pebble issues from; a new one on every start."""
-        return self._management("/roots/0")
+    def roots_pem(self, chain: int = 0) -> str:
+        """The root pebble issues from; a new one on every start. Chains 1.. exist with PEBBLE_ALTERNATE_ROOTS."""
+        return self._management(f"/roots/{chain}")
 
-    def intermediates_pem(self) -> str:
-        return self._management("/intermediates/0")
+    def intermediates_pem(self, chain: int = 0) -> str:
+        return self._management(f"/intermediates/{chain}")
 
     def stop(self) -> None:
         self.process.stop()

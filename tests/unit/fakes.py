@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
@@ -69,7 +69,7 @@ class FakeCa:
         if self.die_after_publish:
             self.dns.dead = True  # the process is gone: nothing of ours runs after this, cleanup included
             raise self.die_after_publish
-        missing = [r for r in opened.records if r.value not in self.dns.records.get(r.name, [])]
+        missing = [r for r in opened.records if r.value not in self.dns.lookup(r.name)]
         if missing:
             raise AcmeOrderError(f"fake CA: {missing[0].name} was not published when the challenge was answered")
         opened.answered = True
@@ -117,20 +117,28 @@ class FakeDns:
 
     def __init__(self) -> None:
         self.records: dict[str, list[str]] = {}
+        self.cnames: dict[str, str] = {}  # challenge name -> the name it is a CNAME to
         self.dead = False
         self.publishes = 0
+
+    def resolve(self, records: list[TxtRecord]) -> list[TxtRecord]:
+        return [replace(r, target=self.cnames[r.name]) if r.name in self.cnames else r for r in records]
+
+    def lookup(self, name: str) -> list[str]:
+        """The values the CA sees on a name, following its CNAME as a resolver does."""
+        return self.records.get(self.cnames.get(name, name), [])
 
     def publish(self, records: list[TxtRecord]) -> None:
         self.publishes += 1
         for record in records:
-            self.records.setdefault(record.name, []).append(record.value)
+            self.records.setdefault(record.written_at, []).append(record.value)
 
     def remove(self, records: list[TxtRecord]) -> None:
         if self.dead:
             raise RuntimeError("the process is gone")
         for record in records:
-            values = self.records.get(record.name, [])
+            values = self.records.get(record.written_at, [])
             if record.value in values:
                 values.remove(record.value)
             if not values:
-                self.records.pop(record.name, None)
+                self.records.pop(record.written_at, None)

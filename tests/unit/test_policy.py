@@ -1,6 +1,7 @@
 """When a certificate is due, and how failures back off."""
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -150,3 +151,37 @@ def test_state_is_read_back_from_the_item_format_we_write() -> None:
 
 def test_unreadable_expiry_counts_as_never_issued() -> None:
     assert state_from_item({"not_after": "soon"}).not_after is None
+
+
+# Digests of two items as the renewer computed them before `preferred_chain` existed: an upgrade must not
+# change them, or every certificate of the fleet would be re-issued at once.
+OLD_ITEM = {"id": "www", "domains": ["example.com", "*.example.com"], "key_type": "rsa-2048", "status": "ISSUED"}
+BARE_ITEM = {"id": "bare", "domains": ["example.org"]}
+
+
+@pytest.mark.parametrize(
+    ("item", "request_digest", "issuance_digest"),
+    [
+        (
+            OLD_ITEM | {"renew_before_days": Decimal(20)},
+            "b4d4914af668738d5488026bd04bb339",
+            "f6d99a03a373e20c1a31937e133144b3",
+        ),
+        (BARE_ITEM, "90219d55117c6928556d00b860084aa9", "8741a3b4f4e850ac7cf63de7efdefd7c"),
+    ],
+)
+def test_items_without_the_new_fields_keep_their_fingerprints(
+    item: dict[str, object], request_digest: str, issuance_digest: str
+) -> None:
+    directory = "https://acme.example/dir"
+    assert fingerprint(item, REQUEST_FIELDS, directory) == request_digest
+    assert fingerprint(item, ISSUANCE_FIELDS, directory) == issuance_digest
+    assert fingerprint(item | {"preferred_chain": None}, ISSUANCE_FIELDS, directory) == issuance_digest
+
+
+def test_a_preferred_chain_set_or_changed_means_a_new_certificate() -> None:
+    digests = {
+        fingerprint(ITEM | chain, ISSUANCE_FIELDS, DIRECTORY)
+        for chain in ({}, {"preferred_chain": "ISRG Root X1"}, {"preferred_chain": "ISRG Root X2"})
+    }
+    assert len(digests) == 3

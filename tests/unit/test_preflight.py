@@ -265,6 +265,15 @@ def test_a_cname_is_reported_with_every_hop() -> None:
     assert "is a CNAME to _acme-challenge.www.validation.example.net -> final.example.org" in finding.detail
 
 
+def test_a_cname_to_a_challenge_name_in_a_zone_of_the_account_is_ok() -> None:
+    target = "_acme-challenge.www.validation.example.net"
+    chain, failed = cname_chain(RECORD, FakeDns({(RECORD, "CNAME"): Lookup(Status.FOUND, (target + ".",))}))
+    finding = challenge_finding(RECORD, ZONE, chain, failed, HostedZone("Z2", "validation.example.net"))
+    assert finding.level is Level.OK
+    assert f"is a CNAME to {target}: the TXT goes there, in hosted zone validation.example.net" in finding.detail
+    assert challenge_finding(RECORD, ZONE, chain, failed).level is Level.FAIL  # no zone of ours holds the target
+
+
 def test_a_cname_loop_ends() -> None:
     dns = FakeDns(
         {

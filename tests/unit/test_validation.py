@@ -132,6 +132,11 @@ def test_duplicates_are_dropped_keeping_the_subject_first() -> None:
         ({"enabled": "yes"}, "enabled must be true or false"),
         ({"enabled": Decimal(1)}, "enabled must be true or false (a BOOL), got a number (1)"),
         ({"id": "has space"}, "id 'has space'"),
+        ({"preferred_chain": ""}, "preferred_chain '' must be the Common Name"),
+        ({"preferred_chain": "   "}, "preferred_chain '   ' must be the Common Name"),
+        ({"preferred_chain": "R" * 65}, "a string of 1-64 characters"),
+        ({"preferred_chain": Decimal(1)}, "preferred_chain a number (1) must be the Common Name"),
+        ({"preferred_chain": ["ISRG Root X1"]}, "preferred_chain a list (1 elements)"),
     ],
 )
 def test_bad_fields_are_rejected_with_an_actionable_message(fields: dict[str, object], message: str) -> None:
@@ -304,3 +309,9 @@ def test_parse_item_never_crashes_on_near_valid_items(domains: list[Any], extra:
     except ItemValidationError:
         return
     assert request.domains and all(name == normalize_domain(name) for name in request.domains)
+
+
+def test_preferred_chain_is_read_as_written_and_absent_by_default() -> None:
+    assert parse_item(item(), SETTINGS).preferred_chain is None
+    assert parse_item(item(preferred_chain="ISRG Root X1"), SETTINGS).preferred_chain == "ISRG Root X1"
+    assert parse_item(item(preferred_chain="R" * 64), SETTINGS).warnings == ()

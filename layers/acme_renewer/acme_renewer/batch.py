@@ -4,7 +4,7 @@ The slow part of DNS-01 is waiting for DNS to propagate (Route53: 30-60 s until 
 of every due certificate are opened first, all their TXT values go out together (one change per hosted
 zone), the wait happens once, and then every order is validated and finalized concurrently:
 
-    begin all -> journal + publish all -> answer all -> validate all -> remove all -> finish all
+    begin all -> resolve CNAMEs -> journal + publish all -> answer all -> validate all -> remove all -> finish all
 
 (each step but publish and remove on worker threads)
 
@@ -110,11 +110,23 @@ class BatchIssuer(Generic[OrderT]):
                 i: o for i, o in zip(everyone, opened, strict=True) if not isinstance(o, Exception)
             }
 
-            journaled = each(live, lambda job, i: job.journal.write(orders[i].records), live)
+            # Where each value is written is settled once, before the journal: publish, remove and a later
+            # sweep of the journal must all agree on it even if a CNAME changes meanwhile.
+            to_write: dict[int, list[TxtRecord]] = {}
+            try:
+                resolved = iter(self.dns.resolve([record for i in live for record in orders[i].records]))
+                to_write = {i: [next(resolved) for _ in orders[i].records] for i in live}
+            except Exception as failed:
+                logger.exception("looking up the challenge names' CNAMEs failed", extra={"certificates": len(live)})
+                for i in live:
+                    results[i] = failed
+                live = []
+
+            journaled = each(live, lambda job, i: job.journal.write(to_write[i]), live)
             live = _keep(live, journaled, results)
             in_journal = list(live)
 
-            records = [record for i in live for record in orders[i].records]
+            records = [record for i in live for record in to_write[i]]
             propagation: float | None = None
             try:
                 try:
@@ -128,7 +140,7 @@ class BatchIssuer(Generic[OrderT]):
                 except DnsPublishError as partial:
                     # The names that failed take down the certificates needing them; the others were published.
                     propagation = time.monotonic() - started
-                    failing = [i for i in live if any(r.name in partial.names for r in orders[i].records)]
+                    failing = [i for i in live if any(partial.covers(r) for r in to_write[i])]
                     logger.error("some challenge records could not be published", extra={"error": str(partial)})
                     for i in failing:
                         results[i] = partial

@@ -46,7 +46,10 @@ if TYPE_CHECKING:
 # Written on every item the CLI writes; the stream trigger tells operator edits from the renewer's own writes.
 WRITTEN_BY = "operator"
 # The optional request fields `add` can set; `add --replace` removes those not given, so defaults apply again.
-OPTIONAL_REQUEST_FIELDS = ("key_type", "acm_regions", "secret_name", "renew_before_days", "enabled")
+OPTIONAL_REQUEST_FIELDS = (
+    "key_type", "acm_regions", "secret_name", "renew_before_days", "enabled", "preferred_chain", "hosted_zone_id",
+    "challenge_alias",
+)  # fmt: skip
 NAMES_WIDTH = 40
 ERROR_WIDTH = 60
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -117,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--secret-name", help="Secrets Manager secret (default: <SECRET_PREFIX>certificates/<id>)")
     add.add_argument("--renew-before-days", type=int, metavar="N", help="renew when fewer than N days are left")
     add.add_argument("--disabled", action="store_true", help="add it with enabled = false")
+    add.add_argument(
+        "--preferred-chain",
+        metavar="ISSUER_CN",
+        help="prefer the CA's chain whose top certificate this issuer signed, e.g. 'ISRG Root X1' (default: the CA's)",
+    )
+    add.add_argument(
+        "--hosted-zone-id",
+        metavar="ZONE_ID",
+        help="write every challenge record in this public Route53 zone (default: the longest matching public zone)",
+    )
+    add.add_argument(
+        "--challenge-alias",
+        metavar="DOMAIN",
+        help="every _acme-challenge.<name> is a CNAME to _acme-challenge.DOMAIN: write the values there",
+    )
     add.add_argument(
         "--replace",
         action="store_true",
@@ -192,6 +210,9 @@ def cmd_add(args: argparse.Namespace) -> int:
         "secret_name": args.secret_name,
         "renew_before_days": args.renew_before_days,
         "enabled": False if args.disabled else None,
+        "preferred_chain": args.preferred_chain,
+        "hosted_zone_id": args.hosted_zone_id,
+        "challenge_alias": args.challenge_alias,
     }
     item.update({name: value for name, value in given.items() if value is not None})
     request = parse_item(item, settings)  # a bad item stops here: nothing is written
@@ -545,6 +566,9 @@ def describe_item(item: Mapping[str, Any], settings: Settings, now: datetime) ->
             ("ACM regions", f"{', '.join(request.acm_regions) or 'none (secret only)'}{default('acm_regions')}"),
             ("secret name", f"{request.secret_name}{default('secret_name')}"),
             ("renews", f"{renew_rule}{default('renew_before_days')}"),
+            ("preferred chain", request.preferred_chain or "the CA's default"),
+            ("hosted zone", request.hosted_zone_id or "the longest matching public zone"),
+            ("challenge alias", request.challenge_alias or "none (CNAMEs are followed)"),
         ]
         rows += [("warning", warning) for warning in request.warnings]
     else:

@@ -19,8 +19,17 @@ CHALLENGE_LABEL = "_acme-challenge"
 
 @dataclass(frozen=True)
 class TxtRecord:
+    """One challenge value. The CA looks it up at `name`; it is written at `target` when `name` is a CNAME
+    (delegated, or the item's `challenge_alias`), in the hosted zone `zone_id` when the item pins one."""
+
     name: str  # lowercase, no trailing dot
     value: str
+    target: str | None = None  # where the TXT is written when that is not `name`: the end of its CNAME chain
+    zone_id: str | None = None  # the item's hosted_zone_id; None: the longest matching public zone
+
+    @property
+    def written_at(self) -> str:
+        return self.target or self.name
 
 
 def challenge_record_name(domain: str) -> str:
@@ -28,15 +37,22 @@ def challenge_record_name(domain: str) -> str:
     return f"{CHALLENGE_LABEL}.{domain.removeprefix('*.').rstrip('.').lower()}"
 
 
-def merge_values(records: Iterable[TxtRecord]) -> dict[str, tuple[str, ...]]:
-    """Group values by name, keeping first-seen order and dropping repeats.
+def challenge_record(domain: str, value: str, *, alias: str | None = None, zone_id: str | None = None) -> TxtRecord:
+    """The record for one name of a certificate; with a challenge alias every name's value goes to
+    _acme-challenge.<alias>, which each _acme-challenge.<name> must be a CNAME to."""
+    return TxtRecord(challenge_record_name(domain), value, challenge_record_name(alias) if alias else None, zone_id)
 
-    Apex and wildcard of one name need two values on one record set; writing them one by one
-    would make the second overwrite the first.
+
+def merge_values(records: Iterable[TxtRecord]) -> dict[str, tuple[str, ...]]:
+    """Group values by the name they are written at, keeping first-seen order and dropping repeats.
+
+    Apex and wildcard of one name need two values on one record set (so do two names, or two
+    certificates, delegated to one CNAME target); writing them one by one would make the second
+    overwrite the first.
     """
     merged: dict[str, list[str]] = {}
     for record in records:
-        values = merged.setdefault(record.name, [])
+        values = merged.setdefault(record.written_at, [])
         if record.value not in values:
             values.append(record.value)
     return {name: tuple(values) for name, values in merged.items()}
@@ -49,6 +65,10 @@ def is_subdomain(name: str, zone: str) -> bool:
 
 class ChallengeDns(Protocol):
     """What the order stage needs from a DNS provider. Route53Dns is the real one."""
+
+    def resolve(self, records: list[TxtRecord]) -> list[TxtRecord]:
+        """The same records, in order, with the `target` their names are CNAMEs to filled in; done once,
+        before journaling, so that publish, remove and a later sweep all write where the CA looks."""
 
     def publish(self, records: list[TxtRecord]) -> None:
         """Write the values and return once the provider reports them live; raise RenewalError otherwise."""
@@ -67,6 +87,9 @@ class JournaledDns:
     def __init__(self, dns: ChallengeDns, journal: Journal) -> None:
         self._dns = dns
         self._journal = journal
+
+    def resolve(self, records: list[TxtRecord]) -> list[TxtRecord]:
+        return self._dns.resolve(records)
 
     def publish(self, records: list[TxtRecord]) -> None:
         self._journal.write(records)

@@ -1,5 +1,12 @@
 """Domain exceptions: every failure of one certificate is one of these, caught once per certificate."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from acme_renewer.dns_challenge import TxtRecord
+
 
 class RenewalError(Exception):
     """A certificate could not be renewed; the message is written to the item's `last_error`."""
@@ -45,8 +52,14 @@ class DnsPublishError(RenewalError):
     """Some challenge names could not be published (no zone, change refused); the rest of the batch went out.
 
     `names` are the record names that failed; the certificates needing any of them fail with this message.
+    `records`, when known, are the failed records themselves: two certificates may write one name in two
+    zones (a pinned hosted zone), and only the one whose zone failed should fail.
     """
 
-    def __init__(self, message: str, names: frozenset[str]) -> None:
+    def __init__(self, message: str, names: frozenset[str], records: frozenset[TxtRecord] | None = None) -> None:
         self.names = names
+        self.records = records
         super().__init__(message)
+
+    def covers(self, record: TxtRecord) -> bool:
+        return record in self.records if self.records is not None else record.written_at in self.names

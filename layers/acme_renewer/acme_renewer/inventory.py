@@ -43,7 +43,7 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         acm_arns={k: v for k, v in (item.get("acm_arns") or {}).items() if isinstance(v, str)},
         pending_order=_pending_order(item.get("pending_order")),
         pending_txt=tuple(
-            TxtRecord(r["name"], r["value"])
+            TxtRecord(r["name"], r["value"], _str(r.get("target")), _str(r.get("zone_id")))
             for r in item.get("pending_txt") or []
             if isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("value"), str)
         ),
@@ -183,7 +183,13 @@ class CertificateTable:
 
     def journal_txt(self, item_id: str, owner: str, records: list[TxtRecord]) -> None:
         """Record the challenge values about to be published (see dns_challenge.JournaledDns)."""
-        self._update(item_id, {"pending_txt": [{"name": r.name, "value": r.value} for r in records]}, owner=owner)
+        journal = [
+            {"name": r.name, "value": r.value}
+            | ({"target": r.target} if r.target else {})
+            | ({"zone_id": r.zone_id} if r.zone_id else {})
+            for r in records
+        ]
+        self._update(item_id, {"pending_txt": journal}, owner=owner)
 
     def mark_pending_order(self, item_id: str, owner: str, order_url: str, request_fingerprint: str) -> None:
         self._update(item_id, {"pending_order": {"url": order_url, "fingerprint": request_fingerprint}}, owner=owner)

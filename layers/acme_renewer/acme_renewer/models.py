@@ -37,6 +37,12 @@ class CertificateRequest:
     renew_before_days: int | None
     enabled: bool
     endpoints: tuple[Endpoint, ...] = ()  # host:port that should serve this certificate
+    # The Route53 zone (bare id) every challenge TXT is written in; None: the longest matching public zone.
+    hosted_zone_id: str | None = None
+    # Every name's challenge value goes to _acme-challenge.<challenge_alias> (a CNAME target); None: discovered.
+    challenge_alias: str | None = None
+    # Issuer CN of the topmost certificate of the chain to prefer among the CA's chains; None: the default chain.
+    preferred_chain: str | None = None
     warnings: tuple[str, ...] = ()
 
 

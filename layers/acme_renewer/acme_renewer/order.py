@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 
 from acme import challenges, errors, messages
 from aws_lambda_powertools import Logger
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.x509.oid import NameOID
 
 from acme_renewer import SERVICE
 from acme_renewer.acme_account import AcmeSession
-from acme_renewer.dns_challenge import TxtRecord, challenge_record_name
+from acme_renewer.dns_challenge import TxtRecord, challenge_record
 from acme_renewer.errors import AcmeOrderError
 from acme_renewer.keys import build_csr, generate_key, issued_certificate, private_key_pem
 from acme_renewer.models import CertificateRequest, IssuedCertificate
@@ -58,7 +60,12 @@ def begin(session: AcmeSession, request: CertificateRequest) -> OpenOrder:
         resource = session.client.new_order(csr_pem)
     pending = _pending_dns_challenges(resource)
     records = [
-        TxtRecord(challenge_record_name(domain), challenge.chall.validation(session.account_key))
+        challenge_record(
+            domain,
+            challenge.chall.validation(session.account_key),
+            alias=request.challenge_alias,
+            zone_id=request.hosted_zone_id,
+        )
         for domain, challenge in pending
     ]
     logger.info("order created", extra={"order_uri": resource.uri, "challenges": len(pending)})
@@ -115,12 +122,54 @@ def finish(
                     errors.IssuanceError(body.error) if body.error else errors.Error("the CA marked the order invalid")
                 )
             if body.status == messages.STATUS_VALID and body.certificate is not None:
-                fullchain = session.client._post_as_get(body.certificate).text
+                fullchain = download_chain(session, body.certificate, opened.request.preferred_chain)
                 break
             polls = _wait(polls, deadline)
     if not fullchain:
         raise AcmeOrderError("the order finished without a certificate")
     return issued_certificate(fullchain, opened.key, opened.request.domains)
+
+
+def download_chain(session: AcmeSession, certificate_url: str, preferred_chain: str | None) -> str:
+    """The certificate with its default chain, or with the preferred one among the CA's alternates.
+
+    RFC 8555 §7.4.2: the download links alternate chains as `Link: <url>;rel="alternate"`. They are fetched only
+    when a chain is preferred, as acme's poll_finalization(fetch_alternative_chains=True) does (its link parsing is
+    reused; its polling is not, see finish).
+    """
+    response = session.client._post_as_get(certificate_url)
+    if preferred_chain is None:
+        return response.text
+    alternates = [session.client._post_as_get(url).text for url in session.client._get_links(response, "alternate")]
+    return choose_chain([response.text, *alternates], preferred_chain)
+
+
+def choose_chain(fullchains: list[str], issuer_cn: str) -> str:
+    """The first chain whose topmost certificate (the one closest to the root) was issued by `issuer_cn`, else
+    the first (the CA's default): certbot's rule for --preferred-chain (crypto_util.find_chain_with_issuer)."""
+    offered = []
+    for fullchain in fullchains:
+        top_issuer = _top_issuer_cn(fullchain)
+        if top_issuer == issuer_cn:
+            if fullchain is not fullchains[0]:
+                logger.info("using an alternate chain", extra={"preferred_chain": issuer_cn})
+            return fullchain
+        offered.append(top_issuer)
+    logger.warning(
+        "the CA offers no chain to the preferred issuer; using its default chain",
+        extra={"preferred_chain": issuer_cn, "offered": offered},
+    )
+    return fullchains[0]
+
+
+def _top_issuer_cn(fullchain: str) -> str | None:
+    try:
+        top = x509.load_pem_x509_certificates(fullchain.encode())[-1]
+    except ValueError:  # an unreadable alternate is not a candidate; the default one is checked when parsed
+        return None
+    names = top.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    value = names[0].value if names else None
+    return value if isinstance(value, str) else None
 
 
 def _wait(polls: int, deadline: float) -> int:
@@ -162,7 +211,7 @@ def recover(
                 "pending order not usable; ordering anew", extra={"order_uri": order_url, "status": str(body.status)}
             )
             return None
-        fullchain = session.client._post_as_get(body.certificate).text
+        fullchain = download_chain(session, body.certificate, request.preferred_chain)
     except (messages.Error, errors.Error) as problem:
         logger.info("pending order not usable; ordering anew", extra={"order_uri": order_url, "error": str(problem)})
         return None

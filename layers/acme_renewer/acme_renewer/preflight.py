@@ -7,6 +7,7 @@ results; `Resolver` is the one place that speaks DNS.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import ipaddress
 import re
@@ -20,7 +21,7 @@ import dns.resolver
 from acme import client as acme_client
 
 from acme_renewer.acme_account import USER_AGENT
-from acme_renewer.dns_challenge import challenge_record_name
+from acme_renewer.dns_challenge import CHALLENGE_LABEL, challenge_record_name
 from acme_renewer.errors import ConfigurationError, HostedZoneNotFoundError
 from acme_renewer.route53 import HostedZone, Route53Dns
 
@@ -376,19 +377,38 @@ def cname_chain(record_name: str, dns_lookup: DnsLookup) -> tuple[list[str], Loo
     return chain, None
 
 
-def challenge_finding(record_name: str, zone: HostedZone | None, chain: list[str], failed: Lookup | None) -> Finding:
+def challenge_finding(
+    record_name: str,
+    zone: HostedZone | None,
+    chain: list[str],
+    failed: Lookup | None,
+    target_zone: HostedZone | None = None,
+) -> Finding:
+    """Where the TXT goes: at the name, or at the end of its CNAME chain (`target_zone` holds that end)."""
     if failed is not None:
         return Finding("challenge", Level.WARN, f"could not check {record_name}: {failed.error or failed.status.value}")
     if not chain:
         where = f", in hosted zone {zone.name}" if zone else ""
         return Finding("challenge", Level.OK, f"{record_name} is not a CNAME: the TXT goes there{where}")
-    # The renewer writes the TXT at the name itself; Route53 refuses a TXT beside a CNAME, and a CA
-    # following the CNAME would look elsewhere anyway.
+    hops = " -> ".join(chain)
+    if not chain[-1].startswith(CHALLENGE_LABEL + "."):
+        # The function's IAM policy lets it write only _acme-challenge.* names (template.yaml).
+        return Finding(
+            "challenge",
+            Level.FAIL,
+            f"{record_name} is a CNAME to {hops}; the renewer may write only TXT records named {CHALLENGE_LABEL}.*: "
+            f"point the CNAME at {CHALLENGE_LABEL}.<a name in a hosted zone of this account>",
+        )
+    if target_zone is None:
+        return Finding(
+            "challenge",
+            Level.FAIL,
+            f"{record_name} is a CNAME to {hops}, and no public hosted zone of this account holds {chain[-1]}",
+        )
     return Finding(
         "challenge",
-        Level.FAIL,
-        f"{record_name} is a CNAME to {' -> '.join(chain)}; the renewer writes the TXT at {record_name} "
-        "and does not follow CNAMEs: remove the CNAME",
+        Level.OK,
+        f"{record_name} is a CNAME to {hops}: the TXT goes there, in hosted zone {target_zone.name}",
     )
 
 
@@ -424,7 +444,12 @@ class Preflight:
             findings.append(Finding("zone", Level.OK, f"Route53 hosted zone {zone.name} ({zone.id})"))
             findings.append(self._delegation(zone))
         findings.append(caa_finding(name, relevant_caa(name, self._dns), self.identities))
-        findings.append(challenge_finding(record_name, zone, *cname_chain(record_name, self._dns)))
+        chain, failed = cname_chain(record_name, self._dns)
+        target_zone = None
+        if chain:
+            with contextlib.suppress(HostedZoneNotFoundError):  # no zone holds the target: the finding says so
+                target_zone = self._zones.zone_for(chain[-1])
+        findings.append(challenge_finding(record_name, zone, chain, failed, target_zone))
         return findings
 
     def _delegation(self, zone: HostedZone) -> Finding:

@@ -1,18 +1,19 @@
-"""DNS challenge stage, Route53 adapter: find the hosted zone, write and delete TXT values, wait for INSYNC."""
+"""DNS challenge stage, Route53 adapter: follow CNAMEs, find the hosted zone, write and delete TXT values, wait for
+INSYNC."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from acme_renewer import SERVICE
-from acme_renewer.dns_challenge import TxtRecord, is_subdomain, merge_values
+from acme_renewer.dns_challenge import CHALLENGE_LABEL, TxtRecord, is_subdomain, merge_values
 from acme_renewer.errors import DnsPropagationError, DnsPublishError, HostedZoneNotFoundError
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ class HostedZone:
     id: str  # without the /hostedzone/ prefix
     name: str  # lowercase, no trailing dot
     record_count: int = 0  # record sets in the zone, as ListHostedZones reported it
+    private: bool = False  # never chosen by name: the CA cannot see it
 
 
 def longest_matching_zone(name: str, zones: Sequence[HostedZone]) -> HostedZone:
@@ -77,6 +79,9 @@ MAX_RECORDS_PER_CHANGE = 1000
 MAX_VALUE_CHARACTERS_PER_CHANGE = 32000
 # ListResourceRecordSets returns at most 300 record sets per page.
 RECORD_SETS_PER_PAGE = 300
+# CNAMEs followed from _acme-challenge.<name> to where the TXT is written; the CA follows more, but a longer
+# chain is far more likely a mistake than a design.
+MAX_CNAME_HOPS = 3
 # Seconds between GetChange polls: quick at first (a change often syncs within seconds), then every 10 s.
 INSYNC_POLL_DELAYS = (1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 5.0)
 INSYNC_POLL_MAX_DELAY = 10.0
@@ -87,7 +92,8 @@ VisibilityCheck = Callable[[str, Mapping[str, Sequence[str]]], float]
 
 
 class Route53Dns:
-    """Writes challenge values into the longest matching public hosted zone, a whole batch at a time.
+    """Writes challenge values into the longest matching public hosted zone (or the zone the item pins), a
+    whole batch at a time; a challenge name that is a CNAME has its value written at the CNAME's target.
 
     Values are merged with what is already on the name (another run may be validating the same
     name), and removal takes away only our values. One publish or remove makes one
@@ -113,25 +119,101 @@ class Route53Dns:
         self._check = visibility_check
         self._zones: list[HostedZone] | None = None
 
-    def zones(self) -> list[HostedZone]:
-        """Public zones, listed once per adapter (one run); private zones are invisible to the CA."""
+    def all_zones(self) -> list[HostedZone]:
+        """Every zone of the account, private ones too, listed once per adapter (one run)."""
         if self._zones is None:
-            zones = []
-            for page in self._client.get_paginator("list_hosted_zones").paginate():
-                for zone in page["HostedZones"]:
-                    if not zone.get("Config", {}).get("PrivateZone", False):
-                        zones.append(
-                            HostedZone(
-                                zone["Id"].rsplit("/", 1)[-1],
-                                zone["Name"].rstrip(".").lower(),
-                                int(zone.get("ResourceRecordSetCount", 0)),
-                            )
-                        )
-            self._zones = zones
+            self._zones = [
+                HostedZone(
+                    zone["Id"].rsplit("/", 1)[-1],
+                    zone["Name"].rstrip(".").lower(),
+                    int(zone.get("ResourceRecordSetCount", 0)),
+                    bool(zone.get("Config", {}).get("PrivateZone", False)),
+                )
+                for page in self._client.get_paginator("list_hosted_zones").paginate()
+                for zone in page["HostedZones"]
+            ]
         return self._zones
+
+    def zones(self) -> list[HostedZone]:
+        """Public zones: private zones are invisible to the CA."""
+        return [zone for zone in self.all_zones() if not zone.private]
 
     def zone_for(self, name: str) -> HostedZone:
         return longest_matching_zone(name, self.zones())
+
+    def pinned_zone(self, zone_id: str, name: str) -> HostedZone:
+        """The zone an item's hosted_zone_id names, if it exists, is public and contains the name."""
+        zone = next((zone for zone in self.all_zones() if zone.id == zone_id), None)
+        if zone is None:
+            raise HostedZoneNotFoundError(f"hosted_zone_id {zone_id!r} is not a Route53 hosted zone of this account")
+        if zone.private:
+            raise HostedZoneNotFoundError(
+                f"hosted_zone_id {zone_id} is the private hosted zone {zone.name!r}; the CA validates over public "
+                "DNS and cannot see it: pin the public zone of that name"
+            )
+        if not is_subdomain(name, zone.name):
+            raise HostedZoneNotFoundError(
+                f"hosted_zone_id {zone_id} is the zone {zone.name!r}, which does not contain {name!r}; "
+                "pin the zone that does, or remove hosted_zone_id"
+            )
+        return zone
+
+    def zone_of(self, record: TxtRecord) -> HostedZone:
+        """Where the record's value is written: the pinned zone, else the longest matching public zone."""
+        try:
+            if record.zone_id is not None:
+                return self.pinned_zone(record.zone_id, record.written_at)
+            return self.zone_for(record.written_at)
+        except HostedZoneNotFoundError as missing:
+            if record.target is None:
+                raise
+            raise HostedZoneNotFoundError(f"{record.name} is a CNAME to {record.target}: {missing}") from None
+
+    def resolve(self, records: list[TxtRecord]) -> list[TxtRecord]:
+        """Follow each challenge name's CNAME chain (at most MAX_CNAME_HOPS) through the record sets of this
+        account's zones, a hop for the whole batch at a time; records with a target already keep it.
+
+        A name whose zone cannot be found stays as it is: publish reports that zone as missing.
+        """
+        ends: dict[tuple[str, str | None], str] = {(r.name, r.zone_id): r.name for r in records if r.target is None}
+        following = list(ends)
+        for _ in range(MAX_CNAME_HOPS):
+            by_zone: dict[HostedZone, list[tuple[str, str | None]]] = {}
+            for key in following:
+                zone = self._lookup_zone(ends[key], key[1])
+                if zone is not None:
+                    by_zone.setdefault(zone, []).append(key)
+            following = []
+            for zone, keys in by_zone.items():
+                cnames = self._current(zone, sorted({ends[key] for key in keys}), "CNAME")
+                for key in keys:
+                    values = cnames.get(ends[key], {}).get("ResourceRecords", [])
+                    if values:
+                        ends[key] = values[0]["Value"].rstrip(".").lower()
+                        following.append(key)
+            if not following:
+                break
+        resolved = []
+        for record in records:
+            end = ends.get((record.name, record.zone_id), record.name)
+            resolved.append(replace(record, target=end) if end != record.name else record)
+        if any(r.target for r in resolved):
+            logger.info(
+                "challenge names delegated by CNAME",
+                extra={"targets": sorted({r.target for r in resolved if r.target})[:20]},
+            )
+        return resolved
+
+    def _lookup_zone(self, name: str, pinned: str | None) -> HostedZone | None:
+        """The zone to look for a CNAME on the name in: the pinned one if it contains the name, else the
+        longest public match; None when there is none (the name is not ours, or is ambiguous)."""
+        zones = self.zones()
+        if pinned is not None:
+            zones = [zone for zone in zones if zone.id == pinned and is_subdomain(name, zone.name)] or zones
+        try:
+            return longest_matching_zone(name, zones)
+        except HostedZoneNotFoundError:
+            return None
 
     def publish(self, records: list[TxtRecord]) -> None:
         """Write the values, then wait until every change is INSYNC (and visible, if checked).
@@ -139,15 +221,16 @@ class Route53Dns:
         Raises DnsPublishError naming the records whose zone is missing or refused the change, after
         the others went out and synced; DnsPropagationError when the wait times out.
         """
-        failures: list[tuple[frozenset[str], str]] = []
+        failures: list[tuple[list[TxtRecord], str]] = []
         submitted: list[tuple[HostedZone, dict[str, tuple[str, ...]], list[str]]] = []
-        for zone, names in self._by_zone(records, failures).items():
+        for zone, zone_records in self._by_zone(records, failures).items():
+            names = merge_values(zone_records)
             try:
                 current = self._current(zone, list(names))
                 changes = [self._change_for(current.get(name), name, add=values) for name, values in names.items()]
                 change_ids = self._submit(zone, changes)
             except (ClientError, BotoCoreError) as refused:
-                failures.append((frozenset(names), f"Route53 refused the change in zone {zone.name!r}: {refused}"))
+                failures.append((zone_records, f"Route53 refused the change in zone {zone.name!r}: {refused}"))
                 continue
             submitted.append((zone, names, change_ids))
         self._wait_insync([change_id for _, _, ids in submitted for change_id in ids])
@@ -155,13 +238,19 @@ class Route53Dns:
             for zone, names, _ in submitted:
                 self._check(zone.id, names)
         if failures:
-            failed_names = frozenset().union(*(failed for failed, _ in failures))
-            raise DnsPublishError("; ".join(message for _, message in failures), failed_names)
+            failed = frozenset(record for failed_records, _ in failures for record in failed_records)
+            # Names failing for one reason (apex and www in an ambiguous zone) say it once.
+            raise DnsPublishError(
+                "; ".join(dict.fromkeys(message for _, message in failures)),
+                frozenset(record.written_at for record in failed),
+                failed,
+            )
 
     def remove(self, records: list[TxtRecord]) -> None:
         """Delete our values, one change per zone; no wait, nothing depends on the removal being live."""
         problems: list[str] = []
-        for zone, names in self._by_zone(records, []).items():
+        for zone, zone_records in self._by_zone(records, []).items():
+            names = merge_values(zone_records)
             try:
                 current = self._current(zone, list(names))
                 self._submit(
@@ -178,30 +267,43 @@ class Route53Dns:
         return [unquote_txt(r["Value"]) for r in record_set["ResourceRecords"]] if record_set else []
 
     def _by_zone(
-        self, records: list[TxtRecord], failures: list[tuple[frozenset[str], str]]
-    ) -> dict[HostedZone, dict[str, tuple[str, ...]]]:
-        grouped: dict[HostedZone, dict[str, tuple[str, ...]]] = {}
-        for name, values in merge_values(records).items():
-            try:
-                zone = self.zone_for(name)
-            except HostedZoneNotFoundError as missing:
-                failures.append((frozenset({name}), str(missing)))
+        self, records: list[TxtRecord], failures: list[tuple[list[TxtRecord], str]]
+    ) -> dict[HostedZone, list[TxtRecord]]:
+        """Records grouped by the zone they are written in; those without one go to `failures`."""
+        in_zone: dict[HostedZone, list[TxtRecord]] = {}
+        for record in records:
+            if record.target is not None and not record.target.startswith(CHALLENGE_LABEL + "."):
+                # template.yaml lets the function change no other names; Route53 would refuse with AccessDenied.
+                failures.append(
+                    (
+                        [record],
+                        f"{record.name} is a CNAME to {record.target}, but the function may write only TXT records "
+                        f"named {CHALLENGE_LABEL}.*: point the CNAME at {CHALLENGE_LABEL}.<a name in your zone>",
+                    )
+                )
                 continue
-            grouped.setdefault(zone, {})[name] = values
-        return grouped
+            try:
+                zone = self.zone_of(record)
+            except HostedZoneNotFoundError as missing:
+                failures.append(([record], str(missing)))
+                continue
+            in_zone.setdefault(zone, []).append(record)
+        return in_zone
 
-    def _current(self, zone: HostedZone, names: list[str]) -> dict[str, Any]:
-        """The TXT record sets now on these names, read in as few calls as possible: one call per name,
-        or the whole zone page by page when that takes fewer calls (a large batch in a small zone)."""
+    def _current(
+        self, zone: HostedZone, names: list[str], record_type: Literal["TXT", "CNAME"] = "TXT"
+    ) -> dict[str, Any]:
+        """The record sets of this type now on these names, read in as few calls as possible: one call per
+        name, or the whole zone page by page when that takes fewer calls (a large batch in a small zone)."""
         pages = max(1, -(-zone.record_count // RECORD_SETS_PER_PAGE))
         if len(names) <= pages:
             found = {}
             for name in names:
                 response = self._client.list_resource_record_sets(
-                    HostedZoneId=zone.id, StartRecordName=name, StartRecordType="TXT", MaxItems="1"
+                    HostedZoneId=zone.id, StartRecordName=name, StartRecordType=record_type, MaxItems="1"
                 )
                 for record_set in response["ResourceRecordSets"]:
-                    if record_set["Name"].rstrip(".").lower() == name and record_set["Type"] == "TXT":
+                    if record_set["Name"].rstrip(".").lower() == name and record_set["Type"] == record_type:
                         found[name] = record_set
             return found
         wanted = set(names)
@@ -209,7 +311,7 @@ class Route53Dns:
         for page in self._client.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone.id):
             for record_set in page["ResourceRecordSets"]:
                 name = record_set["Name"].rstrip(".").lower()
-                if record_set["Type"] == "TXT" and name in wanted:
+                if record_set["Type"] == record_type and name in wanted:
                     found[name] = record_set
         return found
 

@@ -24,6 +24,8 @@ MAX_DOMAINS = 100  # Let's Encrypt's limit of names per certificate
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+# AWS's ids start with Z; moto's need not, and nothing here depends on it.
+_HOSTED_ZONE_ID = re.compile(r"^(?:/?hostedzone/)?([A-Z0-9]{1,32})$", re.IGNORECASE)
 
 # Written by the renewer itself (and `written_by` by the CLI too); see README, "The item".
 STATE_FIELDS = frozenset(
@@ -68,6 +70,9 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
     if not isinstance(enabled, bool):
         problems.append(f"enabled must be true or false (a BOOL), got {describe(enabled)}")
     _acme_directory(item.get(ACME_DIRECTORY), settings, problems, warnings)
+    preferred_chain = _preferred_chain(item.get("preferred_chain"), problems)
+    hosted_zone_id = _hosted_zone_id(item.get("hosted_zone_id"), problems)
+    challenge_alias = _challenge_alias(item.get("challenge_alias"), problems)
 
     if problems:
         raise ItemValidationError(problems)
@@ -82,6 +87,9 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         renew_before_days=renew_before_days,
         enabled=bool(enabled),
         endpoints=endpoints,
+        preferred_chain=preferred_chain,
+        hosted_zone_id=hosted_zone_id,
+        challenge_alias=challenge_alias,
         warnings=tuple(warnings),
     )
 
@@ -266,6 +274,20 @@ def _renew_before_days(raw: Any, problems: list[str]) -> int | None:
     return int(raw)
 
 
+def _preferred_chain(raw: Any, problems: list[str]) -> str | None:
+    """An issuer Common Name; X.509 caps a CN at 64 characters (ub-common-name), so a longer one never matches."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > 64:
+        got = repr(raw) if isinstance(raw, str) else describe(raw)
+        problems.append(
+            f"preferred_chain {got} must be the Common Name of the root the chain should lead to, a string of 1-64"
+            " characters such as 'ISRG Root X1'; remove it for the CA's default chain"
+        )
+        return None
+    return raw
+
+
 def _acme_directory(raw: Any, settings: Settings, problems: list[str], warnings: list[str]) -> None:
     """Per-item directories are not supported yet: refuse what could never work, and say that a good one is ignored."""
     if raw is None:
@@ -291,3 +313,44 @@ def _is_https_url(raw: Any) -> bool:
         return parts.scheme == "https" and bool(parts.hostname)
     except ValueError:  # a malformed port or IPv6 literal
         return False
+
+
+def _hosted_zone_id(raw: Any, problems: list[str]) -> str | None:
+    """A Route53 zone id, with or without its /hostedzone/ prefix; kept bare, as ListHostedZones ids are compared."""
+    if raw is None:
+        return None
+    match = _HOSTED_ZONE_ID.match(raw.strip()) if isinstance(raw, str) else None
+    if match is None:
+        got = repr(raw) if isinstance(raw, str) else describe(raw)
+        problems.append(
+            f"hosted_zone_id {got} must be a Route53 hosted zone id such as 'Z0123456789ABCDEFGHIJ' (as the console"
+            " or `aws route53 list-hosted-zones` shows it)"
+        )
+        return None
+    return match.group(1).upper()
+
+
+def _challenge_alias(raw: Any, problems: list[str]) -> str | None:
+    """The domain whose _acme-challenge name every name of the certificate is a CNAME to."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        problems.append(
+            f"challenge_alias must be a domain name (S) such as 'validation.example.net', got {describe(raw)}"
+        )
+        return None
+    if raw.strip().lower().startswith("_acme-challenge."):
+        problems.append(
+            f"challenge_alias {raw!r} must be given without '_acme-challenge.': the values go to"
+            " _acme-challenge.<challenge_alias>"
+        )
+        return None
+    try:
+        alias = normalize_domain(raw)
+    except ValueError as exc:
+        problems.append(f"challenge_alias {raw!r} {exc}")
+        return None
+    if alias.startswith("*."):
+        problems.append(f"challenge_alias {raw!r} must be a plain domain name, not a wildcard")
+        return None
+    return alias
