@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from acme_renewer.batch import BatchIssuer
 from acme_renewer.dns_challenge import TxtRecord, challenge_record
@@ -24,15 +21,6 @@ from tests.unit.test_batch import Journal, jobs
 from tests.unit.test_route53 import txt, zone
 
 SETTINGS = Settings(table_name="certificates", region="eu-west-1")
-
-
-@pytest.fixture
-def route53(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.client("route53", region_name="us-east-1")
 
 
 def bare(zone_id: str) -> str:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from acme_renewer.errors import ConfigurationError
 from acme_renewer.preflight import (
@@ -291,15 +288,6 @@ def test_an_unanswered_cname_lookup_is_a_warning() -> None:
 
 
 # --- the checks together, over moto's in-memory Route53 -----------------------------------------
-
-
-@pytest.fixture
-def route53(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.client("route53", region_name="us-east-1")
 
 
 def test_preflight_of_a_delegated_zone(route53: Any) -> None:

@@ -4,12 +4,10 @@ nameserver discovery from moto's Route53, and the PROPAGATION_CHECK_* settings."
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from acme_renewer.errors import ConfigurationError, DnsPropagationError
 from acme_renewer.propagation import (
@@ -216,15 +214,6 @@ class FakeResolver:
         if host not in self.table:
             raise DnsPropagationError(f"cannot resolve nameserver {host}")
         return self.table[host]
-
-
-@pytest.fixture
-def route53(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.client("route53", region_name="us-east-1")
 
 
 def test_discovery_resolves_the_delegation_set_once_per_zone(route53: Any) -> None:

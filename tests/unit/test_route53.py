@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from acme_renewer.dns_challenge import TxtRecord, merge_values
 from acme_renewer.errors import DnsPropagationError, DnsPublishError
@@ -22,15 +19,6 @@ from acme_renewer.route53 import (
     quote_txt,
     split_changes,
 )
-
-
-@pytest.fixture
-def route53(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.client("route53", region_name="us-east-1")
 
 
 def zone(client: Any, name: str, private: bool = False) -> str:

@@ -118,9 +118,7 @@ class BatchIssuer(Generic[OrderT]):
                 to_write = {i: [next(resolved) for _ in orders[i].records] for i in live}
             except Exception as failed:
                 logger.exception("looking up the challenge names' CNAMEs failed", extra={"certificates": len(live)})
-                for i in live:
-                    results[i] = failed
-                live = []
+                live = _fail_all(live, failed, results)
 
             journaled = each(live, lambda job, i: job.journal.write(to_write[i]), live)
             live = _keep(live, journaled, results)
@@ -147,9 +145,7 @@ class BatchIssuer(Generic[OrderT]):
                     live = [i for i in live if i not in failing]
                 except Exception as failed:
                     logger.exception("publishing the challenge records failed", extra={"certificates": len(live)})
-                    for i in live:
-                        results[i] = failed
-                    live = []
+                    live = _fail_all(live, failed, results)
                 # Every order is answered before any is polled: by then the CA has validated most of them.
                 answered = each(live, lambda job, i: self.orders.answer(orders[i]), live)
                 live = _keep(live, answered, results)
@@ -182,6 +178,13 @@ class BatchIssuer(Generic[OrderT]):
                 job.journal.clear()
             except Exception:
                 logger.exception("could not clear the challenge journal", extra={"certificate_id": job.request.id})
+
+
+def _fail_all(indexes: Sequence[int], failed: Exception, results: list[Result | None]) -> list[int]:
+    """A step that failed for the whole batch: each of these certificates gets its error; none is left live."""
+    for index in indexes:
+        results[index] = failed
+    return []
 
 
 def _keep(indexes: Sequence[int], outcomes: Sequence[object], results: list[Result | None]) -> list[int]:
