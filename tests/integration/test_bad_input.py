@@ -39,6 +39,8 @@ BAD_ITEMS: list[tuple[str, dict[str, Any], str]] = [
     ("endpoint-no-port", {"endpoints": ["www.{zone}"]}, "has no port"),
     ("endpoints-a-string", {"endpoints": "www.{zone}:443"}, "endpoints must be a list"),
     ("directory-http", {"acme_directory": "http://ca.example/dir"}, "acme_directory must be an https URL"),
+    ("directory-alias", {"acme_directory": "ZeroSSL"}, "or one of letsencrypt, letsencrypt-staging, zerossl"),
+    ("eab-elsewhere", {"eab_secret": "other/eab"}, "eab_secret 'other/eab' must start with 'acme-renewer/'"),
     ("bad id with spaces", {}, "id 'bad id with spaces' must be 1-128 characters"),
 ]
 NO_ZONE_MESSAGE = "no public Route53 hosted zone contains"
@@ -90,7 +92,6 @@ def test_bad_items_fail_with_actionable_errors_while_good_ones_are_issued(
             "id": "good-normalized",
             "domains": [f"WWW.{zone.upper()}.", f"www.{zone}", f"Bücher.{zone}", f"www.{zone}."],
             "colour": "blue",
-            "acme_directory": "https://ca.example/directory",
         },
     )
 

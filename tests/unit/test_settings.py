@@ -3,7 +3,7 @@
 import pytest
 
 from acme_renewer.errors import ConfigurationError
-from acme_renewer.settings import LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, Settings
+from acme_renewer.settings import CA_ALIASES, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, Settings
 
 BASE = {"TABLE_NAME": "certificates", "AWS_REGION": "eu-west-1"}
 
@@ -24,13 +24,39 @@ def test_one_account_secret_per_directory() -> None:
     assert staging.startswith("acme-renewer/accounts/")
 
 
+def test_one_account_secret_per_directory_and_eab_key() -> None:
+    settings = Settings.from_env(BASE)
+    plain = settings.account_secret_name_for(CA_ALIASES["zerossl"])
+    first = settings.account_secret_name_for(CA_ALIASES["zerossl"], "kid-1")
+    second = settings.account_secret_name_for(CA_ALIASES["zerossl"], "kid-2")
+    assert first == "acme-renewer/accounts/acme.zerossl.com-v2-DV90/eab-kid-1"
+    assert len({plain, first, second}) == 3
+    # Key ids that clean up to the same text, or are very long, stay apart and within Secrets Manager's limits.
+    odd = [settings.account_secret_name_for(LETSENCRYPT_PRODUCTION, kid) for kid in ("a/b", "a:b", "a-b", "k" * 300)]
+    assert len(set(odd)) == 4
+    assert all(len(name) < 200 for name in odd)
+
+
+@pytest.mark.parametrize(("alias", "url"), sorted(CA_ALIASES.items()))
+def test_the_functions_directory_may_be_an_alias(alias: str, url: str) -> None:
+    assert Settings.from_env({**BASE, "ACME_DIRECTORY_URL": alias}).acme_directory_url == url
+
+
+def test_eab_secret_for_the_functions_directory() -> None:
+    settings = Settings.from_env({**BASE, "ACME_EAB_SECRET": "acme-renewer/eab/zerossl"})
+    assert settings.acme_eab_secret == "acme-renewer/eab/zerossl"
+    assert Settings.from_env(BASE).acme_eab_secret is None
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"AWS_REGION": "eu-west-1"}, "TABLE_NAME is required"),
         ({"TABLE_NAME": "t"}, "AWS_REGION"),
         ({**BASE, "ACME_DIRECTORY_URL": "http://ca.example/dir"}, "must be an https:// URL"),
+        ({**BASE, "ACME_DIRECTORY_URL": "zerossl.com"}, "or one of letsencrypt, letsencrypt-staging"),
         ({**BASE, "SECRET_PREFIX": "bad prefix/"}, "SECRET_PREFIX"),
+        ({**BASE, "ACME_EAB_SECRET": "other/eab"}, "ACME_EAB_SECRET 'other/eab' must start with 'acme-renewer/'"),
         ({**BASE, "PROPAGATION_TIMEOUT_SECONDS": "soon"}, "PROPAGATION_TIMEOUT_SECONDS must be a number"),
         ({**BASE, "ORDER_TIMEOUT_SECONDS": "-1"}, "ORDER_TIMEOUT_SECONDS must not be negative"),
         ({**BASE, "ORDER_TIMEOUT_SECONDS": "0"}, "ORDER_TIMEOUT_SECONDS must be positive"),

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from acme_renewer.inventory import DUE_INDEX, EXPIRY_INDEX
+from acme_renewer.settings import CA_ALIASES
 from tests.stack.table import REPO_ROOT, create_table_request, load_template, table_properties
 
 ALARM_TYPE = "AWS::CloudWatch::Alarm"
@@ -376,3 +377,16 @@ def test_the_indexes_are_keyed_as_the_code_queries_them(template: dict[str, Any]
     keys = {name: [k["AttributeName"] for k in index["KeySchema"]] for name, index in indexes.items()}
     assert keys == {DUE_INDEX: ["schedule", "due_at"], EXPIRY_INDEX: ["schedule", "not_after"]}
     assert indexes[DUE_INDEX]["Projection"]["ProjectionType"] == "ALL"  # the run works from the index's items
+
+
+def test_the_ca_parameters_accept_what_the_settings_accept(template: dict[str, Any]) -> None:
+    directory = template["Parameters"]["AcmeDirectoryUrl"]["AllowedPattern"]
+    for alias in CA_ALIASES:
+        assert re.match(directory, alias), alias
+    assert re.match(directory, template["Parameters"]["AcmeDirectoryUrl"]["Default"])
+    assert not re.match(directory, "http://ca.example/directory")
+    assert not re.match(directory, "zerossl-staging")
+    eab = template["Parameters"]["AcmeEabSecret"]
+    assert eab["Default"] == "" and re.match(eab["AllowedPattern"], "acme-renewer/eab/zerossl")
+    environment = function_environment(template, "RenewalFunction")
+    assert environment["ACME_EAB_SECRET"] == {"Ref": "AcmeEabSecret"}

@@ -1,5 +1,6 @@
 """The item contract: every field is checked, and every rejection says what to fix."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -9,12 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from acme_renewer.errors import ItemValidationError
-from acme_renewer.models import CertificateRequest, KeyType
-from acme_renewer.policy import REQUEST_FIELDS
-from acme_renewer.settings import Settings
+from acme_renewer.models import AcmeAccount, CertificateRequest, KeyType
+from acme_renewer.policy import REQUEST_FIELDS, fingerprint
+from acme_renewer.settings import CA_ALIASES, LETSENCRYPT_PRODUCTION, LETSENCRYPT_STAGING, Settings
 from acme_renewer.validation import (
     MAX_DOMAINS,
     STATE_FIELDS,
+    account_directory,
     check_against_lifetime,
     display_name,
     normalize_domain,
@@ -113,8 +115,12 @@ def test_duplicates_are_dropped_keeping_the_subject_first() -> None:
         ({"endpoints": ["example.com"]}, "has no port"),
         ({"endpoints": "example.com:443"}, "endpoints must be a list"),
         ({"acme_directory": "http://ca.example/directory"}, "acme_directory must be an https URL"),
-        ({"acme_directory": "not a url"}, "acme_directory must be an https URL"),
+        ({"acme_directory": "not a url"}, "or one of letsencrypt, letsencrypt-staging, zerossl, google, buypass"),
         ({"acme_directory": Decimal(1)}, "acme_directory must be an https URL"),
+        ({"acme_directory": "LetsEncrypt"}, "got 'LetsEncrypt'"),
+        ({"eab_secret": "elsewhere/eab"}, "eab_secret 'elsewhere/eab' must start with 'acme-renewer/'"),
+        ({"eab_secret": "acme-renewer/bad name"}, "eab_secret 'acme-renewer/bad name' must be a secret name"),
+        ({"eab_secret": ["acme-renewer/eab"]}, "eab_secret must be the name of a Secrets Manager secret"),
         ({"domains": [f"n{i}.example.com" for i in range(MAX_DOMAINS + 1)]}, "at most 100"),
         ({"key_type": "dsa-1024"}, "key_type 'dsa-1024'"),
         ({"acm_regions": ["mars-north-1"]}, "mars-north-1"),
@@ -209,15 +215,50 @@ def test_display_name_inverts_normalization() -> None:
         assert display_name(normalize_domain(raw)) == raw
 
 
-def test_a_valid_acme_directory_warns_that_the_functions_is_used() -> None:
-    request = parse_item(item(acme_directory="https://ca.example/directory"), SETTINGS)
-    assert len(request.warnings) == 1
-    assert "not supported yet" in request.warnings[0]
-    assert SETTINGS.acme_directory_url in request.warnings[0]
+@pytest.mark.parametrize(
+    ("raw", "url"),
+    [
+        ("letsencrypt", LETSENCRYPT_PRODUCTION),
+        ("letsencrypt-staging", LETSENCRYPT_STAGING),
+        ("zerossl", CA_ALIASES["zerossl"]),
+        ("https://ca.example/directory", "https://ca.example/directory"),
+    ],
+)
+def test_an_item_orders_from_its_own_directory_or_alias(raw: str, url: str) -> None:
+    request = parse_item(item(acme_directory=raw), SETTINGS)
+    assert request.account == AcmeAccount(url, None)
+    assert request.warnings == ()
 
 
-def test_the_functions_own_acme_directory_on_the_item_is_no_news() -> None:
-    assert parse_item(item(acme_directory=SETTINGS.acme_directory_url), SETTINGS).warnings == ()
+def test_without_a_directory_the_item_uses_the_functions_account() -> None:
+    settings = replace(SETTINGS, acme_eab_secret="acme-renewer/eab/default")
+    assert parse_item(item(), settings).account == AcmeAccount(settings.acme_directory_url, "acme-renewer/eab/default")
+
+
+def test_the_functions_eab_secret_stays_with_the_functions_directory() -> None:
+    settings = replace(SETTINGS, acme_directory_url=CA_ALIASES["zerossl"], acme_eab_secret="acme-renewer/eab/zerossl")
+    # The same CA named by its alias: the function's binding applies.
+    assert parse_item(item(acme_directory="zerossl"), settings).account == AcmeAccount(
+        CA_ALIASES["zerossl"], "acme-renewer/eab/zerossl"
+    )
+    # Another CA: ZeroSSL's key would be refused there, so no EAB unless the item names its own.
+    assert parse_item(item(acme_directory="letsencrypt"), settings).account == AcmeAccount(LETSENCRYPT_PRODUCTION)
+    own = parse_item(item(acme_directory="google", eab_secret="acme-renewer/eab/google"), settings)
+    assert own.account == AcmeAccount(CA_ALIASES["google"], "acme-renewer/eab/google")
+
+
+def test_an_alias_and_its_url_are_one_request() -> None:
+    by_alias = fingerprint(
+        item(acme_directory="letsencrypt"),
+        REQUEST_FIELDS,
+        account_directory(item(acme_directory="letsencrypt"), SETTINGS),
+    )
+    by_url = item(acme_directory=LETSENCRYPT_PRODUCTION)
+    assert by_alias == fingerprint(by_url, REQUEST_FIELDS, account_directory(by_url, SETTINGS))
+    # And both are the function's own directory: the same request as an item without the field.
+    assert by_alias == fingerprint(item(), REQUEST_FIELDS, account_directory(item(), SETTINGS))
+    other = item(acme_directory="letsencrypt-staging")
+    assert fingerprint(other, REQUEST_FIELDS, account_directory(other, SETTINGS)) != by_alias
 
 
 def test_the_renewers_journal_and_display_names_are_not_unknown() -> None:
@@ -277,7 +318,7 @@ json_like = st.recursive(
     ),
     max_leaves=20,
 )
-FIELDS = sorted({*REQUEST_FIELDS, *STATE_FIELDS, "acme_directory"})
+FIELDS = sorted({*REQUEST_FIELDS, *STATE_FIELDS})
 items = st.dictionaries(
     st.one_of(st.sampled_from(FIELDS), st.text(max_size=12)),
     json_like,

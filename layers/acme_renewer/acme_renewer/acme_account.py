@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,38 @@ TRANSIENT_RETRIES = 3
 RETRY_BACKOFF_SECONDS = 0.5  # doubles on each retry: at most 0.5 + 1 + 2 s of waiting per request
 MAX_RETRY_AFTER_SECONDS = 10.0
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# An EAB HMAC key as CAs hand it out (RFC 8555 §7.3.4 uses base64url; some add padding).
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]{16,}={0,2}")
+
+
+@dataclass(frozen=True)
+class EabCredentials:
+    """External Account Binding (RFC 8555 §7.3.4): the CA's key id and base64url HMAC key. Never logged."""
+
+    key_id: str
+    hmac_key: str = field(repr=False)
+
+
+class EabError(AcmeOrderError):
+    """The EAB credentials could not be read, or the CA needs them and none were given."""
+
+
+def load_eab(client: SecretsManagerClient, secret_name: str) -> EabCredentials:
+    """EAB credentials from a secret whose SecretString is {"key_id": "...", "hmac_key": "..."}."""
+    expected = 'a JSON SecretString {"key_id": "<the CA\'s EAB key id>", "hmac_key": "<its base64url HMAC key>"}'
+    try:
+        secret = client.get_secret_value(SecretId=secret_name)
+    except client.exceptions.ResourceNotFoundException:
+        raise EabError(f"EAB secret {secret_name!r} does not exist; create it with {expected}") from None
+    try:
+        document = json.loads(secret.get("SecretString") or "")
+        key_id, hmac_key = document["key_id"], document["hmac_key"]
+        if not (isinstance(key_id, str) and key_id and isinstance(hmac_key, str) and _BASE64URL.fullmatch(hmac_key)):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        # The secret's content is not quoted: it may hold the HMAC key.
+        raise EabError(f"EAB secret {secret_name!r} must hold {expected}") from None
+    return EabCredentials(key_id, hmac_key)
 
 
 @dataclass(frozen=True)
@@ -48,29 +81,40 @@ class AcmeSession:
 
 
 class AccountKeyStore:
-    """Keeps one ACME account key per directory in a Secrets Manager secret, created on first use."""
+    """Keeps one ACME account key per (directory, EAB key) in a Secrets Manager secret, created on first use."""
 
     def __init__(
-        self, client: SecretsManagerClient, secret_name: str, directory_url: str, kms_key_id: str | None = None
+        self,
+        client: SecretsManagerClient,
+        secret_name: str,
+        directory_url: str,
+        kms_key_id: str | None = None,
+        eab_key_id: str | None = None,
     ) -> None:
         self._client = client
         self._name = secret_name
         self._directory = directory_url
         self._kms_key_id = kms_key_id
+        self._eab_key_id = eab_key_id
 
     def load_or_create(self) -> jwk.JWK:
         existing = self._load()
         if existing is not None:
             return existing
         key = jwk.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-        body = json.dumps({"directory_url": self._directory, "account_key": key.to_partial_json()})
+        document = {"directory_url": self._directory, "account_key": key.to_partial_json()}
+        if self._eab_key_id is not None:
+            document["eab_key_id"] = self._eab_key_id  # which binding the account has; never the HMAC key
+        body = json.dumps(document)
         try:
             create_secret(
                 self._client,
                 {
                     "Name": self._name,
                     "SecretString": body,
-                    "Description": f"ACME account key for {self._directory} (acme-renewer)",
+                    "Description": f"ACME account key for {self._directory}"
+                    + (f" bound to EAB key {self._eab_key_id}" if self._eab_key_id else "")
+                    + " (acme-renewer)",
                     "Tags": [{"Key": "managed-by", "Value": "acme-renewer"}],
                 },
                 self._kms_key_id,
@@ -228,8 +272,14 @@ def retry_after_seconds(header: str | None, now: datetime | None = None) -> floa
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
-def connect(directory_url: str, account_key: jwk.JWK, contact_email: str | None, timeout_seconds: int) -> AcmeSession:
-    """Open a client on the directory and make sure the account exists.
+def connect(
+    directory_url: str,
+    account_key: jwk.JWK,
+    contact_email: str | None,
+    timeout_seconds: int,
+    eab: EabCredentials | None = None,
+) -> AcmeSession:
+    """Open a client on the directory and make sure the account exists, bound to the EAB key when given.
 
     newAccount is sent on every run: for a known key the CA answers with the existing account
     (RFC 8555 §7.3.1), and a CA that forgot the account (a test CA restart) gets it back.
@@ -238,11 +288,29 @@ def connect(directory_url: str, account_key: jwk.JWK, contact_email: str | None,
     net = RenewerNetwork(account_key, alg=alg, user_agent=USER_AGENT, timeout=timeout_seconds)
     directory = client.ClientV2.get_directory(directory_url, net)
     acme = client.ClientV2(directory, net)
-    registration = messages.NewRegistration.from_data(email=contact_email, terms_of_service_agreed=True)
+    binding = None
+    if eab is not None:
+        binding = messages.ExternalAccountBinding.from_data(
+            account_public_key=account_key.public_key(), kid=eab.key_id, hmac_key=eab.hmac_key, directory=directory
+        )
+    elif acme.external_account_required():
+        raise EabError(
+            f"the CA at {directory_url} requires External Account Binding: name the secret holding its EAB credentials"
+            " in the item's eab_secret (or ACME_EAB_SECRET for the function's directory)"
+        )
+    registration = messages.NewRegistration.from_data(
+        email=contact_email, terms_of_service_agreed=True, external_account_binding=binding
+    )
     try:
         account = acme.new_account(registration)
     except errors.ConflictError as existing:
         account = messages.RegistrationResource(uri=existing.location, body=messages.Registration())
         net.account = account
-    logger.info("ACME account ready", extra={"directory": directory_url, "account_uri": account.uri})
+    except messages.Error as refused:
+        binding_note = f" with EAB key id {eab.key_id!r}" if eab is not None else ""
+        raise AcmeOrderError(f"the CA refused the account{binding_note} (newAccount): {refused}") from None
+    logger.info(
+        "ACME account ready",
+        extra={"directory": directory_url, "account_uri": account.uri, "eab_key_id": eab and eab.key_id},
+    )
     return AcmeSession(client=acme, account_key=account_key, account_uri=account.uri or "")

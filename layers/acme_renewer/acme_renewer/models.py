@@ -26,6 +26,15 @@ class Status(enum.Enum):
 
 
 @dataclass(frozen=True)
+class AcmeAccount:
+    """Which ACME account orders a certificate: one per (directory, EAB credentials secret)."""
+
+    directory_url: str
+    # Secrets Manager secret with the EAB key id and HMAC key; None: the account is registered without EAB.
+    eab_secret: str | None = None
+
+
+@dataclass(frozen=True)
 class CertificateRequest:
     """A validated item: what the user asked for."""
 
@@ -43,6 +52,8 @@ class CertificateRequest:
     challenge_alias: str | None = None
     # Issuer CN of the topmost certificate of the chain to prefer among the CA's chains; None: the default chain.
     preferred_chain: str | None = None
+    # The CA and account to order from; None: the function's (ACME_DIRECTORY_URL, ACME_EAB_SECRET).
+    account: AcmeAccount | None = None
     warnings: tuple[str, ...] = ()
 
 

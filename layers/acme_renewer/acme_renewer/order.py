@@ -24,7 +24,7 @@ from acme_renewer.acme_account import AcmeSession
 from acme_renewer.dns_challenge import TxtRecord, challenge_record
 from acme_renewer.errors import AcmeOrderError
 from acme_renewer.keys import build_csr, generate_key, issued_certificate, private_key_pem
-from acme_renewer.models import CertificateRequest, IssuedCertificate
+from acme_renewer.models import AcmeAccount, CertificateRequest, IssuedCertificate
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -307,3 +307,45 @@ class AcmeOrders:
         finally:
             with self._lock:
                 self._free.append(session)
+
+
+class AccountOrders:
+    """The order steps routed to the ACME account each certificate orders from (its CA and EAB key).
+
+    One AcmeOrders, with its own session pool, per account, created on the first certificate that needs it:
+    certificates of several CAs still share one batch and one DNS wait, and a CA that is down, or an account
+    it refuses, fails only the certificates ordered through it.
+    """
+
+    def __init__(self, orders_for: Callable[[AcmeAccount], AcmeOrders], default: AcmeAccount) -> None:
+        self._orders_for = orders_for
+        self._default = default
+        self._orders: dict[AcmeAccount, AcmeOrders] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def sessions_opened(self) -> int:
+        with self._lock:
+            return sum(orders.sessions_opened for orders in self._orders.values())
+
+    def begin(self, request: CertificateRequest) -> OpenOrder:
+        return self._for(request).begin(request)
+
+    def answer(self, opened: OpenOrder) -> None:
+        self._for(opened.request).answer(opened)
+
+    def validate(self, opened: OpenOrder) -> None:
+        self._for(opened.request).validate(opened)
+
+    def finish(self, opened: OpenOrder, checkpoint: Checkpoint | None = None) -> IssuedCertificate:
+        return self._for(opened.request).finish(opened, checkpoint)
+
+    def recover(self, request: CertificateRequest, order_url: str, key_pem: str) -> IssuedCertificate | None:
+        return self._for(request).recover(request, order_url, key_pem)
+
+    def _for(self, request: CertificateRequest) -> AcmeOrders:
+        account = request.account or self._default
+        with self._lock:
+            if account not in self._orders:
+                self._orders[account] = self._orders_for(account)
+            return self._orders[account]

@@ -17,19 +17,25 @@ ISSUANCE_FIELDS = ("domains", "key_type", "acm_regions", "secret_name", "preferr
 # Every field the user writes; a change to any of them resets the failure count and backoff.
 REQUEST_FIELDS = (
     "id", "domains", "key_type", "acm_regions", "secret_name", "renew_before_days", "enabled", "endpoints",
-    "preferred_chain", "hosted_zone_id", "challenge_alias",
+    "preferred_chain", "hosted_zone_id", "challenge_alias", "acme_directory", "eab_secret",
 )  # fmt: skip
 # Fields added after items were in use are hashed only when set: hashing their absence (null) would change the
 # digest of every existing item, and an upgrade would re-issue the whole fleet. The older fields stay hashed as
 # they always were, null included, for the same reason.
-HASHED_WHEN_SET = frozenset({"preferred_chain", "hosted_zone_id", "challenge_alias"})
+HASHED_WHEN_SET = frozenset({"preferred_chain", "hosted_zone_id", "challenge_alias", "acme_directory", "eab_secret"})
 SHORT_LIVED = timedelta(days=10)
 
 
 def fingerprint(item: Mapping[str, Any], fields: tuple[str, ...], directory_url: str) -> str:
-    """A stable digest of the raw item fields (so it also works for items that fail validation)."""
+    """A stable digest of the raw item fields (so it also works for items that fail validation).
+
+    `directory_url` is the directory the item orders from, resolved (validation.account_directory): a certificate
+    moves to another CA when that changes, whether by the item's acme_directory or by the function's default.
+    The item's own acme_directory is not hashed, so `letsencrypt` and its URL are one request."""
     document = {
-        name: item.get(name) for name in fields if name not in HASHED_WHEN_SET or item.get(name) is not None
+        name: item.get(name)
+        for name in fields
+        if name != "acme_directory" and (name not in HASHED_WHEN_SET or item.get(name) is not None)
     } | {"acme_directory": directory_url}
     canonical = json.dumps(document, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]

@@ -40,7 +40,7 @@ from acme_renewer.policy import (
 from acme_renewer.report import Failure, Outcome, Published, Result, RunReport
 from acme_renewer.settings import Settings
 from acme_renewer.stores import AcmStore, PartialImportError, PendingOrderStore, SecretStore
-from acme_renewer.validation import check_against_lifetime, parse_item
+from acme_renewer.validation import account_directory, check_against_lifetime, parse_item
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -163,7 +163,7 @@ class Renewer:
         if state.pending_txt:
             self._sweep(item_id, state, now)
         enabled = item.get("enabled") is not False
-        request_fp = fingerprint(item, REQUEST_FIELDS, self.settings.acme_directory_url)
+        request_fp = self._fingerprint(item, REQUEST_FIELDS)
         try:
             request = self._parse(item, state)
         except ItemValidationError as invalid:
@@ -201,7 +201,7 @@ class Renewer:
         except ItemValidationError as invalid:
             return self._fail(request.id, invalid, state, request_fp, now, enabled, owner=self.owner)
         state = state_from_item(fresh)
-        request_fp = fingerprint(fresh, REQUEST_FIELDS, self.settings.acme_directory_url)
+        request_fp = self._fingerprint(fresh, REQUEST_FIELDS)
         decision = self._decide(fresh, request, state, request_fp, now, force)
         if not decision.due:
             self.table.release_lease(request.id, self.owner)
@@ -359,9 +359,12 @@ class Renewer:
             state,
             now,
             request_fingerprint=request_fp,
-            issuance_fingerprint=fingerprint(item, ISSUANCE_FIELDS, self.settings.acme_directory_url),
+            issuance_fingerprint=self._fingerprint(item, ISSUANCE_FIELDS),
             policy=self.policy,
         )
+
+    def _fingerprint(self, item: Mapping[str, Any], fields: tuple[str, ...]) -> str:
+        return fingerprint(item, fields, account_directory(item, self.settings))
 
     def _store(self, plan: _Planned, certificate: IssuedCertificate) -> tuple[IssuedCertificate, StoredCertificate]:
         request = plan.request
@@ -380,7 +383,7 @@ class Renewer:
             certificate,
             stored,
             self.clock(),  # the time of the result, not of the run's start
-            fingerprints=(fingerprint(plan.item, ISSUANCE_FIELDS, self.settings.acme_directory_url), plan.request_fp),
+            fingerprints=(self._fingerprint(plan.item, ISSUANCE_FIELDS), plan.request_fp),
             owner=self.owner,
             due_at=renewal_time(request, certificate.not_before, certificate.not_after)[0],
         )

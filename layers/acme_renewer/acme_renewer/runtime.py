@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
+from josepy import jwk
 
 from acme_renewer import __version__, order
-from acme_renewer.acme_account import AccountKeyStore, AcmeSession, connect
+from acme_renewer.acme_account import AccountKeyStore, AcmeSession, connect, load_eab
 from acme_renewer.eventbus import EventPublisher
 from acme_renewer.fleet import FleetChecks
 from acme_renewer.handoff import Continuation, lambda_invoker
 from acme_renewer.inventory import CertificateTable
+from acme_renewer.models import AcmeAccount
 from acme_renewer.policy import FailurePolicy
 from acme_renewer.renewal import Renewer
 from acme_renewer.route53 import RateLimiter, Route53Dns, VisibilityCheck
@@ -44,22 +46,31 @@ def client(service: str, region: str) -> Any:
 
 def build_renewer(settings: Settings, time_left: Callable[[], float] | None = None) -> Renewer:
     region = settings.region
-    account_keys = AccountKeyStore(
-        client("secretsmanager", region),
-        settings.account_secret_name,
-        settings.acme_directory_url,
-        settings.secrets_kms_key_id,
-    )
+    secrets = client("secretsmanager", region)
 
-    account_key = memoize(account_keys.load_or_create)
+    def orders_for(account: AcmeAccount) -> order.AcmeOrders:
+        """The sessions of one ACME account: its EAB credentials and key are read once, when first needed."""
+        eab = memoize(lambda: load_eab(secrets, account.eab_secret) if account.eab_secret else None)
 
-    def open_session() -> AcmeSession:
-        return connect(
-            settings.acme_directory_url,
-            account_key(),
-            settings.acme_contact_email,
-            settings.acme_network_timeout_seconds,
-        )
+        def load_key() -> jwk.JWK:
+            credentials = eab()
+            key_id = credentials.key_id if credentials is not None else None
+            name = settings.account_secret_name_for(account.directory_url, key_id)
+            store = AccountKeyStore(secrets, name, account.directory_url, settings.secrets_kms_key_id, key_id)
+            return store.load_or_create()
+
+        account_key = memoize(load_key)
+
+        def open_session() -> AcmeSession:
+            return connect(
+                account.directory_url,
+                account_key(),
+                settings.acme_contact_email,
+                settings.acme_network_timeout_seconds,
+                eab(),
+            )
+
+        return order.AcmeOrders(open_session, settings.order_timeout_seconds)
 
     def acm_client(acm_region: str) -> ACMClient:
         return client("acm", acm_region)  # type: ignore[no-any-return]
@@ -78,7 +89,7 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
         settings=settings,
         table=CertificateTable(client("dynamodb", region), settings.table_name),
         # Sessions are opened on the first due certificate only: a run with nothing due never contacts the CA.
-        orders=order.AcmeOrders(open_session, settings.order_timeout_seconds),
+        orders=order.AccountOrders(orders_for, AcmeAccount(settings.acme_directory_url, settings.acme_eab_secret)),
         dns=dns,
         pending=PendingOrderStore(client("secretsmanager", region), settings.secrets_kms_key_id),
         time_left=time_left,

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from acme_renewer.errors import ConfigurationError
 
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+# Names for the public CAs' production directories (and Let's Encrypt's staging), usable wherever a directory is.
+# ZeroSSL and Google Trust Services require External Account Binding (ACME_EAB_SECRET or the item's eab_secret).
+CA_ALIASES = {
+    "letsencrypt": LETSENCRYPT_PRODUCTION,
+    "letsencrypt-staging": LETSENCRYPT_STAGING,
+    "zerossl": "https://acme.zerossl.com/v2/DV90",
+    "google": "https://dv.acme-v02.api.pki.goog/directory",
+    "buypass": "https://api.buypass.com/acme/directory",
+}
 DEFAULT_SECRET_PREFIX = "acme-renewer/"
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]+$")
 
@@ -97,6 +108,8 @@ class Settings:
     region: str
     acme_directory_url: str = LETSENCRYPT_PRODUCTION
     acme_contact_email: str | None = None
+    # Secrets Manager secret holding the EAB key id and HMAC key for acme_directory_url; None: no EAB.
+    acme_eab_secret: str | None = None
     # Every secret we write lives under this prefix, which the IAM policy in template.yaml is scoped to.
     secret_prefix: str = DEFAULT_SECRET_PREFIX
     propagation_timeout_seconds: float = 300.0
@@ -127,10 +140,20 @@ class Settings:
 
     @property
     def account_secret_name(self) -> str:
-        """One ACME account per directory, so staging and production never share a key."""
-        host_and_path = re.sub(r"^https://", "", self.acme_directory_url)
+        """The account key secret of the function's own directory, without EAB."""
+        return self.account_secret_name_for(self.acme_directory_url)
+
+    def account_secret_name_for(self, directory_url: str, eab_key_id: str | None = None) -> str:
+        """One ACME account per (directory, EAB key): staging and production, or two EAB keys of one CA, never
+        share an account. Without EAB the name is the one earlier versions used, so existing accounts are kept."""
+        host_and_path = re.sub(r"^https://", "", directory_url)
         slug = re.sub(r"[^A-Za-z0-9.-]+", "-", host_and_path).strip("-")
-        return f"{self.secret_prefix}accounts/{slug}"
+        if eab_key_id is None:
+            return f"{self.secret_prefix}accounts/{slug}"
+        key_slug = re.sub(r"[^A-Za-z0-9.-]+", "-", eab_key_id).strip("-")
+        if len(key_slug) > 64 or key_slug != eab_key_id:  # keep distinct key ids apart after the clean-up
+            key_slug = f"{key_slug[:48]}-{hashlib.sha256(eab_key_id.encode()).hexdigest()[:12]}"
+        return f"{self.secret_prefix}accounts/{slug}/eab-{key_slug}"
 
     def default_secret_name(self, certificate_id: str) -> str:
         return f"{self.secret_prefix}certificates/{certificate_id}"
@@ -144,17 +167,22 @@ class Settings:
         region = (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "").strip()
         if not region:
             raise ConfigurationError("AWS_REGION (or AWS_DEFAULT_REGION) is required")
-        directory = env.get("ACME_DIRECTORY_URL", "").strip() or LETSENCRYPT_PRODUCTION
-        if not directory.startswith("https://"):
-            raise ConfigurationError(f"ACME_DIRECTORY_URL must be an https:// URL, got {directory!r}")
+        try:
+            directory = directory_url(env.get("ACME_DIRECTORY_URL", "").strip() or LETSENCRYPT_PRODUCTION)
+        except ValueError as exc:
+            raise ConfigurationError(f"ACME_DIRECTORY_URL {exc}") from None
         prefix = env.get("SECRET_PREFIX", "").strip() or DEFAULT_SECRET_PREFIX
         if not _SECRET_NAME.match(prefix):
             raise ConfigurationError(f"SECRET_PREFIX {prefix!r} has characters Secrets Manager does not allow")
+        eab_secret = env.get("ACME_EAB_SECRET", "").strip() or None
+        if eab_secret is not None and (problem := eab_secret_problem(eab_secret, prefix)) is not None:
+            raise ConfigurationError(f"ACME_EAB_SECRET {problem}")
         return cls(
             table_name=table_name,
             region=region,
             acme_directory_url=directory,
             acme_contact_email=env.get("ACME_CONTACT_EMAIL", "").strip() or None,
+            acme_eab_secret=eab_secret,
             secret_prefix=prefix,
             propagation_timeout_seconds=_positive(env, "PROPAGATION_TIMEOUT_SECONDS", 300.0),
             order_timeout_seconds=_positive(env, "ORDER_TIMEOUT_SECONDS", 300.0),
@@ -172,6 +200,35 @@ class Settings:
             route53_requests_per_second=_positive(env, "ROUTE53_REQUESTS_PER_SECOND", 4.0),
             propagation=PropagationSettings.from_env(env),
         )
+
+
+def directory_url(raw: str) -> str:
+    """An ACME directory URL, or the URL of a CA alias; ValueError says what is accepted."""
+    if raw in CA_ALIASES:
+        return CA_ALIASES[raw]
+    if not raw or any(c.isspace() for c in raw):
+        raise ValueError(f"must be an https:// URL or one of {', '.join(CA_ALIASES)}, got {raw!r}")
+    try:
+        parts = urlsplit(raw)
+        ok = parts.scheme == "https" and bool(parts.hostname)
+    except ValueError:  # a malformed port or IPv6 literal
+        ok = False
+    if not ok:
+        raise ValueError(f"must be an https:// URL or one of {', '.join(CA_ALIASES)}, got {raw!r}")
+    return raw
+
+
+def eab_secret_problem(name: str, prefix: str) -> str | None:
+    """Why a secret cannot hold EAB credentials for the function, or None. The IAM policy lets the function
+    read secrets under its prefix only."""
+    if not _SECRET_NAME.match(name) or len(name) > 512:
+        return f"{name!r} must be a secret name of 1-512 letters, digits and /_+=.@-"
+    if not name.startswith(prefix):
+        return (
+            f"{name!r} must start with {prefix!r}: the function may only read secrets under that prefix"
+            " (template parameter SecretPrefix)"
+        )
+    return None
 
 
 def _positive(env: Mapping[str, str], name: str, default: float) -> float:

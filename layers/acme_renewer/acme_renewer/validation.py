@@ -10,15 +10,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
 
 import idna
 
 from acme_renewer.endpoints import parse_endpoints
 from acme_renewer.errors import ItemValidationError
-from acme_renewer.models import CertificateRequest, KeyType
+from acme_renewer.models import AcmeAccount, CertificateRequest, KeyType
 from acme_renewer.policy import REQUEST_FIELDS
-from acme_renewer.settings import Settings
+from acme_renewer.settings import CA_ALIASES, Settings, directory_url, eab_secret_problem
 
 MAX_DOMAINS = 100  # Let's Encrypt's limit of names per certificate
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -36,8 +35,6 @@ STATE_FIELDS = frozenset(
         "pending_txt", "pending_order", "display_domains", "schedule", "due_at",
     }
 )  # fmt: skip
-# Read and checked here, but not a request field yet: see _acme_directory.
-ACME_DIRECTORY = "acme_directory"
 
 
 def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateRequest:
@@ -69,14 +66,14 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
     enabled = item.get("enabled", True)
     if not isinstance(enabled, bool):
         problems.append(f"enabled must be true or false (a BOOL), got {describe(enabled)}")
-    _acme_directory(item.get(ACME_DIRECTORY), settings, problems, warnings)
+    account = _account(item, settings, problems)
     preferred_chain = _preferred_chain(item.get("preferred_chain"), problems)
     hosted_zone_id = _hosted_zone_id(item.get("hosted_zone_id"), problems)
     challenge_alias = _challenge_alias(item.get("challenge_alias"), problems)
 
     if problems:
         raise ItemValidationError(problems)
-    unknown = sorted(str(name) for name in set(item) - set(REQUEST_FIELDS) - STATE_FIELDS - {ACME_DIRECTORY})
+    unknown = sorted(str(name) for name in set(item) - set(REQUEST_FIELDS) - STATE_FIELDS)
     warnings += [f"unknown attribute {name!r} ignored" for name in unknown]
     return CertificateRequest(
         id=item_id,
@@ -90,6 +87,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         preferred_chain=preferred_chain,
         hosted_zone_id=hosted_zone_id,
         challenge_alias=challenge_alias,
+        account=account,
         warnings=tuple(warnings),
     )
 
@@ -288,31 +286,42 @@ def _preferred_chain(raw: Any, problems: list[str]) -> str | None:
     return raw
 
 
-def _acme_directory(raw: Any, settings: Settings, problems: list[str], warnings: list[str]) -> None:
-    """Per-item directories are not supported yet: refuse what could never work, and say that a good one is ignored."""
-    if raw is None:
-        return
-    if not _is_https_url(raw):
-        got = repr(raw) if isinstance(raw, str) else describe(raw)
+def _account(item: Mapping[str, Any], settings: Settings, problems: list[str]) -> AcmeAccount:
+    """The item's CA (a URL or an alias) and EAB secret; without them, the function's."""
+    raw_directory, raw_eab = item.get("acme_directory"), item.get("eab_secret")
+    directory = settings.acme_directory_url
+    if raw_directory is not None:
+        try:
+            directory = directory_url(raw_directory) if isinstance(raw_directory, str) else directory_url("")
+        except ValueError:
+            got = repr(raw_directory) if isinstance(raw_directory, str) else describe(raw_directory)
+            problems.append(
+                f"acme_directory must be an https URL (https://host/path) or one of {', '.join(CA_ALIASES)},"
+                f" got {got}; remove it to use the function's directory {settings.acme_directory_url}"
+            )
+    if raw_eab is None:
+        # The function's EAB credentials belong to the function's directory, not to one an item names.
+        eab = settings.acme_eab_secret if directory == settings.acme_directory_url else None
+        return AcmeAccount(directory, eab)
+    problem = eab_secret_problem(raw_eab, settings.secret_prefix) if isinstance(raw_eab, str) else None
+    if not isinstance(raw_eab, str) or problem is not None:
         problems.append(
-            f"acme_directory must be an https URL (https://host/path), got {got}; remove it to use the function's"
-            f" directory {settings.acme_directory_url}"
+            f"eab_secret {problem or f'must be the name of a Secrets Manager secret (S), got {describe(raw_eab)}'}"
         )
-    elif raw != settings.acme_directory_url:
-        warnings.append(
-            f"acme_directory {raw!r} ignored: per-item ACME directories are not supported yet, so the function's"
-            f" directory {settings.acme_directory_url} is used"
-        )
+        return AcmeAccount(directory)
+    return AcmeAccount(directory, raw_eab)
 
 
-def _is_https_url(raw: Any) -> bool:
-    if not isinstance(raw, str) or any(c.isspace() for c in raw):
-        return False
+def account_directory(item: Mapping[str, Any], settings: Settings) -> str:
+    """The directory an item orders from, also for an invalid item (for its fingerprint): an unreadable
+    acme_directory counts as written."""
+    raw = item.get("acme_directory")
+    if raw is None:
+        return settings.acme_directory_url
     try:
-        parts = urlsplit(raw)
-        return parts.scheme == "https" and bool(parts.hostname)
-    except ValueError:  # a malformed port or IPv6 literal
-        return False
+        return directory_url(raw) if isinstance(raw, str) else str(raw)
+    except ValueError:
+        return str(raw)
 
 
 def _hosted_zone_id(raw: Any, problems: list[str]) -> str | None:
