@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
+from acme_renewer.ari import certificate_id
 from acme_renewer.dns_challenge import TxtRecord, challenge_record_name
 from acme_renewer.errors import AcmeOrderError
 from acme_renewer.keys import build_csr, generate_key, issued_certificate, private_key_pem
@@ -37,8 +38,10 @@ class FakeCa:
         fail_for: frozenset[str] = frozenset(),
         error: BaseException | None = None,
         dns: FakeDns | None = None,
+        ari: bool = False,
     ) -> None:
         self.lifetime = lifetime
+        self.ari = ari  # a CA offering renewalInfo: its certificates come with their ARI id
         self.fail_for = fail_for
         self.error = error
         self.dns = dns if dns is not None else FakeDns()
@@ -106,10 +109,12 @@ class FakeCa:
             .not_valid_before(now)
             .not_valid_after(now + self.lifetime)
             .add_extension(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value, critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
             .sign(self._key, hashes.SHA256())
         )
         fullchain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, self._issuer)).decode()
-        return issued_certificate(fullchain, key, request.domains)
+        issued = issued_certificate(fullchain, key, request.domains)
+        return replace(issued, ari_id=certificate_id(issued.certificate_pem)) if self.ari else issued
 
 
 class FakeDns:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from moto import mock_aws
 
+from acme_renewer.ari import RenewalInfoError, SuggestedWindow
 from acme_renewer.errors import CaRetryLaterError
 from acme_renewer.inventory import CertificateTable, parse_time
 from acme_renewer.renewal import Renewer
@@ -413,3 +415,102 @@ def test_a_finalized_order_stays_pending_until_stored(aws: None, monkeypatch: py
     put({**get("web"), "next_attempt_at": "2000-01-01T00:00:00Z"})
     renewer(FakeCa()).run()
     assert "pending_order" not in get("web")
+
+
+class FakeRenewalInfo:
+    """The CA's renewalInfo: a window per certificate id (None: no ARI), or RenewalInfoError; records each ask."""
+
+    def __init__(self, window: SuggestedWindow | Exception | None) -> None:
+        self.window = window
+        self.asked: list[tuple[str, str]] = []
+
+    def suggested_window(self, directory_url: str, cert_id: str) -> SuggestedWindow | None:
+        self.asked.append((directory_url, cert_id))
+        if isinstance(self.window, Exception):
+            raise self.window
+        return self.window
+
+
+def ari_renewer(ca: FakeCa, info: FakeRenewalInfo, clock: Callable[[], datetime] | None = None) -> Renewer:
+    return replace(renewer(ca, clock), renewal_info=info)
+
+
+def test_a_ca_with_ari_gets_asked_and_a_revocation_renews_at_once(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    ca = FakeCa(ari=True)
+    info = FakeRenewalInfo(None)
+    ari_renewer(ca, info).run()
+    first = get("web")
+    cert_id = first["ari"]["cert_id"]
+    assert info.asked == []  # nothing to ask before the certificate exists
+
+    # The CA moves the window to the past (say the certificate is to be revoked): the next run renews.
+    now = datetime.now(UTC)
+    info.window = SuggestedWindow(
+        now - timedelta(days=1), now - timedelta(hours=1), "https://ca.test/incident", timedelta(hours=6)
+    )
+    report = ari_renewer(ca, info).run()
+
+    assert info.asked == [(SETTINGS.acme_directory_url, cert_id)]
+    assert [o.result for o in report.outcomes] == [Result.RENEWED]
+    assert "renew at once" in report.outcomes[0].reason and "https://ca.test/incident" in report.outcomes[0].reason
+    renewed = get("web")
+    assert renewed["serial"] != first["serial"]
+    assert renewed["ari"]["cert_id"] != cert_id  # the new certificate's id, with no window yet
+    assert set(renewed["ari"]) == {"cert_id"}
+    assert ca.orders == ["web", "web"]
+
+
+def test_the_window_is_stored_and_polled_again_only_after_retry_after(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    ca = FakeCa(ari=True)
+    info = FakeRenewalInfo(None)
+    ari_renewer(ca, info).run()
+    now = datetime.now(UTC)
+    info.window = SuggestedWindow(
+        now + timedelta(days=20), now + timedelta(days=22), "https://ca.test/why", timedelta(hours=5)
+    )
+
+    report = ari_renewer(ca, info).run()
+
+    assert [o.result for o in report.outcomes] == [Result.NOT_DUE]
+    item = get("web")
+    ari = item["ari"]
+    assert ari["explanation_url"] == "https://ca.test/why"
+    renew_at = parse_time(ari["renew_at"])
+    assert renew_at is not None and info.window.start <= renew_at <= info.window.end
+    next_check = parse_time(ari["next_check_at"])
+    assert next_check is not None and timedelta(hours=4, minutes=59) < next_check - now < timedelta(hours=5, minutes=1)
+    # The item comes back to the due index for the next poll, before the renewal moment.
+    assert parse_time(item["due_at"]) == next_check
+    assert len(info.asked) == 1
+
+    ari_renewer(ca, info).run()  # Retry-After not passed: the CA is not asked again
+    assert len(info.asked) == 1
+    later = ari_renewer(ca, info, clock=lambda: next_check + timedelta(seconds=1)).run()
+    assert len(info.asked) == 2 and [o.result for o in later.outcomes] == [Result.NOT_DUE]
+    assert get("web")["ari"]["renew_at"] == ari["renew_at"]  # the same window keeps its moment
+    inside = ari_renewer(ca, info, clock=lambda: renew_at + timedelta(seconds=1)).run()
+    assert [o.result for o in inside.outcomes] == [Result.RENEWED]
+
+
+def test_an_unreadable_answer_keeps_the_local_window_and_asks_again_in_an_hour(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    ca = FakeCa(ari=True)
+    info = FakeRenewalInfo(RenewalInfoError("HTTP 500"))
+    ari_renewer(ca, info).run()
+    now = datetime.now(UTC)
+
+    report = ari_renewer(ca, info).run()
+
+    assert [o.result for o in report.outcomes] == [Result.NOT_DUE] and "last third" in report.outcomes[0].reason
+    next_check = parse_time(get("web")["ari"]["next_check_at"])
+    assert next_check is not None and timedelta(minutes=59) < next_check - now < timedelta(minutes=61)
+
+
+def test_a_ca_without_ari_is_never_asked(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    info = FakeRenewalInfo(None)
+    ari_renewer(FakeCa(ari=False), info).run()
+    ari_renewer(FakeCa(ari=False), info).run()
+    assert "ari" not in get("web") and info.asked == []

@@ -256,6 +256,12 @@ class RenewerNetwork(client.ClientNetwork):
             self._add_nonce(response)
 
 
+def anonymous_network(timeout_seconds: int) -> RenewerNetwork:
+    """A transport for the requests that need no account (the directory, renewalInfo): it cannot sign."""
+    # acme types the key as required, but only POST uses it (and refuses without one).
+    return RenewerNetwork(None, alg=jwa.ES256, user_agent=USER_AGENT, timeout=timeout_seconds)  # type: ignore[arg-type]
+
+
 def retry_after_seconds(header: str | None, now: datetime | None = None) -> float | None:
     """Retry-After is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
     if not header:

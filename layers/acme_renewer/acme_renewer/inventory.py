@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from acme_renewer.dns_challenge import TxtRecord
-from acme_renewer.models import CertificateState, IssuedCertificate, Status, StoredCertificate
+from acme_renewer.models import AriState, CertificateState, IssuedCertificate, Status, StoredCertificate
 from acme_renewer.validation import display_name
 
 if TYPE_CHECKING:
@@ -51,7 +51,36 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         attempt_fingerprint=_str(item.get("attempt_fingerprint")),
         failure_count=int(failure_count) if isinstance(failure_count, (int, Decimal)) else 0,
         next_attempt_at=parse_time(item.get("next_attempt_at")),
+        ari=ari_from_item(item.get("ari")),
     )
+
+
+def ari_from_item(raw: Any) -> AriState | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("cert_id"), str):
+        return None
+    return AriState(
+        cert_id=raw["cert_id"],
+        window_start=parse_time(raw.get("window_start")),
+        window_end=parse_time(raw.get("window_end")),
+        explanation_url=_str(raw.get("explanation_url")),
+        renew_at=parse_time(raw.get("renew_at")),
+        checked_at=parse_time(raw.get("checked_at")),
+        next_check_at=parse_time(raw.get("next_check_at")),
+    )
+
+
+def ari_to_item(state: AriState) -> dict[str, str]:
+    """The `ari` map of the item; absent values are left out."""
+    values = {
+        "cert_id": state.cert_id,
+        "window_start": state.window_start,
+        "window_end": state.window_end,
+        "explanation_url": state.explanation_url,
+        "renew_at": state.renew_at,
+        "checked_at": state.checked_at,
+        "next_check_at": state.next_check_at,
+    }
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in values.items() if v is not None}
 
 
 def _pending_order(raw: Any) -> tuple[str, str] | None:
@@ -156,6 +185,15 @@ class CertificateTable:
             return False
         return True
 
+    def record_ari(self, item_id: str, state: AriState, now: datetime) -> bool:
+        """Write what the CA said of the certificate's renewal (the item's `ari`), unless a live run holds the
+        lease (it is renewing: its result replaces the map) or the certificate changed meanwhile."""
+        try:
+            self._update(item_id, {"ari": ari_to_item(state)}, unleased_at=now, ari_of=state.cert_id)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def acquire_lease(self, item_id: str, owner: str, now: datetime, until: datetime) -> dict[str, Any] | None:
         """Take the item's lease unless another run holds an unexpired one; return the item as it is now.
 
@@ -230,13 +268,14 @@ class CertificateTable:
             "last_attempt_at": iso(now),
             "last_renewed_at": iso(now),
         }
+        remove: tuple[str, ...] = ("last_error", "next_attempt_at", "lease_owner", "lease_until", "pending_order")
+        if certificate.ari_id is not None:
+            # The new certificate's id, and no window yet: the next run that reads the item asks the CA.
+            facts["ari"] = ari_to_item(AriState(certificate.ari_id))
+        else:
+            remove += ("ari",)
         try:
-            self._update(
-                item_id,
-                facts,
-                remove=("last_error", "next_attempt_at", "lease_owner", "lease_until", "pending_order"),
-                owner=owner,
-            )
+            self._update(item_id, facts, remove=remove, owner=owner)
         except self._client.exceptions.ConditionalCheckFailedException:
             # Our lease ran out and another run took it, while ACM and the secret already hold our certificate:
             # the item must still name it, unless the other run stored a newer one. Its lease stays untouched.
@@ -281,6 +320,7 @@ class CertificateTable:
         owner: str | None = None,
         newer_than: datetime | None = None,
         unleased_at: datetime | None = None,
+        ari_of: str | None = None,
     ) -> None:
         fields = {**fields, "written_by": RENEWER}
         names = {f"#f{i}": name for i, name in enumerate(fields)}
@@ -301,6 +341,10 @@ class CertificateTable:
         if unleased_at is not None:
             condition += " AND (attribute_not_exists(lease_until) OR lease_until < :unleased)"
             values[":unleased"] = {"S": iso(unleased_at)}
+        if ari_of is not None:
+            condition += " AND #ari.#ari_id = :ari"
+            names.update({"#ari": "ari", "#ari_id": "cert_id"})
+            values[":ari"] = {"S": ari_of}
         self._client.update_item(
             TableName=self._table,
             Key={"id": {"S": item_id}},

@@ -58,6 +58,20 @@ class CertificateRequest:
 
 
 @dataclass(frozen=True)
+class AriState:
+    """ACME Renewal Information (RFC 9773) of the current certificate, as the renewer last saw it (item `ari`)."""
+
+    cert_id: str  # the certificate's ARI id, also what a renewal's newOrder `replaces`
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    explanation_url: str | None = None
+    # A random moment inside the window, chosen once per window: the certificate is due from then on.
+    renew_at: datetime | None = None
+    checked_at: datetime | None = None
+    next_check_at: datetime | None = None  # the CA's Retry-After; None: at the next run that reads the item
+
+
+@dataclass(frozen=True)
 class CertificateState:
     """What the renewer last wrote on the item; empty for a certificate never issued."""
 
@@ -75,6 +89,8 @@ class CertificateState:
     pending_txt: tuple[TxtRecord, ...] = ()
     # An order finalized by a run that may have died before storing: (order URL, request fingerprint).
     pending_order: tuple[str, str] | None = None
+    # Set when the certificate's CA offers renewalInfo; None: the local renewal window alone decides.
+    ari: AriState | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +106,8 @@ class IssuedCertificate:
     domains: tuple[str, ...]
     # Seconds from the first DNS write to the provider reporting it live; None when nothing had to be published.
     propagation_seconds: float | None = None
+    # The certificate's ARI id when its CA offers renewalInfo (RFC 9773 §4.1); None: the CA has no ARI.
+    ari_id: str | None = None
 
     @property
     def fullchain_pem(self) -> str:

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from acme import challenges, errors, messages
 from aws_lambda_powertools import Logger
@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from acme_renewer import SERVICE
 from acme_renewer.acme_account import AcmeSession
+from acme_renewer.ari import certificate_id, has_renewal_info
 from acme_renewer.dns_challenge import TxtRecord, challenge_record
 from acme_renewer.errors import AcmeOrderError
 from acme_renewer.keys import build_csr, generate_key, issued_certificate, private_key_pem
@@ -127,7 +128,14 @@ def finish(
             polls = _wait(polls, deadline)
     if not fullchain:
         raise AcmeOrderError("the order finished without a certificate")
-    return issued_certificate(fullchain, opened.key, opened.request.domains)
+    return _with_ari_id(session, issued_certificate(fullchain, opened.key, opened.request.domains))
+
+
+def _with_ari_id(session: AcmeSession, certificate: IssuedCertificate) -> IssuedCertificate:
+    """Note the certificate's ARI id when its CA offers renewalInfo: later runs ask for its suggested window."""
+    if not has_renewal_info(session.client.directory):
+        return certificate
+    return replace(certificate, ari_id=certificate_id(certificate.certificate_pem))
 
 
 def download_chain(session: AcmeSession, certificate_url: str, preferred_chain: str | None) -> str:
@@ -219,7 +227,7 @@ def recover(
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
         return None
     logger.info("recovered the certificate of an interrupted run", extra={"order_uri": order_url})
-    return issued_certificate(fullchain, key, request.domains)
+    return _with_ari_id(session, issued_certificate(fullchain, key, request.domains))
 
 
 def _pending_dns_challenges(order: messages.OrderResource) -> list[tuple[str, messages.ChallengeBody]]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from acme_renewer.models import CertificateRequest, CertificateState
+from acme_renewer.models import AriState, CertificateRequest, CertificateState
 
 # Fields whose change means a different certificate (or a different place to store it): re-issue at once.
 ISSUANCE_FIELDS = ("domains", "key_type", "acm_regions", "secret_name", "preferred_chain")
@@ -124,16 +124,35 @@ def renewal_decision(
 
 def window_decision(request: CertificateRequest, state: CertificateState, now: datetime) -> Decision:
     """Renew in the last third of the lifetime, or the last half for certificates living under 10 days
-    (a 6-day certificate then has 3 days of retries left); `renew_before_days` replaces both."""
+    (a 6-day certificate then has 3 days of retries left); `renew_before_days` replaces both. When the CA
+    suggests a window (ARI), the random moment chosen in it counts too: whichever comes first."""
     if state.not_after is None:
         return Decision(True, "never issued")
     if request.renew_before_days is None and state.not_before is None:
         return Decision(True, "item has not_after but no not_before; renewing to learn the lifetime")
     renew_at, rule = renewal_time(request, state.not_before or state.not_after, state.not_after)
+    ari = state.ari
+    if ari is not None and ari.renew_at is not None and ari.renew_at < renew_at:
+        renew_at, rule = ari.renew_at, _ari_rule(ari)
     days = f"{(state.not_after - now).total_seconds() / 86400:.1f}"
     if now >= renew_at:
         return Decision(True, f"{days} days left, inside the window ({rule})")
-    return Decision(False, f"{days} days left, outside the window ({rule})", next_due=renew_at)
+    # The item comes back for the CA's next answer too: a revocation moves the window to the past.
+    next_due = renew_at if ari is None or ari.next_check_at is None else min(renew_at, ari.next_check_at)
+    return Decision(False, f"{days} days left, outside the window ({rule})", next_due=next_due)
+
+
+def _ari_rule(ari: AriState) -> str:
+    start, end = ari.window_start, ari.window_end
+    if start is None or end is None:
+        return "the CA's suggested window (ARI)"
+    passed = ari.checked_at is not None and end <= ari.checked_at
+    rule = (
+        f"the CA's suggested window (ARI) ended {end:%Y-%m-%dT%H:%MZ}: renew at once"
+        if passed
+        else f"the CA's suggested window (ARI) {start:%Y-%m-%dT%H:%MZ} to {end:%Y-%m-%dT%H:%MZ}"
+    )
+    return rule + (f", see {ari.explanation_url}" if ari.explanation_url else "")
 
 
 def renewal_time(request: CertificateRequest, not_before: datetime, not_after: datetime) -> tuple[datetime, str]:

@@ -14,18 +14,19 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.exceptions import OrphanedChildLoggerError
 
 from acme_renewer import SERVICE
+from acme_renewer.ari import RenewalInfoError, SuggestedWindow, check_due, failed_check, refreshed
 from acme_renewer.batch import BatchIssuer, Job, Orders
 from acme_renewer.dns_challenge import ChallengeDns, TxtRecord
 from acme_renewer.errors import CaRetryLaterError, ItemValidationError, RenewalError
 from acme_renewer.eventbus import EventPublisher, outcome_event, stale_endpoint_event
 from acme_renewer.fleet import FleetChecks
-from acme_renewer.inventory import SCHEDULED, CertificateTable, iso, state_from_item
+from acme_renewer.inventory import SCHEDULED, CertificateTable, ari_from_item, ari_to_item, iso, state_from_item
 from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate
 from acme_renewer.policy import (
     ISSUANCE_FIELDS,
@@ -66,6 +67,13 @@ def log_keys(*, thread_safe: bool = False, **keys: str) -> Iterator[None]:
         remove(list(keys))
 
 
+class RenewalInfo(Protocol):
+    """The CAs' suggested renewal windows; ari.RenewalInfoClient is the real one. Called from several threads."""
+
+    def suggested_window(self, directory_url: str, cert_id: str) -> SuggestedWindow | None:
+        """None: the CA offers no renewalInfo; RenewalInfoError: no answer this time."""
+
+
 @dataclass
 class _Planned:
     """A due certificate, leased by this run, waiting for the batch."""
@@ -100,6 +108,8 @@ class Renewer:
     fleet: FleetChecks | None = None
     # Seconds until the function's deadline (Lambda's context); None outside Lambda: no deadline.
     time_left: Callable[[], float] | None = None
+    # The CAs' suggested renewal windows (ARI, ari.py); None: the local window alone decides.
+    renewal_info: RenewalInfo | None = None
 
     def run(self, *, due_only: bool = False) -> RunReport:
         """A scheduled run. Full: every item is considered (new items the stream missed, drift, served
@@ -126,6 +136,8 @@ class Renewer:
         processed: list[tuple[int, Mapping[str, Any], Outcome]] = []
         planned: list[tuple[int, Mapping[str, Any], _Planned]] = []
         with log_keys(run_id=self.owner):
+            if self.renewal_info is not None and not force:
+                items = self._ask_for_renewal_info(list(items), report.now)
             for index, item in enumerate(items):
                 # Every log line of the pipeline below carries the certificate's id and the run's.
                 with log_keys(certificate_id=str(item.get("id"))):
@@ -148,6 +160,52 @@ class Renewer:
             events += [stale_endpoint_event(s) for s in report.stale_endpoints or []]
             self.events.publish(events)
         return report
+
+    def _ask_for_renewal_info(self, items: list[Mapping[str, Any]], now: datetime) -> list[Mapping[str, Any]]:
+        """Ask the CAs for the suggested window (ARI) of every issued certificate whose last answer's Retry-After
+        has passed, concurrently, and write each answer on its item; the items come back with their new `ari`."""
+        wanted = [
+            index
+            for index, item in enumerate(items)
+            if item.get("enabled") is not False
+            and "not_after" in item
+            and check_due(ari_from_item(item.get("ari")), now)
+        ]
+        if not wanted or self.renewal_info is None:
+            return items
+        source = self.renewal_info
+
+        def ask(index: int) -> Mapping[str, Any]:
+            item = items[index]
+            state = ari_from_item(item.get("ari"))
+            assert state is not None  # selected above
+            with log_keys(thread_safe=True, run_id=self.owner, certificate_id=str(item.get("id"))):
+                try:
+                    try:
+                        window = source.suggested_window(account_directory(item, self.settings), state.cert_id)
+                        updated = refreshed(state, window, now)
+                    except RenewalInfoError as failed:
+                        logger.warning(
+                            "could not read the CA's renewal information; the local window applies",
+                            extra={"error": str(failed)},
+                        )
+                        updated = failed_check(state, now)
+                    if updated.window_end is not None and updated.window_end <= now:
+                        logger.warning(
+                            "the CA suggests renewing now (ARI)", extra={"explanation_url": updated.explanation_url}
+                        )
+                    if self.table.record_ari(str(item.get("id")), updated, now):
+                        return {**item, "ari": ari_to_item(updated)}
+                except Exception:
+                    logger.exception("could not record the CA's renewal information")
+            return item
+
+        refreshed_items = list(items)
+        workers = max(1, min(self.settings.acme_workers, len(wanted)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ari") as pool:
+            for index, item in zip(wanted, pool.map(ask, wanted), strict=True):
+                refreshed_items[index] = item
+        return refreshed_items
 
     def _done(self, outcome: Outcome) -> None:
         logger.info("certificate processed", extra={"result": outcome.result.value, "reason": outcome.reason})

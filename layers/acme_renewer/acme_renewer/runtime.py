@@ -13,7 +13,8 @@ from botocore.config import Config
 from josepy import jwk
 
 from acme_renewer import __version__, order
-from acme_renewer.acme_account import AccountKeyStore, AcmeSession, connect, load_eab
+from acme_renewer.acme_account import AccountKeyStore, AcmeSession, anonymous_network, connect, load_eab
+from acme_renewer.ari import RenewalInfoClient
 from acme_renewer.eventbus import EventPublisher
 from acme_renewer.fleet import FleetChecks
 from acme_renewer.handoff import Continuation, lambda_invoker
@@ -103,6 +104,7 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
         ),
         secrets=SecretStore(client("secretsmanager", region), settings.secrets_kms_key_id),
         acm=AcmStore(acm_client),
+        renewal_info=RenewalInfoClient(lambda: anonymous_network(settings.acme_network_timeout_seconds)),
     )
 
 

@@ -32,7 +32,7 @@ STATE_FIELDS = frozenset(
         "status", "not_before", "not_after", "serial", "issued_domains", "acm_arns", "secret_arn",
         "secret_version_id", "last_error", "last_attempt_at", "last_renewed_at", "issued_fingerprint",
         "attempt_fingerprint", "failure_count", "next_attempt_at", "lease_owner", "lease_until", "written_by",
-        "pending_txt", "pending_order", "display_domains", "schedule", "due_at",
+        "pending_txt", "pending_order", "display_domains", "schedule", "due_at", "ari",
     }
 )  # fmt: skip
 
