@@ -5,21 +5,35 @@ A scripted client stands in for the CA: it records what each newOrder carried an
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from acme import messages
+from cryptography.hazmat.primitives.asymmetric import ec
+from josepy import jwk
 
-from acme_renewer.errors import ItemValidationError
-from acme_renewer.models import CertificateState
+from acme_renewer.acme_account import AcmeSession, NewOrder
+from acme_renewer.errors import AcmeOrderError, ItemValidationError
+from acme_renewer.models import CertificateRequest, CertificateState
+from acme_renewer.order import begin, replaces_refused
 from acme_renewer.policy import HASHED_WHEN_SET, ISSUANCE_FIELDS, REQUEST_FIELDS, fingerprint, window_decision
 from acme_renewer.settings import Settings
 from acme_renewer.validation import PROFILE_MAX_NAMES, parse_item
+from tests.unit.test_acme_transport import ScriptedCa, network
 
 SETTINGS = Settings(table_name="certificates", region="eu-west-1")
 DIRECTORY_URL = "https://ca.test/directory"
 PROFILES = {"classic": "90 days", "shortlived": "6 days", "tlsserver": "no CN"}
 ARI_ID = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
 PREFIX = "urn:ietf:params:acme:error:"
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
 
 
 def item(**fields: object) -> dict[str, object]:
@@ -116,3 +130,179 @@ def test_a_shortlived_certificate_renews_in_its_last_half() -> None:
     assert not window_decision(request, state, not_before + timedelta(hours=79)).due
     decision = window_decision(request, state, not_before + timedelta(hours=81))
     assert decision.due and "last half" in decision.reason
+
+
+# --- newOrder: which profile, and replaces -----------------------------------------------------------
+
+
+class ScriptedClient:
+    """The part of AcmeClient that begin uses; each newOrder pops the next answer (an exception to raise)."""
+
+    def __init__(self, directory: dict[str, Any], answers: list[Exception | None] | None = None) -> None:
+        self.directory = messages.Directory.from_json({"newOrder": "https://ca.test/new-order", **directory})
+        self.answers = list(answers or [])
+        self.sent: list[dict[str, str | None]] = []
+
+    def new_order(
+        self, csr_pem: bytes, profile: str | None = None, replaces: str | None = None
+    ) -> messages.OrderResource:
+        self.sent.append({"profile": profile, "replaces": replaces})
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is not None:
+            raise answer
+        return messages.OrderResource(body=messages.Order(), uri="https://ca.test/order/1", authorizations=[])
+
+
+def session(client: ScriptedClient) -> AcmeSession:
+    key = jwk.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    acct = "https://ca.test/acct/1"
+    return AcmeSession(client=client, account_key=key, account_uri=acct, directory_url=DIRECTORY_URL)  # type: ignore[arg-type]
+
+
+def request(**fields: object) -> CertificateRequest:
+    return parse_item(item(**fields), SETTINGS)
+
+
+def problem(kind: str, detail: str) -> messages.Error:
+    return messages.Error(typ=PREFIX + kind, detail=detail)
+
+
+@pytest.mark.parametrize(
+    ("meta", "fields", "sent"),
+    [
+        ({"profiles": PROFILES}, {"profile": "tlsserver"}, "tlsserver"),
+        ({"profiles": PROFILES}, {}, None),
+        ({}, {}, None),
+        ({"profiles": PROFILES}, {"profile": "tlsserver", "profile_fallback": True}, "tlsserver"),
+    ],
+)
+def test_an_offered_profile_is_ordered(meta: dict[str, Any], fields: dict[str, object], sent: str | None) -> None:
+    client = ScriptedClient({"meta": meta})
+    begin(session(client), request(**fields))
+    assert client.sent == [{"profile": sent, "replaces": None}]
+
+
+@pytest.mark.parametrize(
+    ("meta", "offers"),
+    [
+        ({}, "it offers no profiles"),
+        ({"profiles": {"shortlived": "", "classic": ""}}, "it offers: classic, shortlived"),
+    ],
+)
+def test_a_profile_not_offered_fails_before_any_new_order(meta: dict[str, Any], offers: str) -> None:
+    client = ScriptedClient({"meta": meta})
+    with pytest.raises(AcmeOrderError) as raised:
+        begin(session(client), request(profile="tlsserver"))
+    assert str(raised.value) == (
+        f"the CA at {DIRECTORY_URL} does not offer profile 'tlsserver' ({offers}); set profile_fallback true to"
+        " order its default, or change profile"
+    )
+    assert client.sent == []
+
+
+def test_a_profile_not_offered_with_the_fallback_orders_the_default(caplog: pytest.LogCaptureFixture) -> None:
+    client = ScriptedClient({"meta": {"profiles": {"classic": ""}}})
+    with caplog.at_level(logging.WARNING):
+        begin(session(client), request(profile="tlsserver", profile_fallback=True))
+    assert client.sent == [{"profile": None, "replaces": None}]
+    warning = next(r for r in caplog.records if "does not offer the profile" in r.getMessage())
+    assert warning.__dict__["offered"] == ["classic"]
+
+
+ARI = {"renewalInfo": "https://ca.test/renewal-info"}
+
+
+def test_replaces_is_sent_only_to_a_ca_with_ari() -> None:
+    with_ari, without = ScriptedClient(ARI), ScriptedClient({})
+    begin(session(with_ari), request(), replaces=ARI_ID)
+    begin(session(without), request(), replaces=ARI_ID)
+    assert with_ari.sent == [{"profile": None, "replaces": ARI_ID}]
+    assert without.sent == [{"profile": None, "replaces": None}]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        problem("alreadyReplaced", "this certificate was already replaced"),
+        problem("unauthorized", "requester account did not request the certificate being replaced by this order"),
+        problem("malformed", "while parsing ARI CertID an error occurred"),
+    ],
+    ids=["alreadyReplaced", "unauthorized-account", "malformed-id"],
+)
+def test_a_refused_replaces_is_dropped_once(refusal: messages.Error, caplog: pytest.LogCaptureFixture) -> None:
+    client = ScriptedClient({**ARI, "meta": {"profiles": PROFILES}}, [refusal])
+    with caplog.at_level(logging.WARNING):
+        opened = begin(session(client), request(profile="tlsserver"), replaces=ARI_ID)
+    assert opened.resource.uri == "https://ca.test/order/1"
+    assert client.sent == [{"profile": "tlsserver", "replaces": ARI_ID}, {"profile": "tlsserver", "replaces": None}]
+    warning = next(r for r in caplog.records if "refused replaces" in r.getMessage())
+    assert refusal.detail is not None and refusal.detail in warning.__dict__["error"]
+
+
+def test_the_retry_without_replaces_happens_once_only() -> None:
+    client = ScriptedClient(ARI, [problem("alreadyReplaced", "replaced"), problem("alreadyReplaced", "still")])
+    with pytest.raises(AcmeOrderError, match=r"the CA refused the request \(newOrder\).*still"):
+        begin(session(client), request(), replaces=ARI_ID)
+    assert [sent["replaces"] for sent in client.sent] == [ARI_ID, None]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        problem("rateLimited", "too many new orders (replacement orders are exempt)"),
+        problem("badNonce", "replaces stale nonce"),
+        problem("unauthorized", "account is deactivated"),
+        problem("malformed", "identifiers missing"),
+        problem("rejectedIdentifier", "replaced names are forbidden"),
+    ],
+    ids=["rateLimited", "badNonce", "unauthorized-other", "malformed-other", "rejectedIdentifier"],
+)
+def test_other_refusals_are_not_retried(refusal: messages.Error) -> None:
+    assert not replaces_refused(refusal)
+    client = ScriptedClient(ARI, [refusal])
+    with pytest.raises(AcmeOrderError):
+        begin(session(client), request(), replaces=ARI_ID)
+    assert len(client.sent) == 1
+
+
+def test_a_refusal_without_replaces_is_not_retried() -> None:
+    client = ScriptedClient(ARI, [problem("alreadyReplaced", "replaced")])
+    with pytest.raises(AcmeOrderError):
+        begin(session(client), request())
+    assert len(client.sent) == 1
+
+
+# --- on the wire -------------------------------------------------------------------------------------
+
+
+def test_new_order_carries_replaces_only_when_given() -> None:
+    identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value="example.com")]
+    plain = NewOrder(identifiers=identifiers, profile=None, replaces=None).to_json()
+    assert json.loads(json.dumps(plain)) == json.loads(messages.NewOrder(identifiers=identifiers).json_dumps())
+    full = json.loads(NewOrder(identifiers=identifiers, profile="tlsserver", replaces=ARI_ID).json_dumps())
+    assert (full["profile"], full["replaces"]) == ("tlsserver", ARI_ID)
+
+
+def test_a_409_problem_is_the_cas_refusal_and_a_409_with_location_stays_a_conflict(sleeps: list[float]) -> None:
+    """RFC 9773 §5 sends alreadyReplaced as 409; acme would turn it into a bare ConflictError."""
+    from acme import errors
+
+    already = {"type": PREFIX + "alreadyReplaced", "detail": "already replaced by order 7"}
+    ca = ScriptedCa(post=[(409, already, {}), (409, already, {"Location": "https://ca.test/acct/1"})])
+    net = network(ca, sleeps)
+    order = NewOrder(identifiers=(), replaces=ARI_ID)
+    with pytest.raises(messages.Error) as raised:
+        net.post("https://ca.test/new-order", order, new_nonce_url="https://ca.test/new-nonce")
+    assert (raised.value.typ, raised.value.detail) == (PREFIX + "alreadyReplaced", "already replaced by order 7")
+    assert replaces_refused(raised.value)
+    with pytest.raises(errors.ConflictError):
+        net.post("https://ca.test/new-order", order, new_nonce_url="https://ca.test/new-nonce")
+    assert ca.count("POST") == 2
+
+
+def test_a_409_without_a_problem_stays_a_conflict(sleeps: list[float]) -> None:
+    from acme import errors
+
+    ca = ScriptedCa(post=[(409, None, {})])
+    with pytest.raises(errors.ConflictError):
+        network(ca, sleeps).post("https://ca.test/x", NewOrder(identifiers=()), new_nonce_url="https://ca.test/n")
