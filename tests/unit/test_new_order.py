@@ -164,7 +164,9 @@ def request(**fields: object) -> CertificateRequest:
 
 
 def problem(kind: str, detail: str) -> messages.Error:
-    return messages.Error(typ=PREFIX + kind, detail=detail)
+    refusal = messages.Error.from_json({"type": PREFIX + kind, "detail": detail})
+    assert isinstance(refusal, messages.Error)
+    return refusal
 
 
 @pytest.mark.parametrize(
