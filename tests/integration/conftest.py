@@ -10,9 +10,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from acme import client as acme_client
 
 from acme_renewer import runtime
+from acme_renewer.acme_account import AcmeClient
 from tests.stack import LocalStack
 
 # pebble issues 5-year certificates by default; give them a realistic 90-day lifetime.
@@ -61,15 +61,15 @@ def env(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Calls:
-    """Spy on the wire: ACME newOrder (wrapping ClientV2) and Route53 changes (a botocore event hook)."""
+    """Spy on the wire: ACME newOrder (wrapping AcmeClient) and Route53 changes (a botocore event hook)."""
     recorded = Calls()
-    original = acme_client.ClientV2.new_order
+    original = AcmeClient.new_order
 
-    def new_order(self: acme_client.ClientV2, csr_pem: bytes, *args: Any, **kwargs: Any) -> Any:
+    def new_order(self: AcmeClient, csr_pem: bytes, *args: Any, **kwargs: Any) -> Any:
         recorded.new_orders.append(csr_pem)
         return original(self, csr_pem, *args, **kwargs)
 
-    monkeypatch.setattr(acme_client.ClientV2, "new_order", new_order)
+    monkeypatch.setattr(AcmeClient, "new_order", new_order)
 
     def on_change(params: dict[str, Any], **_: Any) -> None:
         recorded.route53_changes.append(params)

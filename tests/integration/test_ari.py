@@ -96,6 +96,7 @@ def test_a_certificate_from_a_ca_with_ari_is_polled_and_renewed_inside_the_windo
     leaf_pem = stack.client("acm").get_certificate(CertificateArn=item["acm_arns"][stack.region])["Certificate"]
     assert item["ari"] == {"cert_id": ari_id(leaf_pem)}
     assert ari.asked == []  # issued in this run: nothing to ask yet
+    assert [order.get("replaces") for order in ari.new_orders] == [None]  # a first issuance replaces nothing
 
     # The next run asks; the window is 50 days away: nothing to do but remember it and when to ask again.
     ari.explanation_url = "https://ca.test/docs/ari"
@@ -128,6 +129,8 @@ def test_a_certificate_from_a_ca_with_ari_is_polled_and_renewed_inside_the_windo
     assert renewed["serial"] != item["serial"]
     new_leaf = stack.client("acm").get_certificate(CertificateArn=renewed["acm_arns"][stack.region])["Certificate"]
     assert renewed["ari"] == {"cert_id": ari_id(new_leaf)}
+    # The renewal's newOrder named the certificate it replaces, and pebble (which ignores the field) issued it.
+    assert [order.get("replaces") for order in ari.new_orders] == [None, ari_id(leaf_pem)]
 
 
 def test_an_unanswered_poll_keeps_the_local_window(

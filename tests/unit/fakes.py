@@ -47,6 +47,7 @@ class FakeCa:
         self.dns = dns if dns is not None else FakeDns()
         self.die_after_publish: BaseException | None = None
         self.orders: list[str] = []
+        self.replaces: dict[str, str | None] = {}  # id -> the replaces its newOrder got
         self._key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fake Intermediate")])
         now = datetime.now(UTC)
@@ -62,8 +63,9 @@ class FakeCa:
             .sign(self._key, hashes.SHA256())
         )
 
-    def begin(self, request: CertificateRequest) -> FakeOrder:
+    def begin(self, request: CertificateRequest, replaces: str | None = None) -> FakeOrder:
         self.orders.append(request.id)
+        self.replaces[request.id] = replaces
         records = [TxtRecord(challenge_record_name(d), f"token-{request.id}") for d in request.domains]
         return FakeOrder(request, records)
 

@@ -79,10 +79,10 @@ class RefusingCa(FakeCa):
         super().__init__(**kwargs)
         self.refuse = refuse
 
-    def begin(self, request: CertificateRequest) -> FakeOrder:
+    def begin(self, request: CertificateRequest, replaces: str | None = None) -> FakeOrder:
         if request.id in self.refuse:
             raise AcmeOrderError("the CA refused the request (newOrder): rejectedIdentifier")
-        return super().begin(request)
+        return super().begin(request, replaces)
 
 
 def test_a_refused_order_publishes_nothing_for_it() -> None:
@@ -260,3 +260,13 @@ def test_every_order_is_answered_before_any_is_polled() -> None:
     results = BatchIssuer(RecordingCa(dns=dns), dns, workers=3).issue(jobs(*"abcdef"))
     assert all(isinstance(r, IssuedCertificate) for r in results)
     assert steps == ["answer"] * 6 + ["validate"] * 6
+
+
+def test_each_order_gets_the_replaces_of_its_job() -> None:
+    """Job.replaces (the ARI id of the certificate being renewed) reaches newOrder; see order.begin."""
+    dns = FakeDns()
+    ca = FakeCa(dns=dns)
+    batch = [Job(request("renewal"), Journal(), replaces="aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"), *jobs("first")]
+    results = BatchIssuer(ca, dns).issue(batch)
+    assert all(isinstance(result, IssuedCertificate) for result in results), results
+    assert ca.replaces == {"renewal": "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", "first": None}

@@ -16,10 +16,12 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import requests
-from acme import client, errors, messages
+from acme import client, crypto_util, errors, messages
 from aws_lambda_powertools import Logger
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from josepy import jwa, jwk
+from josepy import errors as jose_errors
+from josepy import json_util, jwa, jwk
 from josepy.interfaces import JSONDeSerializable
 
 from acme_renewer import SERVICE, __version__
@@ -73,11 +75,47 @@ def load_eab(client: SecretsManagerClient, secret_name: str) -> EabCredentials:
     return EabCredentials(key_id, hmac_key)
 
 
+class NewOrder(messages.NewOrder):
+    """newOrder with ARI's `replaces` (RFC 9773 §5): the ARI id of the certificate this order replaces.
+
+    acme 5.9's NewOrder has `profile` (draft-aaron-acme-profiles) but not `replaces`; omitted when None, so an
+    order without it is byte for byte what acme sends.
+    """
+
+    replaces: str | None = json_util.field("replaces", omitempty=True)
+
+
+class AcmeClient(client.ClientV2):
+    """acme's ClientV2 whose newOrder can carry `replaces`: the one place the library's protocol is extended."""
+
+    def new_order(
+        self, csr_pem: bytes, profile: str | None = None, replaces: str | None = None
+    ) -> messages.OrderResource:
+        """RFC 8555 §7.4 newOrder, with `profile` (draft-aaron-acme-profiles) and `replaces` (RFC 9773 §5).
+
+        Mirrors acme 5.9's ClientV2.new_order, which builds its NewOrder inline and so cannot be given a field
+        it does not know; keep the two in step when acme is upgraded.
+        """
+        csr = x509.load_pem_x509_csr(csr_pem)
+        dns_names, ip_addresses = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
+        identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=name) for name in dns_names] + [
+            messages.Identifier(typ=messages.IDENTIFIER_IP, value=str(address)) for address in ip_addresses
+        ]
+        order = NewOrder(identifiers=identifiers, profile=profile, replaces=replaces)
+        response = self._post(self.directory["newOrder"], order)
+        body = messages.Order.from_json(response.json())
+        authorizations = [self._authzr_from_response(self._post_as_get(url), uri=url) for url in body.authorizations]
+        return messages.OrderResource(
+            body=body, uri=response.headers.get("Location"), authorizations=authorizations, csr_pem=csr_pem
+        )
+
+
 @dataclass(frozen=True)
 class AcmeSession:
-    client: client.ClientV2
+    client: AcmeClient
     account_key: jwk.JWK
     account_uri: str
+    directory_url: str = ""
 
 
 class AccountKeyStore:
@@ -176,7 +214,15 @@ class RenewerNetwork(client.ClientNetwork):
     @classmethod
     def _check_response(cls, response: requests.Response, content_type: str | None = None) -> requests.Response:
         try:
-            return super()._check_response(response, content_type=content_type)
+            try:
+                return super()._check_response(response, content_type=content_type)
+            except errors.ConflictError as conflict:
+                # acme turns every 409 into ConflictError and drops the body. A 409 with a problem document and no
+                # Location is a refusal to read like any other: alreadyReplaced is sent as 409 (RFC 9773 §5).
+                problem = _problem_document(response)
+                if problem is None or "Location" in response.headers:
+                    raise
+                raise problem from conflict
         except (messages.Error, errors.ClientError) as refused:
             # post() retries badNonce, and connect() needs the ConflictError of a known account: both unchanged.
             if getattr(refused, "code", None) == "badNonce" or isinstance(refused, errors.ConflictError):
@@ -262,6 +308,15 @@ def anonymous_network(timeout_seconds: int) -> RenewerNetwork:
     return RenewerNetwork(None, alg=jwa.ES256, user_agent=USER_AGENT, timeout=timeout_seconds)  # type: ignore[arg-type]
 
 
+def _problem_document(response: requests.Response) -> messages.Error | None:
+    """The RFC 7807 problem a response carries, or None when its body is not one."""
+    try:
+        body = response.json()
+        return messages.Error.from_json(body) if isinstance(body, dict) and "type" in body else None
+    except (ValueError, jose_errors.DeserializationError):
+        return None
+
+
 def retry_after_seconds(header: str | None, now: datetime | None = None) -> float | None:
     """Retry-After is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
     if not header:
@@ -293,7 +348,7 @@ def connect(
     alg = jwa.ES256 if isinstance(account_key, jwk.JWKEC) else jwa.RS256
     net = RenewerNetwork(account_key, alg=alg, user_agent=USER_AGENT, timeout=timeout_seconds)
     directory = client.ClientV2.get_directory(directory_url, net)
-    acme = client.ClientV2(directory, net)
+    acme = AcmeClient(directory, net)
     binding = None
     if eab is not None:
         binding = messages.ExternalAccountBinding.from_data(
@@ -319,4 +374,4 @@ def connect(
         "ACME account ready",
         extra={"directory": directory_url, "account_uri": account.uri, "eab_key_id": eab and eab.key_id},
     )
-    return AcmeSession(client=acme, account_key=account_key, account_uri=account.uri or "")
+    return AcmeSession(client=acme, account_key=account_key, account_uri=account.uri or "", directory_url=directory_url)

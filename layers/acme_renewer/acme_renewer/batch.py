@@ -48,7 +48,9 @@ OrderT = TypeVar("OrderT", bound=OpenOrderLike)
 class Orders(Protocol[OrderT]):
     """The order stage in steps; order.AcmeOrders is the real one. Every method may run on any thread."""
 
-    def begin(self, request: CertificateRequest) -> OrderT: ...
+    def begin(self, request: CertificateRequest, replaces: str | None = None) -> OrderT:
+        """newOrder; `replaces` is the ARI id of the certificate being renewed (see order.begin)."""
+        ...
 
     def answer(self, opened: OrderT) -> None:
         """Tell the CA the records are live."""
@@ -64,12 +66,13 @@ class Orders(Protocol[OrderT]):
 
 @dataclass(frozen=True)
 class Job:
-    """One certificate of the batch: what to order, where its challenge values are journaled, and the
-    checkpoint to call before finalization (see order.Checkpoint)."""
+    """One certificate of the batch: what to order, where its challenge values are journaled, the checkpoint to
+    call before finalization (see order.Checkpoint), and the ARI id of the certificate it replaces, if known."""
 
     request: CertificateRequest
     journal: Journal
     checkpoint: Callable[[str, str], None] | None = None
+    replaces: str | None = None
 
 
 # Per-job result: the certificate, or the exception that ended this job.
@@ -104,7 +107,7 @@ class BatchIssuer(Generic[OrderT]):
                 return list(pool.map(run, zip(indexes, args, strict=True)))
 
             everyone = list(range(len(jobs)))
-            opened = each(everyone, lambda job, _: self.orders.begin(job.request), [None] * len(jobs))
+            opened = each(everyone, lambda job, _: self.orders.begin(job.request, job.replaces), [None] * len(jobs))
             live = _keep(everyone, opened, results)
             orders: dict[int, OrderT] = {
                 i: o for i, o in zip(everyone, opened, strict=True) if not isinstance(o, Exception)

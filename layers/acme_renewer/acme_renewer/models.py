@@ -52,6 +52,10 @@ class CertificateRequest:
     challenge_alias: str | None = None
     # Issuer CN of the topmost certificate of the chain to prefer among the CA's chains; None: the default chain.
     preferred_chain: str | None = None
+    # The CA profile to order (directory meta.profiles); None: the CA's default. With profile_fallback, a CA that
+    # does not offer it gets an order for its default instead of a failure.
+    profile: str | None = None
+    profile_fallback: bool = False
     # The CA and account to order from; None: the function's (ACME_DIRECTORY_URL, ACME_EAB_SECRET).
     account: AcmeAccount | None = None
     warnings: tuple[str, ...] = ()

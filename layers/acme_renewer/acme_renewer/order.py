@@ -5,6 +5,7 @@ batch.py runs the steps for all the certificates of a run; the records to publis
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,12 +54,29 @@ class OpenOrder:
     records: list[TxtRecord] = field(default_factory=list)
 
 
-def begin(session: AcmeSession, request: CertificateRequest) -> OpenOrder:
-    """newOrder with a new key; the records to publish are on the result. Nothing is published here."""
+def begin(session: AcmeSession, request: CertificateRequest, replaces: str | None = None) -> OpenOrder:
+    """newOrder with a new key; the records to publish are on the result. Nothing is published here.
+
+    `replaces` is the ARI id (RFC 9773 §4.1) of the certificate this one renews; it is sent only to a CA with
+    ARI, and dropped once if the CA refuses it (see replaces_refused).
+    """
+    profile = profile_to_order(session, request)
+    if replaces is not None and not has_renewal_info(session.client.directory):
+        logger.info("the CA has no renewalInfo (ARI); ordering without replaces", extra={"replaces": replaces})
+        replaces = None
     key = generate_key(request.key_type)
     csr_pem = build_csr(key, request.domains)
     with acme_errors("newOrder"):
-        resource = session.client.new_order(csr_pem)
+        try:
+            resource = session.client.new_order(csr_pem, profile=profile, replaces=replaces)
+        except messages.Error as problem:
+            if replaces is None or not replaces_refused(problem):
+                raise
+            logger.warning(
+                "the CA refused replaces; ordering once more without it",
+                extra={"replaces": replaces, "error": str(problem)},
+            )
+            resource = session.client.new_order(csr_pem, profile=profile)
     pending = _pending_dns_challenges(resource)
     records = [
         challenge_record(
@@ -71,6 +89,46 @@ def begin(session: AcmeSession, request: CertificateRequest) -> OpenOrder:
     ]
     logger.info("order created", extra={"order_uri": resource.uri, "challenges": len(pending)})
     return OpenOrder(request, resource, key, pending, records)
+
+
+def profile_to_order(session: AcmeSession, request: CertificateRequest) -> str | None:
+    """The item's profile if the CA offers it (directory meta.profiles, draft-aaron-acme-profiles); None to order
+    the CA's default when the item allows that fallback; AcmeOrderError, before any newOrder, otherwise."""
+    if request.profile is None:
+        return None
+    offered = sorted(session.client.directory.meta.profiles or {})
+    if request.profile in offered:
+        return request.profile
+    offers = f"it offers: {', '.join(offered)}" if offered else "it offers no profiles"
+    if request.profile_fallback:
+        logger.warning(
+            "the CA does not offer the profile; ordering its default (profile_fallback)",
+            extra={"profile": request.profile, "offered": offered},
+        )
+        return None
+    where = session.directory_url or "this directory"
+    raise AcmeOrderError(
+        f"the CA at {where} does not offer profile {request.profile!r} ({offers}); set profile_fallback true to"
+        " order its default, or change profile"
+    )
+
+
+# RFC 9773 §5: a CA refuses `replaces` with alreadyReplaced (the certificate was replaced by another order), or
+# with unauthorized or malformed when the certificate is not this account's or the id is not one it knows.
+# Those two types also mean other things, so they count only when the CA's detail names the field or ARI.
+_ALREADY_REPLACED = messages.ERROR_PREFIX + "alreadyReplaced"
+_REPLACES_REFUSALS = frozenset({messages.ERROR_PREFIX + "unauthorized", messages.ERROR_PREFIX + "malformed"})
+_ABOUT_REPLACES = re.compile(r"replac|\bARI\b|renewal ?info", re.IGNORECASE)
+
+
+def replaces_refused(problem: messages.Error) -> bool:
+    """Whether newOrder failed because of `replaces`, so that the same order without it may succeed.
+
+    Never for badNonce (the transport signs again) or rateLimited (another request only makes it worse).
+    """
+    if problem.typ == _ALREADY_REPLACED:
+        return True
+    return problem.typ in _REPLACES_REFUSALS and bool(_ABOUT_REPLACES.search(problem.detail or ""))
 
 
 def answer(session: AcmeSession, opened: OpenOrder) -> None:
@@ -275,9 +333,9 @@ class AcmeOrders:
     def sessions_opened(self) -> int:
         return self._opened
 
-    def begin(self, request: CertificateRequest) -> OpenOrder:
+    def begin(self, request: CertificateRequest, replaces: str | None = None) -> OpenOrder:
         with self._session() as session:
-            return begin(session, request)
+            return begin(session, request, replaces)
 
     def answer(self, opened: OpenOrder) -> None:
         with self._session() as session:
@@ -336,8 +394,8 @@ class AccountOrders:
         with self._lock:
             return sum(orders.sessions_opened for orders in self._orders.values())
 
-    def begin(self, request: CertificateRequest) -> OpenOrder:
-        return self._for(request).begin(request)
+    def begin(self, request: CertificateRequest, replaces: str | None = None) -> OpenOrder:
+        return self._for(request).begin(request, replaces)
 
     def answer(self, opened: OpenOrder) -> None:
         self._for(opened.request).answer(opened)

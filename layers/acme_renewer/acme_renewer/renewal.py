@@ -325,7 +325,9 @@ class Renewer:
             self.pending.save(request, order_url, key_pem)
             self.table.mark_pending_order(request.id, self.owner, order_url, request_fp)
 
-        return Job(request, _ItemJournal(self.table, request.id, self.owner), checkpoint)
+        # ARI's `replaces` (RFC 9773 §5): the certificate this order renews, when its CA offers ARI.
+        replaces = plan.state.ari.cert_id if plan.state.ari is not None else None
+        return Job(request, _ItemJournal(self.table, request.id, self.owner), checkpoint, replaces)
 
     def _conclude(self, plan: _Planned, result: IssuedCertificate | Exception | None, started: float) -> Outcome:
         """Store an issued certificate and record the outcome; or record the failure."""

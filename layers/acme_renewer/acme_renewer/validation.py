@@ -23,6 +23,10 @@ MAX_DOMAINS = 100  # Let's Encrypt's limit of names per certificate
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_PROFILE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Names per certificate that a profile is known to allow (Let's Encrypt's classic: https://letsencrypt.org/docs/
+# profiles/; tlsserver: the issue's figure). A profile not listed here has no known limit; the CA enforces its own.
+PROFILE_MAX_NAMES = {"classic": 100, "tlsserver": 25}
 # AWS's ids start with Z; moto's need not, and nothing here depends on it.
 _HOSTED_ZONE_ID = re.compile(r"^(?:/?hostedzone/)?([A-Z0-9]{1,32})$", re.IGNORECASE)
 
@@ -70,6 +74,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
     preferred_chain = _preferred_chain(item.get("preferred_chain"), problems)
     hosted_zone_id = _hosted_zone_id(item.get("hosted_zone_id"), problems)
     challenge_alias = _challenge_alias(item.get("challenge_alias"), problems)
+    profile, profile_fallback = _profile(item.get("profile"), item.get("profile_fallback"), domains, problems, warnings)
 
     if problems:
         raise ItemValidationError(problems)
@@ -88,6 +93,8 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         hosted_zone_id=hosted_zone_id,
         challenge_alias=challenge_alias,
         account=account,
+        profile=profile,
+        profile_fallback=profile_fallback,
         warnings=tuple(warnings),
     )
 
@@ -284,6 +291,36 @@ def _preferred_chain(raw: Any, problems: list[str]) -> str | None:
         )
         return None
     return raw
+
+
+def _profile(
+    raw: Any, raw_fallback: Any, domains: tuple[str, ...], problems: list[str], warnings: list[str]
+) -> tuple[str | None, bool]:
+    """A profile name as a CA advertises it in meta.profiles, checked against the limits it is known to imply."""
+    fallback = False
+    if raw_fallback is not None:
+        if isinstance(raw_fallback, bool):
+            fallback = raw_fallback
+        else:
+            problems.append(f"profile_fallback must be true or false (a BOOL), got {describe(raw_fallback)}")
+    if raw is None:
+        if raw_fallback is not None:
+            warnings.append("profile_fallback has no effect without profile")
+        return None, False
+    if not isinstance(raw, str) or not _PROFILE.match(raw):
+        got = repr(raw) if isinstance(raw, str) else describe(raw)
+        problems.append(
+            f"profile {got} must be the name of a profile the CA offers, 1-64 letters, digits, '.', '_' or '-',"
+            " such as 'tlsserver'; remove it for the CA's default"
+        )
+        return None, fallback
+    limit = PROFILE_MAX_NAMES.get(raw)
+    if limit is not None and len(domains) > limit:
+        problems.append(
+            f"profile {raw!r} allows at most {limit} names per certificate and domains has {len(domains)}; split the"
+            f" names over several items, or use a profile that allows more"
+        )
+    return raw, fallback
 
 
 def _account(item: Mapping[str, Any], settings: Settings, problems: list[str]) -> AcmeAccount:
