@@ -43,6 +43,8 @@ class CertificateRequest:
     challenge_alias: str | None = None
     # Issuer CN of the topmost certificate of the chain to prefer among the CA's chains; None: the default chain.
     preferred_chain: str | None = None
+    # The role assumed for the Route53 zones of every challenge value; None: ZONE_ROLES, else the own account.
+    zone_role: ZoneRole | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -95,3 +97,15 @@ class StoredCertificate:
     acm_arns: dict[str, str]
     secret_arn: str
     secret_version_id: str
+
+
+@dataclass(frozen=True)
+class ZoneRole:
+    """An IAM role in another AWS account, assumed to write challenge values into that account's hosted zones."""
+
+    arn: str  # arn:<partition>:iam::<account>:role/<path/name>
+    external_id: str | None = None
+
+    @property
+    def account(self) -> str:
+        return self.arn.split(":")[4]

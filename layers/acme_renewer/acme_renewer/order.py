@@ -65,6 +65,7 @@ def begin(session: AcmeSession, request: CertificateRequest) -> OpenOrder:
             challenge.chall.validation(session.account_key),
             alias=request.challenge_alias,
             zone_id=request.hosted_zone_id,
+            role=request.zone_role,
         )
         for domain, challenge in pending
     ]

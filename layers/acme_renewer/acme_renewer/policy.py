@@ -17,12 +17,14 @@ ISSUANCE_FIELDS = ("domains", "key_type", "acm_regions", "secret_name", "preferr
 # Every field the user writes; a change to any of them resets the failure count and backoff.
 REQUEST_FIELDS = (
     "id", "domains", "key_type", "acm_regions", "secret_name", "renew_before_days", "enabled", "endpoints",
-    "preferred_chain", "hosted_zone_id", "challenge_alias",
+    "preferred_chain", "hosted_zone_id", "challenge_alias", "zone_role_arn", "zone_external_id",
 )  # fmt: skip
 # Fields added after items were in use are hashed only when set: hashing their absence (null) would change the
 # digest of every existing item, and an upgrade would re-issue the whole fleet. The older fields stay hashed as
 # they always were, null included, for the same reason.
-HASHED_WHEN_SET = frozenset({"preferred_chain", "hosted_zone_id", "challenge_alias"})
+HASHED_WHEN_SET = frozenset(
+    {"preferred_chain", "hosted_zone_id", "challenge_alias", "zone_role_arn", "zone_external_id"}
+)
 SHORT_LIVED = timedelta(days=10)
 
 

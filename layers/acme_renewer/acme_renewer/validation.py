@@ -16,9 +16,9 @@ import idna
 
 from acme_renewer.endpoints import parse_endpoints
 from acme_renewer.errors import ItemValidationError
-from acme_renewer.models import CertificateRequest, KeyType
+from acme_renewer.models import CertificateRequest, KeyType, ZoneRole
 from acme_renewer.policy import REQUEST_FIELDS
-from acme_renewer.settings import Settings
+from acme_renewer.settings import ROLE_ARN_EXAMPLE, Settings, is_external_id, is_role_arn
 
 MAX_DOMAINS = 100  # Let's Encrypt's limit of names per certificate
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -73,6 +73,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
     preferred_chain = _preferred_chain(item.get("preferred_chain"), problems)
     hosted_zone_id = _hosted_zone_id(item.get("hosted_zone_id"), problems)
     challenge_alias = _challenge_alias(item.get("challenge_alias"), problems)
+    zone_role = _zone_role(item.get("zone_role_arn"), item.get("zone_external_id"), problems)
 
     if problems:
         raise ItemValidationError(problems)
@@ -90,6 +91,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         preferred_chain=preferred_chain,
         hosted_zone_id=hosted_zone_id,
         challenge_alias=challenge_alias,
+        zone_role=zone_role,
         warnings=tuple(warnings),
     )
 
@@ -354,3 +356,30 @@ def _challenge_alias(raw: Any, problems: list[str]) -> str | None:
         problems.append(f"challenge_alias {raw!r} must be a plain domain name, not a wildcard")
         return None
     return alias
+
+
+def _zone_role(raw_arn: Any, raw_external_id: Any, problems: list[str]) -> ZoneRole | None:
+    """The role whose account holds the hosted zones, and the external id its trust policy may require."""
+    if raw_arn is None:
+        if raw_external_id is not None:
+            problems.append(
+                "zone_external_id is set without zone_role_arn: the external id is given when assuming that role;"
+                " add zone_role_arn or remove zone_external_id"
+            )
+        return None
+    ok = True
+    if not is_role_arn(raw_arn):
+        got = repr(raw_arn) if isinstance(raw_arn, str) else describe(raw_arn)
+        problems.append(
+            f"zone_role_arn {got} must be the ARN of an IAM role in the account that holds the hosted zone, such as"
+            f" {ROLE_ARN_EXAMPLE!r}"
+        )
+        ok = False
+    if raw_external_id is not None and not is_external_id(raw_external_id):
+        got = repr(raw_external_id[:40]) if isinstance(raw_external_id, str) else describe(raw_external_id)
+        problems.append(
+            f"zone_external_id {got} must be 2-1224 letters, digits and +=,.@:/-_ (what STS accepts as ExternalId),"
+            " the value the role's trust policy requires as sts:ExternalId"
+        )
+        ok = False
+    return ZoneRole(raw_arn, raw_external_id) if ok else None
