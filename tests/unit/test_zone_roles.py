@@ -314,3 +314,9 @@ def test_a_refused_assume_role_names_the_role(aws: None) -> None:
         with pytest.raises(ZoneRoleError) as refused:
             runtime.route53_dns(SETTINGS, ROLE)
     assert str(refused.value) == f"could not assume role {ARN}: AccessDenied: User is not authorized"
+
+
+def test_the_own_accounts_adapter_uses_the_one_cached_client(aws: None) -> None:
+    # Other code (the CLI, the integration tests' hooks) reaches the same client as runtime.client("route53", ...).
+    assert runtime.route53_dns(SETTINGS)._client is runtime.client("route53", "us-east-1")
+    assert runtime.route53_dns(SETTINGS, ROLE)._client is not runtime.client("route53", "us-east-1")

@@ -138,7 +138,8 @@ T = TypeVar("T")
 def route53_dns(settings: Settings, role: ZoneRole | None = None) -> Route53Dns:
     """The Route53 adapter of the function's own account, or of a role's; each account has its own rate limit."""
     # Route53 is global: its API lives in us-east-1 whatever the function's region.
-    route53 = client("route53", "us-east-1", role)
+    # Without a role, called exactly as elsewhere (cli.py, tests' hooks): functools.cache keys on the arguments.
+    route53 = client("route53", "us-east-1") if role is None else client("route53", "us-east-1", role)
     RateLimiter(settings.route53_requests_per_second).attach(route53)
     return Route53Dns(
         route53,
