@@ -376,3 +376,20 @@ def test_the_indexes_are_keyed_as_the_code_queries_them(template: dict[str, Any]
     keys = {name: [k["AttributeName"] for k in index["KeySchema"]] for name, index in indexes.items()}
     assert keys == {DUE_INDEX: ["schedule", "due_at"], EXPIRY_INDEX: ["schedule", "not_after"]}
     assert indexes[DUE_INDEX]["Projection"]["ProjectionType"] == "ALL"  # the run works from the index's items
+
+
+def test_roles_in_other_accounts_are_assumable_only_when_listed(template: dict[str, Any]) -> None:
+    statements = statements_granting(template, "sts:")
+    assert len(statements) == len(FUNCTIONS)
+    for statement in statements:
+        assert statement["Action"] == ["sts:AssumeRole"]
+        assert statement["Resource"] == {"Ref": "ZoneRoleArns"}
+        assert statement["_condition"] == "HasZoneRoleArns"
+    assert template["Conditions"]["HasZoneRoleArns"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "ZoneRoleArns"}]}, ""]}]
+    }
+    parameters = template["Parameters"]
+    assert parameters["ZoneRoleArns"]["Type"] == "CommaDelimitedList" and parameters["ZoneRoleArns"]["Default"] == ""
+    assert parameters["ZoneRoles"]["Default"] == ""
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["ZONE_ROLES"] == {"Ref": "ZoneRoles"}
