@@ -7,6 +7,7 @@ Route53 does (`route53_delay_seconds`), with the DNS server serving the old reco
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -20,7 +21,7 @@ import boto3
 from dnslib import DNSRecord  # type: ignore[import-untyped]
 
 from tests.stack.dns_server import set_servfail
-from tests.stack.moto_server import MotoControl, MotoServer, repo_pythonpath, start_moto
+from tests.stack.moto_server import ACCOUNT_HEADER, MotoControl, MotoServer, repo_pythonpath, start_moto
 from tests.stack.pebble import Pebble, start_pebble
 from tests.stack.processes import Process, StackError, free_port, start_process, wait_until_ready
 from tests.stack.route53_emulation import normalize
@@ -168,7 +169,7 @@ class LocalStack:
         }
 
     @overload
-    def client(self, service: Literal["route53"]) -> Route53Client: ...
+    def client(self, service: Literal["route53"], account: str | None = ...) -> Route53Client: ...
     @overload
     def client(self, service: Literal["dynamodb"]) -> DynamoDBClient: ...
     @overload
@@ -176,23 +177,48 @@ class LocalStack:
     @overload
     def client(self, service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
     @overload
-    def client(self, service: str) -> Any: ...
-    def client(self, service: str) -> Any:
-        """A boto3 client pointed at moto, with credentials and region set explicitly (not from the environment)."""
-        return boto3.client(
+    def client(self, service: str, account: str | None = ...) -> Any: ...
+    def client(self, service: str, account: str | None = None) -> Any:
+        """A boto3 client pointed at moto, with credentials and region set explicitly (not from the environment);
+        with `account`, acting in that moto account (another AWS account) instead of the default one."""
+        made = boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.moto_endpoint,
             region_name=self.region,
             aws_access_key_id=DUMMY_CREDENTIAL,
             aws_secret_access_key=DUMMY_CREDENTIAL,
         )
+        if account is not None:
+
+            def in_account(request: Any, **_: Any) -> None:
+                request.headers[ACCOUNT_HEADER] = account
+
+            made.meta.events.register("before-sign", in_account)
+        return made
 
     # --- fixtures in moto ----------------------------------------------------------------------
 
-    def create_hosted_zone(self, name: str) -> str:
-        """Create a public hosted zone; returns its id without the `/hostedzone/` prefix."""
-        response = self.client("route53").create_hosted_zone(Name=normalize(name), CallerReference=str(uuid.uuid4()))
-        return response["HostedZone"]["Id"].removeprefix("/hostedzone/")
+    def create_hosted_zone(self, name: str, account: str | None = None) -> str:
+        """Create a public hosted zone (in `account`, else moto's default one); returns its id without the
+        `/hostedzone/` prefix."""
+        response = self.client("route53", account).create_hosted_zone(
+            Name=normalize(name), CallerReference=str(uuid.uuid4())
+        )
+        return str(response["HostedZone"]["Id"]).removeprefix("/hostedzone/")
+
+    def create_zone_role(self, account: str, name: str, external_id: str | None = None) -> str:
+        """A role in `account` that the function may assume (AssumeRole is refused for roles that do not exist,
+        and without the external id its trust policy requires: see moto_server.StackApp._assume_role)."""
+        statement: dict[str, Any] = {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "sts:AssumeRole",
+        }
+        if external_id is not None:
+            statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        role = self.client("iam", account).create_role(RoleName=name, AssumeRolePolicyDocument=policy)
+        return str(role["Role"]["Arn"])
 
     def create_table(self, *, template_path: Path = DEFAULT_TEMPLATE) -> TableDescriptionTypeDef:
         """The table as template.yaml defines it, named `table_name`."""

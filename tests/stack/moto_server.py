@@ -2,6 +2,7 @@
 
 moto runs behind StackApp, a WSGI layer that counts every AWS call (from any process) and emulates Route53's
 propagation delay, which moto lacks. Both are read and set over private paths under `/_stack/` (MotoControl).
+It also refuses AssumeRole as AWS would, which moto never does: see StackApp._assume_role.
 Run as `python -m tests.stack.moto_server --port P [--route53-delay SECONDS]`.
 """
 
@@ -15,11 +16,14 @@ import re
 import signal
 import sys
 import threading
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
+from xml.sax.saxutils import escape
 
 import requests
 from botocore.parsers import create_parser
@@ -50,6 +54,10 @@ _SERVED_RECORD_SETS = re.compile(re.escape(SERVED_ZONES_PATH) + r"/(?P<zone_id>[
 _INTERNAL_AUTHORIZATION = (
     "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/route53/aws4_request, SignedHeaders=host, Signature=0"
 )
+# moto keeps one set of backends per account; this header picks one (else the caller's access key does).
+ACCOUNT_HEADER = "x-moto-account-id"
+DEFAULT_ACCOUNT = "123456789012"  # moto's, for requests that name no other account
+_ROLE_ARN_ACCOUNT = re.compile(r"arn:[^:]+:iam::(\d{12}):role/(?:.*/)?([^/]+)")
 
 
 # --- the parent's side: start the server, talk to its private paths ---------------------------------------------
@@ -82,7 +90,8 @@ class MotoControl:
         self._request("PUT", ROUTE53_DELAY_PATH, {"seconds": check_delay(seconds)})
 
     def served_zones(self) -> list[dict[str, str]]:
-        """Hosted zones as `{"Name": "example.test.", "Id": "Z1"}`, in moto's order."""
+        """Hosted zones of every account as `{"Name": "example.test.", "Id": "Z1", "Account": "123456789012"}`,
+        moto's default account first, each account's in moto's order."""
         zones: list[dict[str, str]] = self._request("GET", SERVED_ZONES_PATH)
         return zones
 
@@ -192,6 +201,10 @@ class StackApp:
         self._generation = 0
         self._zones_cache: tuple[int, list[dict[str, str]]] | None = None
         self._record_sets_cache: dict[str, tuple[int, list[RecordSet]]] = {}
+        # Accounts that may hold zones: moto's default, any named by the account header, any entered by
+        # AssumeRole. The served view covers the zones of all of them.
+        self._accounts: dict[str, None] = {DEFAULT_ACCOUNT: None}
+        self._zone_accounts: dict[str, str] = {}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
@@ -206,7 +219,14 @@ class StackApp:
         call = identify(environ, body)
         if call is None:  # moto's own API, a browser: not an AWS call
             return self._forward(environ)
-        reply = self._route53(call, environ, body) if call.service == "route53" else self._forward(environ)
+        if account := environ.get(_ACCOUNT_ENVIRON):
+            self._seen_account(str(account))
+        if call.service == "route53":
+            reply = self._route53(call, environ, body)
+        elif call.service == "sts" and call.operation == "AssumeRole":
+            reply = self._assume_role(environ, body)
+        else:
+            reply = self._forward(environ)
         if call.service == "route53" and not call.operation.startswith(("Get", "List")):
             with self._lock:
                 self._generation += 1
@@ -232,7 +252,10 @@ class StackApp:
         """Snapshot what the change touches, let moto apply it, and answer with a change of our own."""
         try:
             batch = parse_change_batch(body)
-            current = self._moto_record_sets(zone_id, str(environ.get("HTTP_AUTHORIZATION", "")))
+            account = environ.get(_ACCOUNT_ENVIRON)
+            current = self._moto_record_sets(
+                zone_id, str(environ.get("HTTP_AUTHORIZATION", "")), str(account) if account else None
+            )
         except (ValueError, MotoCallError):
             return self._forward(environ)  # a malformed batch or an unknown zone: moto gives Route53's error
         reply = self._forward(environ)
@@ -242,6 +265,30 @@ class StackApp:
         change = self.propagation.submit(zone_id, before, batch.comment)
         xml = change_info_xml("ChangeResourceRecordSetsResponse", change, self.propagation.status(change))
         return _Reply.of(xml, "text/xml")
+
+    def _assume_role(self, environ: WSGIEnvironment, body: bytes) -> _Reply:
+        """AssumeRole as AWS answers it for a caller its trust policies allow: moto hands out credentials for
+        any role, existing or not, so here the role must exist in its account's IAM and, when an allowing
+        statement of its trust policy has the condition StringEquals sts:ExternalId, the ExternalId must match.
+        Principals are not checked: every caller of the stack is the same user. AccessDenied otherwise, as AWS
+        says it (the same words whichever check failed)."""
+        form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", errors="replace")).items()}
+        arn = form.get("RoleArn", "")
+        found = _ROLE_ARN_ACCOUNT.fullmatch(arn)
+        if found is None or not _trusts(self._moto_trust_policy(found[1], found[2]), form.get("ExternalId")):
+            caller = f"arn:aws:iam::{DEFAULT_ACCOUNT}:user/moto"
+            message = f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {arn}"
+            return _Reply.of(_sts_error("AccessDenied", message), "text/xml", "403 Forbidden")
+        reply = self._forward(environ)
+        if reply.code == 200:
+            self._seen_account(found[1])
+        return reply
+
+    def _seen_account(self, account: str) -> None:
+        with self._lock:
+            if account not in self._accounts:
+                self._accounts[account] = None
+                self._generation += 1
 
     # --- private paths ---
 
@@ -287,48 +334,95 @@ class StackApp:
         return zones
 
     def _list_zones(self) -> list[dict[str, str]]:
+        """The zones of every account, the default account's first (the DNS server serves the first zone of a
+        name), each with the account holding it."""
         zones: list[dict[str, str]] = []
-        query: dict[str, str] = {}
-        while True:
-            page = self._moto_route53("ListHostedZones", "/2013-04-01/hostedzone", query, _INTERNAL_AUTHORIZATION)
-            zones += [{"Name": zone["Name"], "Id": zone_id_of(zone["Id"])} for zone in page["HostedZones"]]
-            if not page.get("IsTruncated"):
-                return zones
-            query = {"marker": page["NextMarker"]}
+        with self._lock:
+            accounts = list(self._accounts)
+        for account in accounts:
+            query: dict[str, str] = {}
+            while True:
+                page = self._moto_route53(
+                    "ListHostedZones", "/2013-04-01/hostedzone", query, _INTERNAL_AUTHORIZATION, account
+                )
+                zones += [
+                    {"Name": zone["Name"], "Id": zone_id_of(zone["Id"]), "Account": account}
+                    for zone in page["HostedZones"]
+                ]
+                if not page.get("IsTruncated"):
+                    break
+                query = {"marker": page["NextMarker"]}
+        with self._lock:
+            self._zone_accounts.update({zone["Id"]: zone["Account"] for zone in zones})
+        return zones
 
     def _served_record_sets(self, zone_id: str) -> list[RecordSet]:
         """moto's record sets (read again only after a write) with the pending changes overlaid (time-dependent)."""
         with self._lock:
             cached = self._record_sets_cache.get(zone_id)
             if cached is None or cached[0] != self._generation:
-                cached = (self._generation, self._moto_record_sets(zone_id, _INTERNAL_AUTHORIZATION))
+                account = self._zone_accounts.get(zone_id_of(zone_id))
+                cached = (self._generation, self._moto_record_sets(zone_id, _INTERNAL_AUTHORIZATION, account))
                 self._record_sets_cache[zone_id] = cached
             return self.propagation.served(zone_id, cached[1])
 
     # --- moto ---
 
-    def _moto_record_sets(self, zone_id: str, authorization: str) -> list[RecordSet]:
-        """All of a zone's record sets as moto holds them (the API view: changes apply at once)."""
+    def _moto_record_sets(self, zone_id: str, authorization: str, account: str | None = None) -> list[RecordSet]:
+        """All of a zone's record sets as moto holds them (the API view: changes apply at once); the zone is
+        looked up in `account`, else in the account of the authorization's access key."""
         path = f"/2013-04-01/hostedzone/{zone_id}/rrset"
         record_sets: list[RecordSet] = []
         query: dict[str, str] = {}
         while True:
-            page = self._moto_route53("ListResourceRecordSets", path, query, authorization or _INTERNAL_AUTHORIZATION)
+            page = self._moto_route53(
+                "ListResourceRecordSets", path, query, authorization or _INTERNAL_AUTHORIZATION, account
+            )
             record_sets += page["ResourceRecordSets"]
             if not page.get("IsTruncated"):
                 return record_sets
             query = {"name": page["NextRecordName"], "type": page["NextRecordType"]}
 
-    def _moto_route53(self, operation: str, path: str, query: Mapping[str, str], authorization: str) -> dict[str, Any]:
+    def _moto_route53(
+        self, operation: str, path: str, query: Mapping[str, str], authorization: str, account: str | None = None
+    ) -> dict[str, Any]:
         """A Route53 read straight to moto (not counted), parsed into boto3's shape by botocore."""
-        builder = EnvironBuilder(path=path, query_string=dict(query), headers=[("Authorization", authorization)])
+        return self._moto_read("route53", "rest-xml", operation, path, query, authorization, account)
+
+    def _moto_trust_policy(self, account: str, role_name: str) -> dict[str, Any] | None:
+        """The trust policy of a role in moto's IAM of that account; None when there is no such role."""
+        authorization = _INTERNAL_AUTHORIZATION.replace("/route53/", "/iam/")
+        query = {"Action": "GetRole", "Version": "2010-05-08", "RoleName": role_name}
+        try:
+            role = self._moto_read("iam", "query", "GetRole", "/", query, authorization, account)["Role"]
+        except MotoCallError:
+            return None
+        document = str(role.get("AssumeRolePolicyDocument", ""))
+        try:
+            policy: dict[str, Any] = json.loads(document)
+        except ValueError:
+            policy = json.loads(unquote(document))  # AWS, and so botocore's raw answer, URL-encode it
+        return policy
+
+    def _moto_read(
+        self,
+        service: str,
+        protocol: str,
+        operation: str,
+        path: str,
+        query: Mapping[str, str],
+        authorization: str,
+        account: str | None,
+    ) -> dict[str, Any]:
+        headers = [("Authorization", authorization)] + ([(ACCOUNT_HEADER, account)] if account else [])
+        builder = EnvironBuilder(path=path, query_string=dict(query), headers=headers)
         reply = self._forward(builder.get_environ())
-        model = service_model("route53")
+        model = service_model(service)
         shape = model.operation_model(operation).output_shape if model else None
         if shape is None:
-            raise MotoCallError(f"botocore has no model of Route53 {operation}")
+            raise MotoCallError(f"botocore has no model of {service} {operation}")
         response = {"body": reply.body, "headers": {}, "status_code": reply.code}
-        parsed: dict[str, Any] = create_parser("rest-xml").parse(response, shape)
+        parsed: dict[str, Any] = create_parser(protocol).parse(response, shape)
         if reply.code != 200:
             raise MotoCallError(f"{operation} {path} gave {reply.status}: {parsed.get('Error')}")
         return parsed
@@ -336,6 +430,33 @@ class StackApp:
     def _forward(self, environ: WSGIEnvironment) -> _Reply:
         app_iter, status, headers = run_wsgi_app(self._moto, environ, buffered=True)
         return _Reply(status, headers.to_wsgi_list(), b"".join(app_iter))
+
+
+_ACCOUNT_ENVIRON = "HTTP_" + ACCOUNT_HEADER.upper().replace("-", "_")
+
+
+def _trusts(policy: Mapping[str, Any] | None, external_id: str | None) -> bool:
+    """Whether an Allow statement for sts:AssumeRole lets this ExternalId in (StringEquals sts:ExternalId only)."""
+    if policy is None:
+        return False
+    statements = policy.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if statement.get("Effect") != "Allow" or not {"sts:AssumeRole", "sts:*", "*"} & set(actions):
+            continue
+        required = statement.get("Condition", {}).get("StringEquals", {}).get("sts:ExternalId")
+        if required is None or external_id in ([required] if isinstance(required, str) else required):
+            return True
+    return False
+
+
+def _sts_error(code: str, message: str) -> bytes:
+    return (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+        f"<Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
+        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    ).encode()
 
 
 def _read_body(environ: WSGIEnvironment) -> bytes:

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.oid import NameOID
 
 from acme_renewer.ari import certificate_id
-from acme_renewer.dns_challenge import TxtRecord, challenge_record_name
+from acme_renewer.dns_challenge import TxtRecord, challenge_record
 from acme_renewer.errors import AcmeOrderError
 from acme_renewer.keys import build_csr, generate_key, issued_certificate, private_key_pem
 from acme_renewer.models import CertificateRequest, IssuedCertificate
@@ -66,7 +66,16 @@ class FakeCa:
     def begin(self, request: CertificateRequest, replaces: str | None = None) -> FakeOrder:
         self.orders.append(request.id)
         self.replaces[request.id] = replaces
-        records = [TxtRecord(challenge_record_name(d), f"token-{request.id}") for d in request.domains]
+        records = [
+            challenge_record(
+                d,
+                f"token-{request.id}",
+                alias=request.challenge_alias,
+                zone_id=request.hosted_zone_id,
+                role=request.zone_role,
+            )
+            for d in request.domains
+        ]
         return FakeOrder(request, records)
 
     def answer(self, opened: FakeOrder) -> None:

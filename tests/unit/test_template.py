@@ -390,3 +390,20 @@ def test_the_ca_parameters_accept_what_the_settings_accept(template: dict[str, A
     assert eab["Default"] == "" and re.match(eab["AllowedPattern"], "acme-renewer/eab/zerossl")
     environment = function_environment(template, "RenewalFunction")
     assert environment["ACME_EAB_SECRET"] == {"Ref": "AcmeEabSecret"}
+
+
+def test_roles_in_other_accounts_are_assumable_only_when_listed(template: dict[str, Any]) -> None:
+    statements = statements_granting(template, "sts:")
+    assert len(statements) == len(FUNCTIONS)
+    for statement in statements:
+        assert statement["Action"] == ["sts:AssumeRole"]
+        assert statement["Resource"] == {"Ref": "ZoneRoleArns"}
+        assert statement["_condition"] == "HasZoneRoleArns"
+    assert template["Conditions"]["HasZoneRoleArns"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "ZoneRoleArns"}]}, ""]}]
+    }
+    parameters = template["Parameters"]
+    assert parameters["ZoneRoleArns"]["Type"] == "CommaDelimitedList" and parameters["ZoneRoleArns"]["Default"] == ""
+    assert parameters["ZoneRoles"]["Default"] == ""
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["ZONE_ROLES"] == {"Ref": "ZoneRoles"}

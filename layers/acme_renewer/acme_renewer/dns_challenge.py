@@ -11,6 +11,7 @@ from typing import Protocol
 from aws_lambda_powertools import Logger
 
 from acme_renewer import SERVICE
+from acme_renewer.models import ZoneRole
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -20,12 +21,14 @@ CHALLENGE_LABEL = "_acme-challenge"
 @dataclass(frozen=True)
 class TxtRecord:
     """One challenge value. The CA looks it up at `name`; it is written at `target` when `name` is a CNAME
-    (delegated, or the item's `challenge_alias`), in the hosted zone `zone_id` when the item pins one."""
+    (delegated, or the item's `challenge_alias`), in the hosted zone `zone_id` when the item pins one, in the
+    account of `role` when that is not the function's own (route53_accounts.py)."""
 
     name: str  # lowercase, no trailing dot
     value: str
     target: str | None = None  # where the TXT is written when that is not `name`: the end of its CNAME chain
     zone_id: str | None = None  # the item's hosted_zone_id; None: the longest matching public zone
+    role: ZoneRole | None = None  # assumed to write in another account's zones; None: the function's own account
 
     @property
     def written_at(self) -> str:
@@ -37,10 +40,18 @@ def challenge_record_name(domain: str) -> str:
     return f"{CHALLENGE_LABEL}.{domain.removeprefix('*.').rstrip('.').lower()}"
 
 
-def challenge_record(domain: str, value: str, *, alias: str | None = None, zone_id: str | None = None) -> TxtRecord:
+def challenge_record(
+    domain: str,
+    value: str,
+    *,
+    alias: str | None = None,
+    zone_id: str | None = None,
+    role: ZoneRole | None = None,
+) -> TxtRecord:
     """The record for one name of a certificate; with a challenge alias every name's value goes to
     _acme-challenge.<alias>, which each _acme-challenge.<name> must be a CNAME to."""
-    return TxtRecord(challenge_record_name(domain), value, challenge_record_name(alias) if alias else None, zone_id)
+    target = challenge_record_name(alias) if alias else None
+    return TxtRecord(challenge_record_name(domain), value, target, zone_id, role)
 
 
 def merge_values(records: Iterable[TxtRecord]) -> dict[str, tuple[str, ...]]:

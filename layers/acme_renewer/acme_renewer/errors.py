@@ -63,3 +63,7 @@ class DnsPublishError(RenewalError):
 
     def covers(self, record: TxtRecord) -> bool:
         return record in self.records if self.records is not None else record.written_at in self.names
+
+
+class ZoneRoleError(RenewalError):
+    """A role named for another account's hosted zones could not be assumed, or that account's zones not read."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from acme_renewer.dns_challenge import TxtRecord
-from acme_renewer.models import AriState, CertificateState, IssuedCertificate, Status, StoredCertificate
+from acme_renewer.models import AriState, CertificateState, IssuedCertificate, Status, StoredCertificate, ZoneRole
 from acme_renewer.validation import display_name
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         acm_arns={k: v for k, v in (item.get("acm_arns") or {}).items() if isinstance(v, str)},
         pending_order=_pending_order(item.get("pending_order")),
         pending_txt=tuple(
-            TxtRecord(r["name"], r["value"], _str(r.get("target")), _str(r.get("zone_id")))
+            TxtRecord(r["name"], r["value"], _str(r.get("target")), _str(r.get("zone_id")), _zone_role(r))
             for r in item.get("pending_txt") or []
             if isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("value"), str)
         ),
@@ -87,6 +87,12 @@ def _pending_order(raw: Any) -> tuple[str, str] | None:
     if isinstance(raw, dict) and isinstance(raw.get("url"), str) and isinstance(raw.get("fingerprint"), str):
         return raw["url"], raw["fingerprint"]
     return None
+
+
+def _zone_role(journaled: Mapping[str, Any]) -> ZoneRole | None:
+    """The role a journaled value was written with; journals from before zone roles have none (own account)."""
+    arn = journaled.get("role_arn")
+    return ZoneRole(arn, _str(journaled.get("external_id"))) if isinstance(arn, str) else None
 
 
 def deserialize(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -225,6 +231,8 @@ class CertificateTable:
             {"name": r.name, "value": r.value}
             | ({"target": r.target} if r.target else {})
             | ({"zone_id": r.zone_id} if r.zone_id else {})
+            | ({"role_arn": r.role.arn} if r.role else {})
+            | ({"external_id": r.role.external_id} if r.role and r.role.external_id else {})
             for r in records
         ]
         self._update(item_id, {"pending_txt": journal}, owner=owner)

@@ -58,6 +58,8 @@ class CertificateRequest:
     profile_fallback: bool = False
     # The CA and account to order from; None: the function's (ACME_DIRECTORY_URL, ACME_EAB_SECRET).
     account: AcmeAccount | None = None
+    # The role assumed for the Route53 zones of every challenge value; None: ZONE_ROLES, else the own account.
+    zone_role: ZoneRole | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -128,3 +130,15 @@ class StoredCertificate:
     acm_arns: dict[str, str]
     secret_arn: str
     secret_version_id: str
+
+
+@dataclass(frozen=True)
+class ZoneRole:
+    """An IAM role in another AWS account, assumed to write challenge values into that account's hosted zones."""
+
+    arn: str  # arn:<partition>:iam::<account>:role/<path/name>
+    external_id: str | None = None
+
+    @property
+    def account(self) -> str:
+        return self.arn.split(":")[4]

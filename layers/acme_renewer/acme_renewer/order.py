@@ -84,6 +84,7 @@ def begin(session: AcmeSession, request: CertificateRequest, replaces: str | Non
             challenge.chall.validation(session.account_key),
             alias=request.challenge_alias,
             zone_id=request.hosted_zone_id,
+            role=request.zone_role,
         )
         for domain, challenge in pending
     ]

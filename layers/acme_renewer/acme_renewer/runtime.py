@@ -9,20 +9,25 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
 from josepy import jwk
 
 from acme_renewer import __version__, order
 from acme_renewer.acme_account import AccountKeyStore, AcmeSession, anonymous_network, connect, load_eab
 from acme_renewer.ari import RenewalInfoClient
+from acme_renewer.errors import ZoneRoleError
 from acme_renewer.eventbus import EventPublisher
 from acme_renewer.fleet import FleetChecks
 from acme_renewer.handoff import Continuation, lambda_invoker
 from acme_renewer.inventory import CertificateTable
-from acme_renewer.models import AcmeAccount
+from acme_renewer.models import AcmeAccount, ZoneRole
 from acme_renewer.policy import FailurePolicy
 from acme_renewer.renewal import Renewer
 from acme_renewer.route53 import RateLimiter, Route53Dns, VisibilityCheck
+from acme_renewer.route53_accounts import AccountRoutedDns
 from acme_renewer.settings import PropagationMode, Settings
 from acme_renewer.stores import AcmStore, PendingOrderStore, SecretStore
 
@@ -39,10 +44,49 @@ CLIENT_CONFIG = Config(
 )
 
 
+# What CloudTrail in the zone's account shows as the session of our writes.
+ROLE_SESSION_NAME = "acme-renewer"
+
+
 @cache
-def client(service: str, region: str) -> Any:
-    """One client per service and region per container; AWS_ENDPOINT_URL is honoured by boto3 itself."""
-    return boto3.session.Session().client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+def client(service: str, region: str, role: ZoneRole | None = None) -> Any:
+    """One client per service and region (and role) per container; AWS_ENDPOINT_URL is honoured by boto3 itself.
+
+    With a role, the client acts in the role's account: AssumeRole is called at once (ZoneRoleError when
+    refused), and again shortly before the credentials expire.
+    """
+    session = boto3.session.Session() if role is None else _assumed_session(role, region)
+    return session.client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+def _assumed_session(role: ZoneRole, region: str) -> boto3.session.Session:
+    sts = client("sts", region)
+
+    def fetch() -> dict[str, str]:
+        extra = {"ExternalId": role.external_id} if role.external_id else {}
+        try:
+            credentials = sts.assume_role(RoleArn=role.arn, RoleSessionName=ROLE_SESSION_NAME, **extra)["Credentials"]
+        except ClientError as refused:
+            error = refused.response.get("Error", {})
+            raise ZoneRoleError(
+                f"could not assume role {role.arn}: {error.get('Code')}: {error.get('Message')}"
+            ) from refused
+        except BotoCoreError as failed:
+            raise ZoneRoleError(f"could not assume role {role.arn}: {failed}") from failed
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": credentials["Expiration"].isoformat(),
+        }
+
+    # Refreshable, so that a run outliving the session (one hour) goes on; botocore refreshes ahead of expiry.
+    credentials = RefreshableCredentials.create_from_metadata(
+        metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
+    )
+    core = botocore.session.get_session()
+    core._credentials = credentials  # type: ignore[attr-defined]  # botocore has no public setter for refreshable ones
+    return boto3.session.Session(botocore_session=core)
 
 
 def build_renewer(settings: Settings, time_left: Callable[[], float] | None = None) -> Renewer:
@@ -76,15 +120,7 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
     def acm_client(acm_region: str) -> ACMClient:
         return client("acm", acm_region)  # type: ignore[no-any-return]
 
-    # Route53 is global: its API lives in us-east-1 whatever the function's region.
-    route53 = client("route53", "us-east-1")
-    RateLimiter(settings.route53_requests_per_second).attach(route53)
-    dns = Route53Dns(
-        route53,
-        ttl=settings.txt_ttl_seconds,
-        timeout_seconds=settings.propagation_timeout_seconds,
-        visibility_check=_visibility_check(settings, route53),
-    )
+    dns = AccountRoutedDns(lambda role: route53_dns(settings, role), settings.zone_roles)
 
     return Renewer(
         settings=settings,
@@ -109,6 +145,20 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
 
 
 T = TypeVar("T")
+
+
+def route53_dns(settings: Settings, role: ZoneRole | None = None) -> Route53Dns:
+    """The Route53 adapter of the function's own account, or of a role's; each account has its own rate limit."""
+    # Route53 is global: its API lives in us-east-1 whatever the function's region.
+    # Without a role, called exactly as elsewhere (cli.py, tests' hooks): functools.cache keys on the arguments.
+    route53 = client("route53", "us-east-1") if role is None else client("route53", "us-east-1", role)
+    RateLimiter(settings.route53_requests_per_second).attach(route53)
+    return Route53Dns(
+        route53,
+        ttl=settings.txt_ttl_seconds,
+        timeout_seconds=settings.propagation_timeout_seconds,
+        visibility_check=_visibility_check(settings, route53),
+    )
 
 
 def build_continuation(settings: Settings, function_arn: str) -> Continuation:

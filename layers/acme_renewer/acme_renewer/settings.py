@@ -5,13 +5,16 @@ from __future__ import annotations
 import enum
 import hashlib
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from acme_renewer.errors import ConfigurationError
+from acme_renewer.models import ZoneRole
 
 LETSENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -26,6 +29,21 @@ CA_ALIASES = {
 }
 DEFAULT_SECRET_PREFIX = "acme-renewer/"
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]+$")
+# IAM's own limits: a role name is 1-64 of these characters, under an optional path /a/b/; the partition is aws,
+# aws-cn, aws-us-gov, ...
+_ROLE_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]{1,64}", re.ASCII)
+# sts:AssumeRole's ExternalId: 2-1224 characters of these.
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+_ZONE_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+ROLE_ARN_EXAMPLE = "arn:aws:iam::111122223333:role/acme-dns"
+
+
+def is_role_arn(raw: Any) -> bool:
+    return isinstance(raw, str) and _ROLE_ARN.fullmatch(raw) is not None and len(raw) <= 2048
+
+
+def is_external_id(raw: Any) -> bool:
+    return isinstance(raw, str) and _EXTERNAL_ID.fullmatch(raw) is not None
 
 
 class PropagationMode(enum.Enum):
@@ -103,6 +121,68 @@ def parse_servers(text: str, *, variable: str = "servers") -> tuple[tuple[str, i
 
 
 @dataclass(frozen=True)
+class ZoneRoles:
+    """ZONE_ROLES: a JSON object from a zone's domain name to the role whose account holds that zone,
+    `{"example.org": {"role_arn": "arn:aws:iam::111122223333:role/acme-dns", "external_id": "..."}}`
+    (external_id optional). A challenge name at or below a key uses its role, the longest key winning; the rest
+    stay in the function's own account. Default: empty."""
+
+    by_zone: tuple[tuple[str, ZoneRole], ...] = ()  # longest zone first
+
+    def role_for(self, name: str) -> ZoneRole | None:
+        """The role of the longest key that `name` is equal to or below, label-wise (`b.test` does not hold
+        `ab.test`); None: the function's own account."""
+        name = name.rstrip(".").lower()
+        return next((role for zone, role in self.by_zone if name == zone or name.endswith("." + zone)), None)
+
+    @classmethod
+    def parse(cls, text: str) -> ZoneRoles:
+        if not text.strip():
+            return cls()
+        try:
+            raw = json.loads(text)
+        except ValueError as bad:
+            raise ConfigurationError(
+                f'ZONE_ROLES must be a JSON object such as {{"example.org": {{"role_arn": "{ROLE_ARN_EXAMPLE}"}}}}:'
+                f" {bad}"
+            ) from None
+        if not isinstance(raw, dict):
+            raise ConfigurationError(
+                f"ZONE_ROLES must be a JSON object from zone name to role, got {type(raw).__name__}"
+            )
+        roles: dict[str, ZoneRole] = {}
+        for key, entry in raw.items():
+            zone = key.strip().rstrip(".").lower()
+            if not zone or len(zone) > 253 or not all(_ZONE_LABEL.fullmatch(label) for label in zone.split(".")):
+                raise ConfigurationError(
+                    f"ZONE_ROLES key {key!r} must be a hosted zone's domain name such as 'example.org'"
+                    " (internationalized names in their xn-- form)"
+                )
+            if zone in roles:
+                raise ConfigurationError(f"ZONE_ROLES names the zone {zone!r} twice")
+            roles[zone] = _zone_role(key, entry)
+        return cls(tuple(sorted(roles.items(), key=lambda pair: len(pair[0]), reverse=True)))
+
+
+def _zone_role(key: str, entry: Any) -> ZoneRole:
+    if not isinstance(entry, dict) or not set(entry) <= {"role_arn", "external_id"}:
+        raise ConfigurationError(
+            f'ZONE_ROLES[{key!r}] must be an object {{"role_arn": "...", "external_id": "..."}} (external_id'
+            f" optional), got {json.dumps(entry)[:100]}"
+        )
+    arn, external_id = entry.get("role_arn"), entry.get("external_id")
+    if not is_role_arn(arn):
+        raise ConfigurationError(
+            f"ZONE_ROLES[{key!r}].role_arn {arn!r} must be an IAM role ARN such as {ROLE_ARN_EXAMPLE!r}"
+        )
+    if external_id is not None and not is_external_id(external_id):
+        raise ConfigurationError(
+            f"ZONE_ROLES[{key!r}].external_id must be 2-1224 letters, digits and +=,.@:/-_, as STS requires"
+        )
+    return ZoneRole(str(arn), external_id)
+
+
+@dataclass(frozen=True)
 class Settings:
     table_name: str
     region: str
@@ -137,6 +217,8 @@ class Settings:
     route53_requests_per_second: float = 4.0
     # After INSYNC, optionally wait until the zone's authoritative servers serve the values (propagation.py).
     propagation: PropagationSettings = field(default_factory=lambda: PropagationSettings())
+    # Roles to assume for the hosted zones of other accounts, by zone (ZONE_ROLES); items may name their own.
+    zone_roles: ZoneRoles = field(default_factory=lambda: ZoneRoles())
 
     @property
     def account_secret_name(self) -> str:
@@ -199,6 +281,7 @@ class Settings:
             acme_workers=_whole(env, "ACME_WORKERS", 8),
             route53_requests_per_second=_positive(env, "ROUTE53_REQUESTS_PER_SECOND", 4.0),
             propagation=PropagationSettings.from_env(env),
+            zone_roles=ZoneRoles.parse(env.get("ZONE_ROLES", "")),
         )
 
 

@@ -15,9 +15,17 @@ import idna
 
 from acme_renewer.endpoints import parse_endpoints
 from acme_renewer.errors import ItemValidationError
-from acme_renewer.models import AcmeAccount, CertificateRequest, KeyType
+from acme_renewer.models import AcmeAccount, CertificateRequest, KeyType, ZoneRole
 from acme_renewer.policy import REQUEST_FIELDS
-from acme_renewer.settings import CA_ALIASES, Settings, directory_url, eab_secret_problem
+from acme_renewer.settings import (
+    CA_ALIASES,
+    ROLE_ARN_EXAMPLE,
+    Settings,
+    directory_url,
+    eab_secret_problem,
+    is_external_id,
+    is_role_arn,
+)
 
 MAX_DOMAINS = 100  # Let's Encrypt's limit of names per certificate
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -75,6 +83,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
     hosted_zone_id = _hosted_zone_id(item.get("hosted_zone_id"), problems)
     challenge_alias = _challenge_alias(item.get("challenge_alias"), problems)
     profile, profile_fallback = _profile(item.get("profile"), item.get("profile_fallback"), domains, problems, warnings)
+    zone_role = _zone_role(item.get("zone_role_arn"), item.get("zone_external_id"), problems)
 
     if problems:
         raise ItemValidationError(problems)
@@ -95,6 +104,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         account=account,
         profile=profile,
         profile_fallback=profile_fallback,
+        zone_role=zone_role,
         warnings=tuple(warnings),
     )
 
@@ -400,3 +410,30 @@ def _challenge_alias(raw: Any, problems: list[str]) -> str | None:
         problems.append(f"challenge_alias {raw!r} must be a plain domain name, not a wildcard")
         return None
     return alias
+
+
+def _zone_role(raw_arn: Any, raw_external_id: Any, problems: list[str]) -> ZoneRole | None:
+    """The role whose account holds the hosted zones, and the external id its trust policy may require."""
+    if raw_arn is None:
+        if raw_external_id is not None:
+            problems.append(
+                "zone_external_id is set without zone_role_arn: the external id is given when assuming that role;"
+                " add zone_role_arn or remove zone_external_id"
+            )
+        return None
+    ok = True
+    if not is_role_arn(raw_arn):
+        got = repr(raw_arn) if isinstance(raw_arn, str) else describe(raw_arn)
+        problems.append(
+            f"zone_role_arn {got} must be the ARN of an IAM role in the account that holds the hosted zone, such as"
+            f" {ROLE_ARN_EXAMPLE!r}"
+        )
+        ok = False
+    if raw_external_id is not None and not is_external_id(raw_external_id):
+        got = repr(raw_external_id[:40]) if isinstance(raw_external_id, str) else describe(raw_external_id)
+        problems.append(
+            f"zone_external_id {got} must be 2-1224 letters, digits and +=,.@:/-_ (what STS accepts as ExternalId),"
+            " the value the role's trust policy requires as sts:ExternalId"
+        )
+        ok = False
+    return ZoneRole(raw_arn, raw_external_id) if ok else None
