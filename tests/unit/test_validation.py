@@ -1,5 +1,6 @@
 """The item contract: every field is checked, and every rejection says what to fix."""
 
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +23,7 @@ from acme_renewer.validation import (
     normalize_domain,
     parse_item,
 )
+from tests.stack.table import REPO_ROOT
 
 SETTINGS = Settings(table_name="certificates", region="eu-west-1")
 
@@ -356,3 +358,16 @@ def test_preferred_chain_is_read_as_written_and_absent_by_default() -> None:
     assert parse_item(item(), SETTINGS).preferred_chain is None
     assert parse_item(item(preferred_chain="ISRG Root X1"), SETTINGS).preferred_chain == "ISRG Root X1"
     assert parse_item(item(preferred_chain="R" * 64), SETTINGS).warnings == ()
+
+
+def readme_table(heading: str) -> list[str]:
+    """The first-column names of the first table under a README heading (a row may name several: `a`, `b`)."""
+    lines = (REPO_ROOT / "README.md").read_text().split(f"\n{heading}\n", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|")) + 2  # past the header and the rule
+    rows = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))
+    return [name.strip("` ") for row in rows for name in row.split("|")[1].split(",")]
+
+
+def test_the_readme_documents_every_item_field_in_one_table() -> None:
+    """Every field a user writes has a row in "The item" table, and every row there is a field the code reads."""
+    assert sorted(readme_table("## The item")) == sorted(REQUEST_FIELDS)
