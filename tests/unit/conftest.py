@@ -11,10 +11,20 @@ from moto import mock_aws
 
 
 @pytest.fixture
-def route53(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A Route53 client on moto's in-memory mock, never on a real or local endpoint."""
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's in-memory AWS for the test, never a real or local endpoint."""
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():
-        yield boto3.client("route53", region_name="us-east-1")
+        yield
+
+
+@pytest.fixture
+def route53(mocked_aws: None) -> Any:
+    return boto3.client("route53", region_name="us-east-1")
+
+
+@pytest.fixture
+def secrets(mocked_aws: None) -> Any:
+    return boto3.client("secretsmanager", region_name="eu-west-1")

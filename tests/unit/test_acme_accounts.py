@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from acme_renewer.acme_account import AcmeSession, EabCredentials, EabError, load_eab
 from acme_renewer.models import AcmeAccount, CertificateRequest, KeyType
@@ -71,15 +68,6 @@ def test_an_account_that_cannot_open_fails_only_its_certificates() -> None:
         router.begin(request(OTHER))
     with pytest.raises(AssertionError, match="no CA"):  # the default account still tries its own CA
         router.begin(request(DEFAULT))
-
-
-@pytest.fixture
-def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="eu-west-1")
 
 
 def test_eab_credentials_come_from_the_secret(secrets: Any) -> None:

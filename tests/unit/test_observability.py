@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from aws_lambda_powertools import Metrics
-from moto import mock_aws
 
 from acme_renewer.drift import unmanaged_expiring
 from acme_renewer.eventbus import FAILED, ISSUED, RENEWED, EventPublisher, outcome_event
@@ -104,16 +102,7 @@ def test_quiet_outcomes_publish_nothing() -> None:
     assert outcome_event(Outcome("web", Result.NOT_DUE, "fine")) is None
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield
-
-
-def test_events_reach_a_rule_on_the_bus(aws: None) -> None:
+def test_events_reach_a_rule_on_the_bus(mocked_aws: None) -> None:
     events, sqs = boto3.client("events", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
     queue = sqs.create_queue(QueueName="consumer")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -134,7 +123,7 @@ def test_events_reach_a_rule_on_the_bus(aws: None) -> None:
     assert "PRIVATE KEY" not in json.dumps(bodies)
 
 
-def test_a_failing_bus_never_fails_the_run(aws: None) -> None:
+def test_a_failing_bus_never_fails_the_run(mocked_aws: None) -> None:
     EventPublisher(boto3.client("events", region_name="us-east-1"), "no-such-bus").publish(
         [outcome_event(renewed())]  # type: ignore[list-item]
     )
@@ -150,7 +139,7 @@ def import_certificate(region: str, lifetime: timedelta) -> str:
     )["CertificateArn"]
 
 
-def test_drift_finds_imported_certificates_nobody_listed(aws: None) -> None:
+def test_drift_finds_imported_certificates_nobody_listed(mocked_aws: None) -> None:
     forgotten = import_certificate("eu-west-1", timedelta(days=5))
     managed = import_certificate("eu-west-1", timedelta(days=5))
     import_certificate("eu-west-1", timedelta(days=60))  # not expiring soon

@@ -1,10 +1,6 @@
 """Stores stage: secrets encrypted with the stack's key when it names one."""
 
-from collections.abc import Iterator
-
 import boto3
-import pytest
-from moto import mock_aws
 
 from acme_renewer.models import CertificateRequest, KeyType
 from acme_renewer.stores import PendingOrderStore, SecretStore
@@ -13,15 +9,6 @@ from tests.unit.fakes import FakeCa
 REQUEST = CertificateRequest(
     "web", ("bücher.example".encode("idna").decode(),), KeyType.EC_P256, (), "acme-renewer/certificates/web", None, True
 )
-
-
-@pytest.fixture
-def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="eu-west-1")
 
 
 def test_a_customer_managed_key_encrypts_every_secret_we_create(secrets: object) -> None:
