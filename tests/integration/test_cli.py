@@ -206,6 +206,22 @@ def test_add_takes_the_hosted_zone_and_the_challenge_alias(
     assert (refused.code, "without '_acme-challenge.'" in refused.err) == (2, True)
 
 
+def test_add_takes_the_ca_profile_and_zone_role(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    role = "arn:aws:iam::111122223333:role/acme-dns"
+    options = ["--ca", "zerossl", "--eab-secret", "acme-renewer/eab/zerossl", "--profile", "tlsserver"]
+    options += ["--profile-fallback", "--zone-role-arn", role, "--zone-external-id", "renewer-42"]
+    assert acme_renewer(capsys, "add", "www", "a.example.test", *options).code == 0
+    item = table_items(stack, operator_env)["www"]
+    fields = ("acme_directory", "eab_secret", "profile", "profile_fallback", "zone_role_arn", "zone_external_id")
+    assert tuple(item[name] for name in fields) == (
+        "zerossl", "acme-renewer/eab/zerossl", "tlsserver", True, role, "renewer-42"
+    )  # fmt: skip
+    refused = acme_renewer(capsys, "add", "api", "b.example.test", "--ca", "http://ca.test/dir")
+    assert (refused.code, "acme_directory must be an https URL" in refused.err) == (2, True)
+
+
 def test_an_existing_id_is_not_overwritten_without_replace(
     stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

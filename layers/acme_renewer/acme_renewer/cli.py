@@ -136,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="every _acme-challenge.<name> is a CNAME to _acme-challenge.DOMAIN: write the values there",
     )
     add.add_argument(
+        "--ca",
+        metavar="DIRECTORY",
+        help="the CA: a directory URL or letsencrypt, letsencrypt-staging, zerossl, google, buypass (default: the"
+        " function's ACME_DIRECTORY_URL)",
+    )
+    add.add_argument("--eab-secret", metavar="SECRET", help="secret with the CA's EAB key id and HMAC key")
+    add.add_argument("--profile", help="the CA profile to order, e.g. tlsserver (default: the CA's)")
+    add.add_argument(
+        "--profile-fallback", action="store_true", help="order the CA's default profile if it lacks --profile"
+    )
+    add.add_argument("--zone-role-arn", metavar="ARN", help="role to assume for the Route53 zones in another account")
+    add.add_argument("--zone-external-id", metavar="ID", help="external id for --zone-role-arn")
+    add.add_argument(
         "--replace",
         action="store_true",
         help="replace the request of an existing item; its issued certificate, ARNs and secret are kept",
@@ -213,6 +226,12 @@ def cmd_add(args: argparse.Namespace) -> int:
         "preferred_chain": args.preferred_chain,
         "hosted_zone_id": args.hosted_zone_id,
         "challenge_alias": args.challenge_alias,
+        "acme_directory": args.ca,
+        "eab_secret": args.eab_secret,
+        "profile": args.profile,
+        "profile_fallback": True if args.profile_fallback else None,
+        "zone_role_arn": args.zone_role_arn,
+        "zone_external_id": args.zone_external_id,
     }
     item.update({name: value for name, value in given.items() if value is not None})
     request = parse_item(item, settings)  # a bad item stops here: nothing is written
