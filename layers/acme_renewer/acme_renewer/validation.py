@@ -339,7 +339,9 @@ def _account(item: Mapping[str, Any], settings: Settings, problems: list[str]) -
     directory = settings.acme_directory_url
     if raw_directory is not None:
         try:
-            directory = directory_url(raw_directory) if isinstance(raw_directory, str) else directory_url("")
+            if not isinstance(raw_directory, str):
+                raise ValueError
+            directory = directory_url(raw_directory)
         except ValueError:
             got = repr(raw_directory) if isinstance(raw_directory, str) else describe(raw_directory)
             problems.append(
