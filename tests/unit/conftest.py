@@ -12,8 +12,9 @@ from moto import mock_aws
 
 @pytest.fixture
 def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """moto's in-memory AWS for the test, never a real or local endpoint."""
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    """moto's in-memory AWS for the test, never a real or local endpoint or profile."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with mock_aws():

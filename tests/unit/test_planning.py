@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from acme_renewer.inventory import SCHEDULED, CertificateTable, iso, parse_time
 from acme_renewer.report import Result
@@ -21,14 +19,9 @@ NOW = datetime.now(UTC)
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        create_table(boto3.client("dynamodb", region_name=REGION), SETTINGS.table_name)
-        yield
+def aws(mocked_aws: None) -> None:
+    """moto with the certificates table as the template defines it."""
+    create_table(boto3.client("dynamodb", region_name=REGION), SETTINGS.table_name)
 
 
 class ItemsRead:

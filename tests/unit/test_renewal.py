@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +12,6 @@ import boto3
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from moto import mock_aws
 
 from acme_renewer.ari import RenewalInfoError, SuggestedWindow
 from acme_renewer.errors import CaRetryLaterError
@@ -30,14 +29,9 @@ SETTINGS = Settings(table_name="certificates", region=REGION)
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        create_table(boto3.client("dynamodb", region_name=REGION), SETTINGS.table_name)
-        yield
+def aws(mocked_aws: None) -> None:
+    """moto with the certificates table as the template defines it."""
+    create_table(boto3.client("dynamodb", region_name=REGION), SETTINGS.table_name)
 
 
 def table() -> CertificateTable:

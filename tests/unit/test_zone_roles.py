@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from acme_renewer import runtime
 from acme_renewer.batch import BatchIssuer, Job
@@ -283,13 +283,10 @@ def test_a_batch_fails_only_the_certificates_of_an_unusable_role() -> None:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def aws(mocked_aws: None) -> Iterator[None]:
+    """moto, with runtime's cached clients built anew on it and dropped afterwards."""
     runtime.client.cache_clear()
-    with mock_aws():
-        yield
+    yield
     runtime.client.cache_clear()
 
 
