@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -63,6 +64,14 @@ class DnsPublishError(RenewalError):
 
     def covers(self, record: TxtRecord) -> bool:
         return record in self.records if self.records is not None else record.written_at in self.names
+
+    @classmethod
+    def of(cls, failures: Sequence[tuple[Sequence[TxtRecord], str]]) -> DnsPublishError:
+        """One error for (failed records, reason) pairs; a reason shared by several (apex and www in an ambiguous
+        zone, one role for many names) is said once."""
+        failed = frozenset(record for records, _ in failures for record in records)
+        message = "; ".join(dict.fromkeys(reason for _, reason in failures))
+        return cls(message, frozenset(record.written_at for record in failed), failed)
 
 
 class ZoneRoleError(RenewalError):

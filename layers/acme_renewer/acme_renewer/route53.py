@@ -238,13 +238,7 @@ class Route53Dns:
             for zone, names, _ in submitted:
                 self._check(zone.id, names)
         if failures:
-            failed = frozenset(record for failed_records, _ in failures for record in failed_records)
-            # Names failing for one reason (apex and www in an ambiguous zone) say it once.
-            raise DnsPublishError(
-                "; ".join(dict.fromkeys(message for _, message in failures)),
-                frozenset(record.written_at for record in failed),
-                failed,
-            )
+            raise DnsPublishError.of(failures)
 
     def remove(self, records: list[TxtRecord]) -> None:
         """Delete our values, one change per zone; no wait, nothing depends on the removal being live."""

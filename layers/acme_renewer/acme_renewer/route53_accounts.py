@@ -141,12 +141,7 @@ class AccountRoutedDns:
                 failed = [r for r in group if error.covers(r)] if isinstance(error, DnsPublishError) else group
                 failures.append((failed, _in_account(role, str(error))))
         if failures:
-            failed_records = frozenset(record for group, _ in failures for record in group)
-            raise DnsPublishError(
-                "; ".join(dict.fromkeys(message for _, message in failures)),
-                frozenset(record.written_at for record in failed_records),
-                failed_records,
-            )
+            raise DnsPublishError.of(failures)
 
     def remove(self, records: list[TxtRecord]) -> None:
         """Remove in every account; values publish never sent are skipped, a role that cannot be assumed (a
