@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from acme_renewer import SERVICE
-from acme_renewer.policy import request_changed
-from acme_renewer.report import RunReport
+from acme_renewer.inventory.policy import request_changed
+from acme_renewer.report.outcomes import RunReport
 from acme_renewer.settings import Settings
 
 logger = Logger(service=SERVICE)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from acme_renewer import runtime
-from acme_renewer.acme_account import AcmeClient
+from acme_renewer.order.account import AcmeClient
 from tests.stack import LocalStack
 
 # pebble issues 5-year certificates by default; give them a realistic 90-day lifetime.

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from acme_renewer.inventory import iso, parse_time
-from acme_renewer.report import Result
+from acme_renewer.inventory.table import iso, parse_time
+from acme_renewer.report.outcomes import Result
 from acme_renewer.runtime import build_renewer
 from acme_renewer.settings import Settings
 from tests.integration.invariants import assert_nothing_lost, read_item

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from acme_renewer import runtime
-from acme_renewer.handoff import Continuation
-from acme_renewer.report import Result
+from acme_renewer.report.handoff import Continuation
+from acme_renewer.report.outcomes import Result
 from tests.integration.conftest import Calls
 from tests.integration.invariants import assert_nothing_lost, make_due
 from tests.integration.test_renewal import get_item, put_item, unique

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from acme_renewer.report import Result
-from acme_renewer.route53 import quote_txt
+from acme_renewer.dns.route53 import quote_txt
+from acme_renewer.report.outcomes import Result
 from tests.integration.conftest import Calls
 from tests.integration.test_renewal import check_certificate, get_item, put_item, unique
 from tests.stack import LocalStack

@@ -21,7 +21,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from acme_renewer import cli, renewal
-from acme_renewer.inventory import SCHEDULED, parse_time
+from acme_renewer.inventory.table import SCHEDULED, parse_time
 from tests.stack import LocalStack
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 from dnslib import DNSRecord  # type: ignore[import-untyped]
 
-from acme_renewer.report import Result
-from acme_renewer.route53 import quote_txt
+from acme_renewer.dns.route53 import quote_txt
+from acme_renewer.report.outcomes import Result
 from tests.integration.test_challenge_delegation import SCHEDULED_RUN, cname, txt_names
 from tests.integration.test_renewal import check_certificate, get_item, put_item, unique
 from tests.stack import LocalStack

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from acme_renewer.endpoints import (
+from acme_renewer.report.endpoints import (
     Endpoint,
     EndpointError,
     check_endpoints,

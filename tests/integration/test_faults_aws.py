@@ -20,8 +20,8 @@ from botocore.compat import HTTPHeaders
 from cryptography import x509
 
 from acme_renewer import runtime
-from acme_renewer.inventory import CertificateTable
-from acme_renewer.report import Outcome, Result
+from acme_renewer.inventory.table import CertificateTable
+from acme_renewer.report.outcomes import Outcome, Result
 from acme_renewer.settings import Settings
 from tests.integration.conftest import Calls
 from tests.integration.invariants import (

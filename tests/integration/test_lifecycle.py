@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from acme import challenges
 
-from acme_renewer.report import Result
+from acme_renewer.report.outcomes import Result
 from acme_renewer.runtime import build_renewer
 from acme_renewer.settings import Settings
 from tests.integration.conftest import Calls
@@ -184,7 +184,7 @@ def test_the_cas_retry_after_is_honoured(
 def test_a_crash_between_issuance_and_the_stores_is_recovered_without_a_new_order(
     stack: LocalStack, env: dict[str, str], calls: Calls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from acme_renewer.stores import SecretStore
+    from acme_renewer.stores.secrets import SecretStore
 
     zone = unique("crash") + ".test"
     zone_id = stack.create_hosted_zone(zone)

@@ -12,8 +12,8 @@ import pytest
 from acme import challenges
 from cryptography import x509
 
-from acme_renewer.eventbus import ENDPOINT_STALE, FAILED, ISSUED, RENEWED, SOURCE
 from acme_renewer.models import CertificateRequest, KeyType
+from acme_renewer.report.events import ENDPOINT_STALE, FAILED, ISSUED, RENEWED, SOURCE
 from tests.integration.invariants import make_due
 from tests.integration.test_renewal import get_item, put_item, run, unique
 from tests.stack import LocalStack

@@ -15,12 +15,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy import jwk
 
-from acme_renewer.acme_account import connect
 from acme_renewer.errors import AcmeOrderError
+from acme_renewer.inventory.validation import parse_item
 from acme_renewer.models import CertificateRequest, IssuedCertificate
-from acme_renewer.order import AcmeOrders, OpenOrder
+from acme_renewer.order.account import connect
+from acme_renewer.order.orders import AcmeOrders, OpenOrder
 from acme_renewer.settings import Settings
-from acme_renewer.validation import parse_item
 from tests.integration.invariants import challenge_records
 from tests.integration.test_faults_acme import NEW_ORDER, Ca, ca_for
 from tests.integration.test_renewal import run, unique

@@ -12,9 +12,8 @@ from typing import Any
 import dns.query
 import pytest
 
-from acme_renewer.dns_challenge import TxtRecord, merge_values
-from acme_renewer.errors import DnsPropagationError
-from acme_renewer.propagation import (
+from acme_renewer.dns.challenge import merge_values
+from acme_renewer.dns.propagation import (
     FixedNameservers,
     Nameserver,
     PropagationCheck,
@@ -25,7 +24,9 @@ from acme_renewer.propagation import (
     build_propagation_check,
     format_server,
 )
-from acme_renewer.route53 import Route53Dns
+from acme_renewer.dns.route53 import Route53Dns
+from acme_renewer.errors import DnsPropagationError
+from acme_renewer.models import TxtRecord
 from tests.stack import LocalStack
 
 pytestmark = pytest.mark.integration

@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
-from acme_renewer.ari import certificate_id
-from acme_renewer.dns_challenge import TxtRecord, challenge_record
+from acme_renewer.dns.challenge import challenge_record
 from acme_renewer.errors import AcmeOrderError
-from acme_renewer.keys import build_csr, generate_key, issued_certificate, private_key_pem
-from acme_renewer.models import CertificateRequest, IssuedCertificate
+from acme_renewer.inventory.ari import certificate_id
+from acme_renewer.models import CertificateRequest, IssuedCertificate, TxtRecord
+from acme_renewer.order.keys import build_csr, generate_key, issued_certificate, private_key_pem
 
 
 @dataclass

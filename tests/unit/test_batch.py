@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from acme_renewer.batch import BatchIssuer, Job
-from acme_renewer.dns_challenge import TxtRecord
 from acme_renewer.errors import AcmeOrderError, DnsPublishError
-from acme_renewer.models import CertificateRequest, IssuedCertificate, KeyType
-from acme_renewer.order import AcmeOrders
+from acme_renewer.models import CertificateRequest, IssuedCertificate, KeyType, TxtRecord
+from acme_renewer.order.orders import AcmeOrders
 from tests.unit.fakes import FakeCa, FakeDns, FakeOrder
 
 

@@ -13,14 +13,15 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from acme_renewer.ari import RenewalInfoError, SuggestedWindow
 from acme_renewer.errors import CaRetryLaterError
-from acme_renewer.inventory import CertificateTable, parse_time
+from acme_renewer.inventory.ari import RenewalInfoError, SuggestedWindow
+from acme_renewer.inventory.table import CertificateTable, parse_time
 from acme_renewer.renewal import Renewer
-from acme_renewer.report import Result
+from acme_renewer.report.outcomes import Result
 from acme_renewer.runtime import memoize
 from acme_renewer.settings import Settings
-from acme_renewer.stores import AcmStore, PendingOrderStore, SecretStore
+from acme_renewer.stores.acm import AcmStore
+from acme_renewer.stores.secrets import PendingOrderStore, SecretStore
 from tests.stack.table import create_table
 from tests.unit.fakes import FakeCa, FakeDns
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from acme_renewer.inventory import DUE_INDEX, EXPIRY_INDEX
+from acme_renewer.inventory.table import DUE_INDEX, EXPIRY_INDEX
 from acme_renewer.settings import CA_ALIASES
 from tests.stack.table import REPO_ROOT, create_table_request, load_template, table_properties
 
@@ -99,7 +99,7 @@ def boto3_method(action: str) -> str:
 
 
 def package_sources() -> str:
-    return "\n".join(path.read_text() for path in sorted(Path(PACKAGE).glob("*.py")))
+    return "\n".join(path.read_text() for path in sorted(Path(PACKAGE).rglob("*.py")))
 
 
 def render_dashboard(template: dict[str, Any]) -> dict[str, Any]:
@@ -265,7 +265,7 @@ def test_challenge_changes_are_only_upserts_and_deletes(template: dict[str, Any]
         allowed = statement["Condition"]["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsActions"]
         assert sorted(allowed) == ["DELETE", "UPSERT"]
     # ...because the Route53 adapter sends no other action.
-    sent = set(re.findall(r'"Action": "([A-Z]+)"', (PACKAGE / "route53.py").read_text()))
+    sent = set(re.findall(r'"Action": "([A-Z]+)"', (PACKAGE / "dns" / "route53.py").read_text()))
     assert sent == {"UPSERT", "DELETE"}
 
 

@@ -25,9 +25,9 @@ from typing import Generic, Protocol, TypeVar
 from aws_lambda_powertools import Logger
 
 from acme_renewer import SERVICE
-from acme_renewer.dns_challenge import ChallengeDns, Journal, TxtRecord
+from acme_renewer.dns.challenge import ChallengeDns, Journal
 from acme_renewer.errors import DnsPublishError, RenewalError
-from acme_renewer.models import CertificateRequest, IssuedCertificate
+from acme_renewer.models import CertificateRequest, IssuedCertificate, TxtRecord
 
 logger = Logger(service=SERVICE, child=True)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from acme_renewer.dns_challenge import TxtRecord
+    from acme_renewer.models import TxtRecord
 
 
 class RenewalError(Exception):

@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from acme_renewer.dns_challenge import TxtRecord
-    from acme_renewer.endpoints import Endpoint
+    from acme_renewer.report.endpoints import Endpoint
 
 
 class KeyType(enum.Enum):
@@ -142,3 +141,20 @@ class ZoneRole:
     @property
     def account(self) -> str:
         return self.arn.split(":")[4]
+
+
+@dataclass(frozen=True)
+class TxtRecord:
+    """One challenge value. The CA looks it up at `name`; it is written at `target` when `name` is a CNAME
+    (delegated, or the item's `challenge_alias`), in the hosted zone `zone_id` when the item pins one, in the
+    account of `role` when that is not the function's own (dns/accounts.py)."""
+
+    name: str  # lowercase, no trailing dot
+    value: str
+    target: str | None = None  # where the TXT is written when that is not `name`: the end of its CNAME chain
+    zone_id: str | None = None  # the item's hosted_zone_id; None: the longest matching public zone
+    role: ZoneRole | None = None  # assumed to write in another account's zones; None: the function's own account
+
+    @property
+    def written_at(self) -> str:
+        return self.target or self.name

@@ -20,15 +20,11 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.exceptions import OrphanedChildLoggerError
 
 from acme_renewer import SERVICE
-from acme_renewer.ari import RenewalInfoError, SuggestedWindow, check_due, failed_check, refreshed
 from acme_renewer.batch import BatchIssuer, Job, Orders
-from acme_renewer.dns_challenge import ChallengeDns, TxtRecord
+from acme_renewer.dns.challenge import ChallengeDns
 from acme_renewer.errors import CaRetryLaterError, ItemValidationError, RenewalError
-from acme_renewer.eventbus import EventPublisher, outcome_event, stale_endpoint_event
-from acme_renewer.fleet import FleetChecks
-from acme_renewer.inventory import SCHEDULED, CertificateTable, ari_from_item, ari_to_item, iso, state_from_item
-from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate
-from acme_renewer.policy import (
+from acme_renewer.inventory.ari import RenewalInfoError, SuggestedWindow, check_due, failed_check, refreshed
+from acme_renewer.inventory.policy import (
     ISSUANCE_FIELDS,
     REQUEST_FIELDS,
     Decision,
@@ -38,10 +34,15 @@ from acme_renewer.policy import (
     renewal_decision,
     renewal_time,
 )
-from acme_renewer.report import Failure, Outcome, Published, Result, RunReport
+from acme_renewer.inventory.table import SCHEDULED, CertificateTable, ari_from_item, ari_to_item, iso, state_from_item
+from acme_renewer.inventory.validation import account_directory, check_against_lifetime, parse_item
+from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate, TxtRecord
+from acme_renewer.report.events import EventPublisher, outcome_event, stale_endpoint_event
+from acme_renewer.report.fleet import FleetChecks
+from acme_renewer.report.outcomes import Failure, Outcome, Published, Result, RunReport
 from acme_renewer.settings import Settings
-from acme_renewer.stores import AcmStore, PartialImportError, PendingOrderStore, SecretStore
-from acme_renewer.validation import account_directory, check_against_lifetime, parse_item
+from acme_renewer.stores.acm import AcmStore, PartialImportError
+from acme_renewer.stores.secrets import PendingOrderStore, SecretStore
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -89,7 +90,7 @@ class _Planned:
 class Renewer:
     settings: Settings
     table: CertificateTable
-    # The order stage in steps (order.AcmeOrders); batch.py drives them for all due certificates at once.
+    # The order stage in steps (order/orders.py's AcmeOrders); batch.py drives them for all due certificates at once.
     orders: Orders[Any]
     # The run's DNS; each certificate's values are journaled on its item, so that a dead run's records
     # are swept by the next one.
@@ -108,7 +109,7 @@ class Renewer:
     fleet: FleetChecks | None = None
     # Seconds until the function's deadline (Lambda's context); None outside Lambda: no deadline.
     time_left: Callable[[], float] | None = None
-    # The CAs' suggested renewal windows (ARI, ari.py); None: the local window alone decides.
+    # The CAs' suggested renewal windows (ARI, inventory/ari.py); None: the local window alone decides.
     renewal_info: RenewalInfo | None = None
 
     def run(self, *, due_only: bool = False) -> RunReport:

@@ -15,21 +15,24 @@ from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 from josepy import jwk
 
-from acme_renewer import __version__, order
-from acme_renewer.acme_account import AccountKeyStore, AcmeSession, anonymous_network, connect, load_eab
-from acme_renewer.ari import RenewalInfoClient
+from acme_renewer import __version__
+from acme_renewer.dns.accounts import AccountRoutedDns
+from acme_renewer.dns.route53 import RateLimiter, Route53Dns, VisibilityCheck
 from acme_renewer.errors import ZoneRoleError
-from acme_renewer.eventbus import EventPublisher
-from acme_renewer.fleet import FleetChecks
-from acme_renewer.handoff import Continuation, lambda_invoker
-from acme_renewer.inventory import CertificateTable
+from acme_renewer.inventory.ari import RenewalInfoClient
+from acme_renewer.inventory.policy import FailurePolicy
+from acme_renewer.inventory.table import CertificateTable
 from acme_renewer.models import AcmeAccount, ZoneRole
-from acme_renewer.policy import FailurePolicy
+from acme_renewer.order import orders as order
+from acme_renewer.order.account import AccountKeyStore, AcmeSession, connect, load_eab
+from acme_renewer.order.transport import anonymous_network
 from acme_renewer.renewal import Renewer
-from acme_renewer.route53 import RateLimiter, Route53Dns, VisibilityCheck
-from acme_renewer.route53_accounts import AccountRoutedDns
+from acme_renewer.report.events import EventPublisher
+from acme_renewer.report.fleet import FleetChecks
+from acme_renewer.report.handoff import Continuation, lambda_invoker
 from acme_renewer.settings import PropagationMode, Settings
-from acme_renewer.stores import AcmStore, PendingOrderStore, SecretStore
+from acme_renewer.stores.acm import AcmStore
+from acme_renewer.stores.secrets import PendingOrderStore, SecretStore
 
 if TYPE_CHECKING:
     from mypy_boto3_acm import ACMClient
@@ -150,7 +153,7 @@ T = TypeVar("T")
 def route53_dns(settings: Settings, role: ZoneRole | None = None) -> Route53Dns:
     """The Route53 adapter of the function's own account, or of a role's; each account has its own rate limit."""
     # Route53 is global: its API lives in us-east-1 whatever the function's region.
-    # Without a role, called exactly as elsewhere (cli.py, tests' hooks): functools.cache keys on the arguments.
+    # Without a role, called exactly as elsewhere (the CLI, tests' hooks): functools.cache keys on the arguments.
     route53 = client("route53", "us-east-1") if role is None else client("route53", "us-east-1", role)
     RateLimiter(settings.route53_requests_per_second).attach(route53)
     return Route53Dns(
@@ -170,7 +173,7 @@ def _visibility_check(settings: Settings, route53: Any) -> VisibilityCheck | Non
     """The optional wait for the authoritative servers; dnspython is imported only when it is switched on."""
     if settings.propagation.mode is PropagationMode.OFF:
         return None
-    from acme_renewer.propagation import build_propagation_check
+    from acme_renewer.dns.propagation import build_propagation_check
 
     check = build_propagation_check(settings.propagation, route53, timeout_seconds=settings.propagation_timeout_seconds)
     return None if check is None else check.wait_visible

@@ -215,7 +215,7 @@ class Settings:
     acme_workers: int = 8
     # Route53 requests per second from one run (Route53 allows 5 per account).
     route53_requests_per_second: float = 4.0
-    # After INSYNC, optionally wait until the zone's authoritative servers serve the values (propagation.py).
+    # After INSYNC, optionally wait until the zone's authoritative servers serve the values (dns/propagation.py).
     propagation: PropagationSettings = field(default_factory=lambda: PropagationSettings())
     # Roles to assume for the hosted zones of other accounts, by zone (ZONE_ROLES); items may name their own.
     zone_roles: ZoneRoles = field(default_factory=lambda: ZoneRoles())

@@ -1,0 +1,370 @@
+"""Inventory: read the certificates table, lease one certificate at a time, and write each outcome back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from acme_renewer.inventory.validation import display_name
+from acme_renewer.models import (
+    AriState,
+    CertificateState,
+    IssuedCertificate,
+    Status,
+    StoredCertificate,
+    TxtRecord,
+    ZoneRole,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+MAX_ERROR_LENGTH = 2000
+# Every write of the renewer carries this mark; the stream trigger's filter drops such records.
+RENEWER = "renewer"
+# The sparse indexes of template.yaml: items with `schedule` = SCHEDULED are in them, keyed by `due_at`
+# (when the item is next due) and by `not_after`.
+SCHEDULED = "renewal"
+DUE_INDEX = "due"
+EXPIRY_INDEX = "expiry"
+_deserializer = TypeDeserializer()
+_serializer = TypeSerializer()
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 UTC to the second; such strings also sort in time order, which the lease condition relies on."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def state_from_item(item: Mapping[str, Any]) -> CertificateState:
+    """Read what the renewer wrote earlier; a field it cannot read counts as absent, so the item gets re-issued."""
+    failure_count = item.get("failure_count", 0)
+    return CertificateState(
+        not_before=parse_time(item.get("not_before")),
+        not_after=parse_time(item.get("not_after")),
+        issued_domains=tuple(d for d in item.get("issued_domains", []) if isinstance(d, str)),
+        acm_arns={k: v for k, v in (item.get("acm_arns") or {}).items() if isinstance(v, str)},
+        pending_order=_pending_order(item.get("pending_order")),
+        pending_txt=tuple(
+            TxtRecord(r["name"], r["value"], _str(r.get("target")), _str(r.get("zone_id")), _zone_role(r))
+            for r in item.get("pending_txt") or []
+            if isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("value"), str)
+        ),
+        issued_fingerprint=_str(item.get("issued_fingerprint")),
+        attempt_fingerprint=_str(item.get("attempt_fingerprint")),
+        failure_count=int(failure_count) if isinstance(failure_count, (int, Decimal)) else 0,
+        next_attempt_at=parse_time(item.get("next_attempt_at")),
+        ari=ari_from_item(item.get("ari")),
+    )
+
+
+def ari_from_item(raw: Any) -> AriState | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("cert_id"), str):
+        return None
+    return AriState(
+        cert_id=raw["cert_id"],
+        window_start=parse_time(raw.get("window_start")),
+        window_end=parse_time(raw.get("window_end")),
+        explanation_url=_str(raw.get("explanation_url")),
+        renew_at=parse_time(raw.get("renew_at")),
+        checked_at=parse_time(raw.get("checked_at")),
+        next_check_at=parse_time(raw.get("next_check_at")),
+    )
+
+
+def ari_to_item(state: AriState) -> dict[str, str]:
+    """The `ari` map of the item; absent values are left out."""
+    values = {
+        "cert_id": state.cert_id,
+        "window_start": state.window_start,
+        "window_end": state.window_end,
+        "explanation_url": state.explanation_url,
+        "renew_at": state.renew_at,
+        "checked_at": state.checked_at,
+        "next_check_at": state.next_check_at,
+    }
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in values.items() if v is not None}
+
+
+def _pending_order(raw: Any) -> tuple[str, str] | None:
+    if isinstance(raw, dict) and isinstance(raw.get("url"), str) and isinstance(raw.get("fingerprint"), str):
+        return raw["url"], raw["fingerprint"]
+    return None
+
+
+def _zone_role(journaled: Mapping[str, Any]) -> ZoneRole | None:
+    """The role a journaled value was written with; journals from before zone roles have none (own account)."""
+    arn = journaled.get("role_arn")
+    return ZoneRole(arn, _str(journaled.get("external_id"))) if isinstance(arn, str) else None
+
+
+def deserialize(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in raw.items()}
+
+
+def _str(raw: Any) -> str | None:
+    return raw if isinstance(raw, str) else None
+
+
+def parse_time(raw: Any) -> datetime | None:
+    """An ISO-8601 time with its zone, as the renewer writes them; anything else is None."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+class CertificateTable:
+    """DynamoDB adapter for the certificates table. Items are plain dicts at this edge."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+        # Items this adapter has read (Scan, Query, GetItem), for the run's report.
+        self.items_read = 0
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        """Every item: the daily full run."""
+        paginator = self._client.get_paginator("scan")
+        for page in paginator.paginate(TableName=self._table, ConsistentRead=True):
+            for raw in page.get("Items", []):
+                self.items_read += 1
+                yield deserialize(raw)
+
+    def due(self, now: datetime) -> Iterator[dict[str, Any]]:
+        """The items due by `now`, from the sparse `due` index: a scheduled run reads these and no others.
+
+        The index is eventually consistent; the lease re-reads each item before anything is done with it.
+        """
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            IndexName=DUE_INDEX,
+            KeyConditionExpression="#schedule = :scheduled AND due_at <= :now",
+            ExpressionAttributeNames={"#schedule": "schedule"},
+            ExpressionAttributeValues={":scheduled": {"S": SCHEDULED}, ":now": {"S": iso(now)}},
+        )
+        for page in pages:
+            for raw in page.get("Items", []):
+                self.items_read += 1
+                yield deserialize(raw)
+
+    def soonest_expiry(self) -> datetime | None:
+        """The earliest not_after among scheduled (enabled) items, in one item read."""
+        response = self._client.query(
+            TableName=self._table,
+            IndexName=EXPIRY_INDEX,
+            KeyConditionExpression="#schedule = :scheduled",
+            ExpressionAttributeNames={"#schedule": "schedule"},
+            ExpressionAttributeValues={":scheduled": {"S": SCHEDULED}},
+            ScanIndexForward=True,
+            Limit=1,
+        )
+        self.items_read += len(response.get("Items", []))
+        items = [deserialize(raw) for raw in response.get("Items", [])]
+        return parse_time(items[0].get("not_after")) if items else None
+
+    def approximate_count(self) -> int:
+        """DynamoDB's item count of the table, refreshed by DynamoDB about every six hours; reads no item."""
+        return int(self._client.describe_table(TableName=self._table)["Table"].get("ItemCount", 0))
+
+    def get(self, item_id: str) -> dict[str, Any] | None:
+        raw = self._client.get_item(TableName=self._table, Key={"id": {"S": item_id}}, ConsistentRead=True)
+        self.items_read += 1 if "Item" in raw else 0
+        return deserialize(raw["Item"]) if "Item" in raw else None
+
+    def set_schedule(self, item_id: str, due_at: datetime | None, *, scheduled: bool, now: datetime) -> bool:
+        """Put the item in the due index at `due_at`, only in the expiry index (due_at None), or in neither
+        (scheduled False: disabled). Not while a live run holds the lease: that run writes its own.
+        Returns False when the item is leased or gone."""
+        fields: dict[str, Any] = {}
+        remove: tuple[str, ...] = ("schedule", "due_at")
+        if scheduled:
+            fields["schedule"] = SCHEDULED
+            remove = ("due_at",)
+            if due_at is not None:
+                fields["due_at"] = iso(due_at)
+                remove = ()
+        try:
+            self._update(item_id, fields, remove=remove, unleased_at=now)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def record_ari(self, item_id: str, state: AriState, now: datetime) -> bool:
+        """Write what the CA said of the certificate's renewal (the item's `ari`), unless a live run holds the
+        lease (it is renewing: its result replaces the map) or the certificate changed meanwhile."""
+        try:
+            self._update(item_id, {"ari": ari_to_item(state)}, unleased_at=now, ari_of=state.cert_id)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def acquire_lease(self, item_id: str, owner: str, now: datetime, until: datetime) -> dict[str, Any] | None:
+        """Take the item's lease unless another run holds an unexpired one; return the item as it is now.
+
+        The lease outlives one renewal, so a crashed run's lease simply expires and the next run goes on.
+        """
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": item_id}},
+                UpdateExpression="SET lease_owner = :owner, lease_until = :until, written_by = :renewer",
+                ConditionExpression=(
+                    "attribute_exists(id) AND (attribute_not_exists(lease_until) OR lease_until < :now)"
+                ),
+                ExpressionAttributeValues={
+                    ":owner": {"S": owner},
+                    ":until": {"S": iso(until)},
+                    ":now": {"S": iso(now)},
+                    ":renewer": {"S": RENEWER},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return None
+        return deserialize(response["Attributes"])
+
+    def journal_txt(self, item_id: str, owner: str, records: list[TxtRecord]) -> None:
+        """Record the challenge values about to be published (see dns_challenge.JournaledDns)."""
+        journal = [
+            {"name": r.name, "value": r.value}
+            | ({"target": r.target} if r.target else {})
+            | ({"zone_id": r.zone_id} if r.zone_id else {})
+            | ({"role_arn": r.role.arn} if r.role else {})
+            | ({"external_id": r.role.external_id} if r.role and r.role.external_id else {})
+            for r in records
+        ]
+        self._update(item_id, {"pending_txt": journal}, owner=owner)
+
+    def mark_pending_order(self, item_id: str, owner: str, order_url: str, request_fingerprint: str) -> None:
+        self._update(item_id, {"pending_order": {"url": order_url, "fingerprint": request_fingerprint}}, owner=owner)
+
+    def clear_txt_journal(self, item_id: str, owner: str) -> None:
+        self._update(item_id, {}, remove=("pending_txt",), owner=owner)
+
+    def release_lease(self, item_id: str, owner: str) -> None:
+        self._update(item_id, {}, remove=("lease_owner", "lease_until"), owner=owner)
+
+    def record_success(
+        self,
+        item_id: str,
+        certificate: IssuedCertificate,
+        stored: StoredCertificate,
+        now: datetime,
+        *,
+        fingerprints: tuple[str, str],
+        owner: str,
+        due_at: datetime,
+    ) -> None:
+        issued_fingerprint, attempt_fingerprint = fingerprints
+        facts = {
+            "schedule": SCHEDULED,
+            "due_at": iso(due_at),
+            "status": Status.ISSUED.value,
+            "not_before": iso(certificate.not_before),
+            "not_after": iso(certificate.not_after),
+            "serial": certificate.serial,
+            "issued_domains": list(certificate.domains),
+            "display_domains": [display_name(d) for d in certificate.domains],  # IDNs in Unicode, for people
+            "acm_arns": stored.acm_arns,
+            "secret_arn": stored.secret_arn,
+            "secret_version_id": stored.secret_version_id,
+            "issued_fingerprint": issued_fingerprint,
+            "attempt_fingerprint": attempt_fingerprint,
+            "failure_count": 0,
+            "last_attempt_at": iso(now),
+            "last_renewed_at": iso(now),
+        }
+        remove: tuple[str, ...] = ("last_error", "next_attempt_at", "lease_owner", "lease_until", "pending_order")
+        if certificate.ari_id is not None:
+            # The new certificate's id, and no window yet: the next run that reads the item asks the CA.
+            facts["ari"] = ari_to_item(AriState(certificate.ari_id))
+        else:
+            remove += ("ari",)
+        try:
+            self._update(item_id, facts, remove=remove, owner=owner)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            # Our lease ran out and another run took it, while ACM and the secret already hold our certificate:
+            # the item must still name it, unless the other run stored a newer one. Its lease stays untouched.
+            self._update(item_id, facts, newer_than=certificate.not_after)
+
+    def record_failure(
+        self,
+        item_id: str,
+        error: str,
+        now: datetime,
+        *,
+        attempt_fingerprint: str,
+        failure_count: int,
+        next_attempt_at: datetime,
+        owner: str | None,
+        due_at: datetime | None,
+        acm_arns: Mapping[str, str] | None = None,
+    ) -> None:
+        """`due_at` None: out of the due index (paused until the item changes), still in the expiry index."""
+        fields: dict[str, Any] = {
+            "schedule": SCHEDULED,
+            "status": Status.FAILED.value,
+            "last_error": error[:MAX_ERROR_LENGTH],
+            "last_attempt_at": iso(now),
+            "attempt_fingerprint": attempt_fingerprint,
+            "failure_count": failure_count,
+            "next_attempt_at": iso(next_attempt_at),
+        }
+        if due_at is not None:
+            fields["due_at"] = iso(due_at)
+        if acm_arns:
+            # A partial store still created ARNs; keep them so the next run re-imports in place.
+            fields["acm_arns"] = dict(acm_arns)
+        remove = ("lease_owner", "lease_until") if owner else ()
+        self._update(item_id, fields, remove=remove if due_at is not None else (*remove, "due_at"), owner=owner)
+
+    def _update(
+        self,
+        item_id: str,
+        fields: Mapping[str, Any],
+        remove: tuple[str, ...] = (),
+        owner: str | None = None,
+        newer_than: datetime | None = None,
+        unleased_at: datetime | None = None,
+        ari_of: str | None = None,
+    ) -> None:
+        fields = {**fields, "written_by": RENEWER}
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": _serializer.serialize(value) for i, value in enumerate(fields.values())}
+        expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+        if remove:
+            names.update({f"#r{i}": name for i, name in enumerate(remove)})
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        # The item must still exist (a certificate deleted during the run does not come back as a half
+        # item) and, when we hold its lease, still be ours.
+        condition = "attribute_exists(id)"
+        if owner is not None:
+            condition += " AND lease_owner = :owner"
+            values[":owner"] = {"S": owner}
+        if newer_than is not None:
+            condition += " AND (attribute_not_exists(not_after) OR not_after < :newer)"
+            values[":newer"] = {"S": iso(newer_than)}
+        if unleased_at is not None:
+            condition += " AND (attribute_not_exists(lease_until) OR lease_until < :unleased)"
+            values[":unleased"] = {"S": iso(unleased_at)}
+        if ari_of is not None:
+            condition += " AND #ari.#ari_id = :ari"
+            names.update({"#ari": "ari", "#ari_id": "cert_id"})
+            values[":ari"] = {"S": ari_of}
+        self._client.update_item(
+            TableName=self._table,
+            Key={"id": {"S": item_id}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ConditionExpression=condition,
+        )

@@ -1,0 +1,162 @@
+"""The operator CLI without AWS: arguments, refusals before any call, and how items are shown."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from acme_renewer import cli, runtime
+from acme_renewer.cli import entry, output, renew, show
+from acme_renewer.report.outcomes import Outcome, Result
+from acme_renewer.settings import Settings
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+SETTINGS = Settings(table_name="certificates", region="eu-west-1")
+
+
+@pytest.fixture(autouse=True)
+def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests must be decided before any AWS call."""
+
+    def refuse(service: str, region: str) -> Any:
+        raise AssertionError(f"unexpected AWS client {service} in {region}")
+
+    monkeypatch.setattr(runtime, "client", refuse)
+    monkeypatch.setenv("TABLE_NAME", "certificates")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    for name in ("ACME_DIRECTORY_URL", "SECRET_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_a_bad_item_is_refused_with_every_reason_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["add", "www", "ex ample.com", "--key-type", "dsa", "--regions", "mars-1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "domain 'ex ample.com' has an invalid label" in err
+    assert "key_type 'dsa' is not one of" in err
+    assert "acm_regions has 'mars-1'" in err
+
+
+def test_a_secret_outside_the_prefix_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["add", "www", "example.com", "--secret-name", "elsewhere/www"]) == 2
+    assert "must start with 'acme-renewer/'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["renew"], "give the ids to renew, or --all-due"),
+        (["renew", "www", "--all-due"], "give the ids to renew, or --all-due"),
+    ],
+)
+def test_renew_needs_ids_or_all_due(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_no_table_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("TABLE_NAME")
+    assert cli.main(["list"]) == 2
+    assert capsys.readouterr().err == (
+        "acme-renewer: error: no table: pass --table or set TABLE_NAME (the stack output CertificatesTableName)\n"
+    )
+
+
+def test_unknown_options_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["list", "--tabel", "x"]) == 2
+    assert "unrecognized arguments: --tabel" in capsys.readouterr().err
+    assert cli.main(["add", "www", "example.com", "--renew-before-days", "soon"]) == 2
+
+
+def test_common_options_go_before_or_after_the_command() -> None:
+    parser = entry.build_parser()
+    assert parser.parse_args(["--table", "a", "list"]).table == "a"
+    assert parser.parse_args(["list", "--table", "b"]).table == "b"
+    assert parser.parse_args(["-v", "list"]).verbose is True
+    assert parser.parse_args(["list"]).table is None
+
+
+def test_regions_alone_means_no_acm_import() -> None:
+    parser = entry.build_parser()
+    assert parser.parse_args(["add", "www", "example.com", "--regions"]).regions == []
+    assert parser.parse_args(["add", "www", "example.com"]).regions is None
+
+
+def test_names_are_cut_at_whole_names() -> None:
+    names = ["example.com", "*.example.com", "www.example.org", "api.example.org"]
+    assert output.shorten_names(names, 40) == "example.com, *.example.com, +2 more"
+    assert output.shorten_names(names[:2], 40) == "example.com, *.example.com"
+    assert output.shorten_names(["a-very-long-name." * 4 + "com"], 20).startswith("a-very-long-name.")
+    assert output.shorten_names([], 20) == "-"
+
+
+def test_never_issued_first_then_the_soonest_to_expire() -> None:
+    items = [
+        {"id": "later", "not_after": "2027-02-01T00:00:00Z"},
+        {"id": "new"},
+        {"id": "soon", "not_after": "2026-12-01T00:00:00Z"},
+        {"id": "expired", "not_after": "2026-11-01T00:00:00Z"},
+    ]
+    assert [i["id"] for i in sorted(items, key=lambda i: output.expiry_order(i, NOW))] == [
+        "new",
+        "expired",
+        "soon",
+        "later",
+    ]
+
+
+def test_dynamodb_values_become_plain_json() -> None:
+    item = {"n": Decimal("20"), "f": Decimal("1.5"), "s": {"b", "a"}, "m": {"k": [Decimal(1)]}}
+    assert output.plain_json(item) == {"n": 20, "f": 1.5, "s": ["a", "b"], "m": {"k": [1]}}
+    assert isinstance(output.plain_json(Decimal("20")), int)
+
+
+def test_show_makes_defaults_visible() -> None:
+    rows = dict(show.describe_item({"id": "www", "domains": ["Example.com"], "written_by": "operator"}, SETTINGS, NOW))
+    assert rows["domains"] == "example.com"
+    assert rows["key type"] == "ec-p256 (default)"
+    assert rows["ACM regions"] == "eu-west-1 (default)"
+    assert rows["secret name"] == "acme-renewer/certificates/www (default)"
+    assert rows["status"] == "-"
+    assert rows["written_by"] == "operator"
+
+
+def test_show_of_an_issued_item() -> None:
+    item = {
+        "id": "www",
+        "domains": ["example.com"],
+        "acm_regions": [],
+        "renew_before_days": Decimal(20),
+        "status": "ISSUED",
+        "not_after": "2026-12-05T12:00:00Z",
+        "acm_arns": {"us-east-1": "arn:aws:acm:us-east-1:1:certificate/a", "eu-west-1": "arn:aws:acm:eu-west-1:1:c/b"},
+        "secret_arn": "arn:aws:secretsmanager:eu-west-1:1:secret:acme-renewer/certificates/www-Ab12",
+        "failure_count": Decimal(0),
+    }
+    rows = show.describe_item(item, SETTINGS, NOW)
+    shown = dict(rows)
+    assert shown["ACM regions"] == "none (secret only)"
+    assert shown["renews"] == "20 days before expiry"
+    assert shown["not after"] == "2026-12-05T12:00:00Z (10.5 days left)"
+    assert shown["failure count"] == "0"
+    assert [label for label, _ in rows if label.startswith("ACM ARN")] == ["ACM ARN eu-west-1", "ACM ARN us-east-1"]
+
+
+def test_show_of_an_invalid_item_says_what_is_wrong() -> None:
+    rows = dict(show.describe_item({"id": "bad", "domains": "example.com"}, SETTINGS, NOW))
+    assert "domains must be a non-empty list" in rows["INVALID"]
+    assert rows["domains"] == "example.com"
+
+
+def test_progress_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    progress = renew.Progress(total=2)
+    progress(Outcome("www", Result.RENEWED, "never issued", datetime(2027, 2, 23, 19, 11, tzinfo=UTC)))
+    progress(Outcome("api", Result.FAILED, "no public Route53 hosted zone contains 'x'"))
+    assert capsys.readouterr().err.splitlines() == [
+        "[1/2] www: renewed (not_after 2027-02-23)",
+        "[2/2] api: failed (no public Route53 hosted zone contains 'x')",
+    ]
