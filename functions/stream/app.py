@@ -1,4 +1,4 @@
-"""Stream handler: issue at once when an item is inserted or its request fields change."""
+"""Stream handler: issue at once when a request is inserted or its fields change; retire it when it is deleted."""
 
 from __future__ import annotations
 
@@ -29,20 +29,31 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tracer.patch(TRACED_MODULES)  # once per container: X-Ray skips what it has patched
+    from acme_renewer.inventory.table import is_status
     from acme_renewer.runtime import build_renewer
 
     renewer = build_renewer(Settings.from_env(), time_left=lambda: context.get_remaining_time_in_millis() / 1000)
     report = RunReport(now=renewer.clock())
 
     def record_handler(record: DynamoDBRecord) -> None:
-        """A renewal failure is written to the item and is not a batch failure; only an exception is."""
+        """A renewal failure is written to the item and is not a batch failure; only an exception is.
+
+        The template's filter lets through every write to a request item, and none to a status item."""
         nonlocal report
         stream = record.dynamodb
         old, new = (stream.old_image, stream.new_image) if stream else (None, None)
+        item_id = str((new or old or {}).get("id"))
+        if is_status(new or old or {}):  # the filter drops these; a record delivered anyway orders nothing
+            logger.info("a status item's record; nothing to do", extra={"event_id": record.event_id})
+            return
+        if not new:  # REMOVE (Powertools gives an empty image for it)
+            renewer.retire(item_id)  # deleted on purpose: no renewal, no expiry page; ACM and the secret stay
+            return
+        if old:
+            renewer.adopt_state(item_id, old)  # an item from before status items, overwritten: keep its state
         if not request_changed(old, new):
             logger.info("no request field changed; nothing to do", extra={"event_id": record.event_id})
             return
-        item_id = str((new or {}).get("id"))
         report = report.merge(renewer.renew([item_id]))
 
     response = process_partial_response(

@@ -11,16 +11,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from boto3.dynamodb.types import TypeSerializer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import PolicyBuilder, Store
 
+from acme_renewer.inventory.table import STATUS_OF, CertificateTable, request_fields, state_fields, status_id
 from tests.stack import DUMMY_CREDENTIAL, LocalStack
 
 if TYPE_CHECKING:
@@ -43,11 +45,21 @@ class Stored:
 
 
 def read_item(stack: LocalStack, table: str, item_id: str) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
+    """The certificate's request merged with its status item, as the renewer reads it."""
+    item = CertificateTable(stack.client("dynamodb"), table).get(item_id)
+    assert item is not None, f"no request item {item_id!r} in {table}"
+    return item
 
-    raw = stack.client("dynamodb").get_item(TableName=table, Key={"id": {"S": item_id}}, ConsistentRead=True)
-    deserializer = TypeDeserializer()
-    return {k: deserializer.deserialize(v) for k, v in raw["Item"].items()}
+
+def write_item(client: Any, table: str, item: Mapping[str, Any]) -> None:
+    """PutItem of the request fields of `item` (the operator's); its renewer fields, if any, replace the status
+    item (a test seeding a state, as an item of old held it)."""
+    serializer = TypeSerializer()
+    client.put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in request_fields(item).items()})
+    state = state_fields(item)
+    if state:
+        status = {**state, "id": status_id(str(item["id"])), STATUS_OF: item["id"]}
+        client.put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in status.items()})
 
 
 def secret_version(stack: LocalStack, secret_id: str, stage: str) -> dict[str, Any] | None:
@@ -69,6 +81,17 @@ def acm_client(stack: LocalStack, region: str) -> ACMClient:
         aws_access_key_id=DUMMY_CREDENTIAL,
         aws_secret_access_key=DUMMY_CREDENTIAL,
     )
+
+
+def acm_certificates_for(stack: LocalStack, subject: str, region: str) -> list[str]:
+    """The ARNs of every ACM certificate in `region` whose subject is `subject` (give each test its own names:
+    ACM is shared by all the tests of a session; moto drops tags on a re-import, so they cannot tell). At most
+    one per item and region, unless one was superseded on purpose."""
+    client = acm_client(stack, region)
+    pages = client.get_paginator("list_certificates").paginate(
+        Includes={"keyTypes": ["RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1"]}
+    )
+    return [s["CertificateArn"] for page in pages for s in page["CertificateSummaryList"] if s["DomainName"] == subject]
 
 
 def challenge_records(stack: LocalStack, zone_ids: Iterable[str]) -> list[str]:
@@ -167,7 +190,7 @@ def make_due(stack: LocalStack, table: str, item_id: str) -> None:
     Due in the `due` index too, as `acme-renewer add --replace` leaves an edited item."""
     stack.client("dynamodb").update_item(
         TableName=table,
-        Key={"id": {"S": item_id}},
+        Key={"id": {"S": status_id(item_id)}},
         UpdateExpression="SET issued_fingerprint = :outdated, due_at = :now",
         ExpressionAttributeValues={
             ":outdated": {"S": "outdated"},

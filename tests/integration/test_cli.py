@@ -21,7 +21,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from acme_renewer import cli, renewal
-from acme_renewer.inventory.table import SCHEDULED, parse_time
+from acme_renewer.inventory.table import SCHEDULED, CertificateTable, parse_time, status_id
 from tests.stack import LocalStack
 
 if TYPE_CHECKING:
@@ -94,10 +94,16 @@ def upsert(stack: LocalStack, zone_id: str, name: str, rtype: RRTypeType, *value
 
 
 def table_items(stack: LocalStack, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Every item as stored: requests by id, status items by `<id>#status`."""
     deserializer = TypeDeserializer()
     raw = stack.client("dynamodb").scan(TableName=env["TABLE_NAME"], ConsistentRead=True)["Items"]
     items = [{k: deserializer.deserialize(v) for k, v in item.items()} for item in raw]
     return {item["id"]: item for item in items}
+
+
+def certificates(stack: LocalStack, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Every certificate as the renewer reads it: request and status merged."""
+    return {item["id"]: item for item in CertificateTable(stack.client("dynamodb"), env["TABLE_NAME"]).items()}
 
 
 def rows(listing: str) -> dict[str, list[str]]:
@@ -128,17 +134,14 @@ def test_add_list_renew_show_remove(
     added = acme_renewer(capsys, "add", "www", zone, f"*.{zone}")
     assert added.code == 0, added.err
     assert added.out.startswith(f"added www: {zone}, *.{zone} (ec-p256, ACM: us-east-1, secret ")
-    # Only what was given is stored, plus the operator's mark for the stream trigger and the item's
-    # place in the due index (due now).
-    stored = table_items(stack, operator_env)["www"]
-    due_at = parse_time(stored.pop("due_at"))
+    # Only what was given is stored in the request, and the certificate's status item holds its place in the
+    # due index (due now).
+    stored = table_items(stack, operator_env)
+    assert stored["www"] == {"id": "www", "domains": [zone, f"*.{zone}"]}
+    status = stored[status_id("www")]
+    due_at = parse_time(status.pop("due_at"))
     assert due_at is not None and due_at <= datetime.now(UTC)
-    assert stored == {
-        "id": "www",
-        "domains": [zone, f"*.{zone}"],
-        "written_by": "operator",
-        "schedule": SCHEDULED,
-    }
+    assert status == {"id": status_id("www"), "status_of": "www", "schedule": SCHEDULED}
     assert acme_renewer(capsys, "add", "api", f"api.{zone}", "--regions", "--renew-before-days", "20").code == 0
 
     before = rows(acme_renewer(capsys, "list").out)
@@ -146,7 +149,7 @@ def test_add_list_renew_show_remove(
 
     renewed = acme_renewer(capsys, "renew", "www")
     assert renewed.code == 0, renewed.err
-    item = table_items(stack, operator_env)["www"]
+    item = certificates(stack, operator_env)["www"]
     assert renewed.err == f"[1/1] www: renewed (not_after {item['not_after'][:10]})\n"
     assert renewed.out.startswith("1 renewed, 0 failed (1 certificate in ")
 
@@ -200,7 +203,7 @@ def test_add_takes_the_hosted_zone_and_the_challenge_alias(
 ) -> None:
     options = ["--hosted-zone-id", "/hostedzone/Z0123456789ABC", "--challenge-alias", "Validation.Example.NET"]
     assert acme_renewer(capsys, "add", "www", "a.example.test", *options).code == 0
-    item = table_items(stack, operator_env)["www"]
+    item = certificates(stack, operator_env)["www"]
     assert (item["hosted_zone_id"], item["challenge_alias"]) == ("/hostedzone/Z0123456789ABC", "Validation.Example.NET")
     refused = acme_renewer(capsys, "add", "api", "b.example.test", "--challenge-alias", "_acme-challenge.x.test")
     assert (refused.code, "without '_acme-challenge.'" in refused.err) == (2, True)
@@ -213,7 +216,7 @@ def test_add_takes_the_ca_profile_and_zone_role(
     options = ["--ca", "zerossl", "--eab-secret", "acme-renewer/eab/zerossl", "--profile", "tlsserver"]
     options += ["--profile-fallback", "--zone-role-arn", role, "--zone-external-id", "renewer-42"]
     assert acme_renewer(capsys, "add", "www", "a.example.test", *options).code == 0
-    item = table_items(stack, operator_env)["www"]
+    item = certificates(stack, operator_env)["www"]
     fields = ("acme_directory", "eab_secret", "profile", "profile_fallback", "zone_role_arn", "zone_external_id")
     assert tuple(item[name] for name in fields) == (
         "zerossl", "acme-renewer/eab/zerossl", "tlsserver", True, role, "renewer-42"
@@ -240,21 +243,17 @@ def test_replace_keeps_the_acm_certificate_that_is_in_use(
     zone, _ = new_zone(stack, "replace")
     assert acme_renewer(capsys, "add", "www", zone, "--key-type", "rsa-2048").code == 0
     assert acme_renewer(capsys, "renew", "www").code == 0
-    arn = table_items(stack, operator_env)["www"]["acm_arns"][stack.region]
+    arn = certificates(stack, operator_env)["www"]["acm_arns"][stack.region]
 
     replaced = acme_renewer(capsys, "add", "www", zone, f"www.{zone}", "--replace")
     assert replaced.code == 0
     assert replaced.out.startswith(f"replaced the request of www: {zone}, www.{zone} (ec-p256,")
-    item = table_items(stack, operator_env)["www"]
-    assert "key_type" not in item  # not given this time: the default applies again
-    assert (item["domains"], item["acm_arns"], item["written_by"]) == (
-        [zone, f"www.{zone}"],
-        {stack.region: arn},
-        "operator",
-    )
+    request = table_items(stack, operator_env)["www"]
+    assert request == {"id": "www", "domains": [zone, f"www.{zone}"]}  # key_type not given: the default again
+    assert certificates(stack, operator_env)["www"]["acm_arns"] == {stack.region: arn}
 
     assert acme_renewer(capsys, "renew", "www").code == 0
-    assert table_items(stack, operator_env)["www"]["acm_arns"] == {stack.region: arn}
+    assert certificates(stack, operator_env)["www"]["acm_arns"] == {stack.region: arn}
     certificate = stack.client("acm").describe_certificate(CertificateArn=arn)["Certificate"]
     assert sorted(certificate["SubjectAlternativeNames"]) == sorted([zone, f"www.{zone}"])
     assert certificate["KeyAlgorithm"] == "EC_prime256v1"
@@ -274,7 +273,6 @@ def test_json_output_parses_with_numbers_as_numbers(
         "domains": ["api.example.test"],
         "acm_regions": [],
         "renew_before_days": 20,
-        "written_by": "operator",
         "schedule": SCHEDULED,
     }
     assert type(listed[0]["renew_before_days"]) is int
@@ -308,7 +306,7 @@ def test_renew_all_due_shows_progress_and_exits_1_when_one_fails(
 
     assert result.code == 1
     progress = sorted(result.err.splitlines(), key=lambda line: line.split("] ", 1)[1])
-    not_after = table_items(stack, operator_env)["good"]["not_after"][:10]
+    not_after = certificates(stack, operator_env)["good"]["not_after"][:10]
     assert progress[0].endswith(f"] good: renewed (not_after {not_after})")
     assert progress[1].endswith(
         "] no-zone: failed (no public Route53 hosted zone contains '_acme-challenge.www.nowhere.invalid'; "
@@ -329,7 +327,7 @@ def test_renew_of_an_unknown_id_renews_nothing(
         result.err
         == f"acme-renewer: error: no certificate with id wwx in {operator_env['TABLE_NAME']}; nothing renewed\n"
     )
-    assert "status" not in table_items(stack, operator_env)["www"]
+    assert "status" not in certificates(stack, operator_env)["www"]
 
 
 # --- check ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from botocore.compat import HTTPHeaders
 from cryptography import x509
 
 from acme_renewer import runtime
-from acme_renewer.inventory.table import CertificateTable
+from acme_renewer.inventory.table import CertificateTable, status_id
 from acme_renewer.report.outcomes import Outcome, Result
 from acme_renewer.settings import Settings
 from tests.integration.conftest import Calls
@@ -115,7 +115,7 @@ def retry_now(stack: LocalStack, env: dict[str, str], item_id: str) -> None:
     """Move the backoff into the past rather than wait for it."""
     stack.client("dynamodb").update_item(
         TableName=env["TABLE_NAME"],
-        Key={"id": {"S": item_id}},
+        Key={"id": {"S": status_id(item_id)}},
         UpdateExpression="SET next_attempt_at = :past",
         ExpressionAttributeValues={":past": {"S": LONG_AGO}},
     )
@@ -307,7 +307,7 @@ def test_a_lease_stolen_mid_renewal_still_records_the_stored_certificate(
         # Another run takes the lease (ours ran past lease_until) after our stores, before our result write.
         stack.client("dynamodb").update_item(
             TableName=env["TABLE_NAME"],
-            Key={"id": {"S": issued.id}},
+            Key={"id": {"S": status_id(issued.id)}},
             UpdateExpression="SET lease_owner = :other",
             ExpressionAttributeValues={":other": {"S": "another-run"}},
         )

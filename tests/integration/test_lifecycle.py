@@ -61,7 +61,7 @@ def test_renewer_writes_are_dropped_by_the_template_filter_and_by_the_code(
     build_renewer(Settings.from_env()).renew(["own"], force=True)
     records = reader.read()
     assert records and not any(passes_filter(r, FILTERS) for r in records)
-    # Even delivered anyway (say, a console edit that kept written_by), no request field changed: no order.
+    # Even delivered anyway (a filter misconfigured by hand), a status item's record orders nothing.
     orders = len(calls.new_orders)
     response = invoke_with("stream", lambda_event(records))
     assert response == {"batchItemFailures": []}
@@ -76,8 +76,8 @@ def test_changed_domains_are_reissued_from_the_stream(stack: LocalStack, env: di
     first = get_item(stack, env, "edit")
     reader = StreamReader(stack, env["TABLE_NAME"])
 
-    # An operator's edit: request fields changed, written_by no longer the renewer's.
-    put_item(stack, env, {**first, "domains": [zone, f"www.{zone}"], "written_by": "operator"})
+    # An operator's edit of the whole item, as read: request fields changed.
+    put_item(stack, env, {**first, "domains": [zone, f"www.{zone}"]})
     deliver(reader)
 
     second = get_item(stack, env, "edit")
@@ -89,6 +89,7 @@ def test_changed_domains_are_reissued_from_the_stream(stack: LocalStack, env: di
 def test_the_sample_stream_events_pass_or_fail_the_filter_as_named() -> None:
     assert passes_filter(event("stream_insert.json")["Records"][0], FILTERS)
     assert passes_filter(event("stream_modify.json")["Records"][0], FILTERS)
+    assert passes_filter(event("stream_remove.json")["Records"][0], FILTERS)
     assert not passes_filter(event("stream_renewer_write.json")["Records"][0], FILTERS)
 
 
@@ -232,9 +233,7 @@ def test_a_run_close_to_its_deadline_starts_nothing_and_the_next_run_does(
     assert calls.new_orders == []
     # Untouched, except that each took its place in the due index, where the next due-only run finds it.
     after = [get_item(stack, env, f"late-{n}") for n in range(2)]
-    assert [
-        {k: v for k, v in item.items() if k not in ("schedule", "due_at", "written_by")} for item in after
-    ] == before
+    assert [{k: v for k, v in item.items() if k not in ("schedule", "due_at")} for item in after] == before
 
     result = invoke_with("renewal", {"source": "schedule", "scan": "due"})
     assert result["renewed"] == 2

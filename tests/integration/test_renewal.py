@@ -17,7 +17,7 @@ from cryptography.x509.verification import PolicyBuilder, Store
 
 from acme_renewer.settings import Settings
 from tests.integration.conftest import LIFETIME, Calls
-from tests.integration.invariants import make_due
+from tests.integration.invariants import make_due, read_item, write_item
 from tests.stack import LocalStack
 from tests.stack.handler import emitted_metrics, invoke
 
@@ -27,22 +27,14 @@ def unique(prefix: str) -> str:
 
 
 def put_item(stack: LocalStack, env: dict[str, str], item: dict[str, Any]) -> None:
-    from boto3.dynamodb.types import TypeSerializer
-
-    serializer = TypeSerializer()
-    stack.client("dynamodb").put_item(
-        TableName=env["TABLE_NAME"], Item={k: serializer.serialize(v) for k, v in item.items()}
-    )
+    """PutItem of the request, as an operator writes it; renewer fields in `item` (a test seeding a state) go on
+    the certificate's status item, replacing it."""
+    write_item(stack.client("dynamodb"), env["TABLE_NAME"], item)
 
 
 def get_item(stack: LocalStack, env: dict[str, str], item_id: str) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
-    raw = stack.client("dynamodb").get_item(
-        TableName=env["TABLE_NAME"], Key={"id": {"S": item_id}}, ConsistentRead=True
-    )
-    return {k: deserializer.deserialize(v) for k, v in raw["Item"].items()}
+    """The certificate as the renewer sees it: its request merged with its status."""
+    return read_item(stack, env["TABLE_NAME"], item_id)
 
 
 def run() -> dict[str, Any]:

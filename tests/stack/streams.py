@@ -35,7 +35,28 @@ class StreamReader:
             response = self._streams.get_records(ShardIterator=iterator)
             self._iterators[shard_id] = response["NextShardIterator"]
             records.extend(_as_lambda_record(r, self._arn) for r in response["Records"])
-        return records
+        return without_upsert_artifacts(records)
+
+
+def without_upsert_artifacts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """moto's UpdateItem of a new key first puts an item of the key alone, then updates it, and streams both
+    as INSERTs; DynamoDB streams one record per modification, the INSERT of the whole new item
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html). Drop moto's extra one: a
+    key-only INSERT followed by an INSERT of the same key."""
+    kept = []
+    for index, record in enumerate(records):
+        stream = record.get("dynamodb", {})
+        following = records[index + 1] if index + 1 < len(records) else None
+        if (
+            record.get("eventName") == "INSERT"
+            and stream.get("NewImage") == stream.get("Keys")
+            and following is not None
+            and following.get("eventName") == "INSERT"
+            and following.get("dynamodb", {}).get("Keys") == stream.get("Keys")
+        ):
+            continue
+        kept.append(record)
+    return kept
 
 
 def _as_lambda_record(record: Any, stream_arn: str) -> dict[str, Any]:

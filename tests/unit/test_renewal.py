@@ -10,12 +10,20 @@ from typing import Any
 
 import boto3
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from acme_renewer.errors import CaRetryLaterError
 from acme_renewer.inventory.ari import RenewalInfoError, SuggestedWindow
-from acme_renewer.inventory.table import CertificateTable, parse_time
+from acme_renewer.inventory.table import (
+    STATUS_OF,
+    CertificateTable,
+    parse_time,
+    request_fields,
+    state_fields,
+    status_id,
+)
 from acme_renewer.renewal import Renewer
 from acme_renewer.report.outcomes import Result
 from acme_renewer.runtime import memoize
@@ -66,13 +74,22 @@ def two_months_later() -> Callable[[], datetime]:
 
 
 def put(item: dict[str, Any]) -> None:
-    boto3.resource("dynamodb", region_name=REGION).Table(SETTINGS.table_name).put_item(Item=item)
+    """The request as an operator puts it; renewer fields in `item` (a seeded state) replace the status item."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    serializer = TypeSerializer()
+    client.put_item(
+        TableName=SETTINGS.table_name, Item={k: serializer.serialize(v) for k, v in request_fields(item).items()}
+    )
+    if state := state_fields(item):
+        status = {**state, "id": status_id(item["id"]), STATUS_OF: item["id"]}
+        client.put_item(TableName=SETTINGS.table_name, Item={k: serializer.serialize(v) for k, v in status.items()})
 
 
 def get(item_id: str) -> dict[str, Any]:
-    return (
-        boto3.resource("dynamodb", region_name=REGION).Table(SETTINGS.table_name).get_item(Key={"id": item_id})["Item"]
-    )
+    """The certificate as the renewer sees it: request and status merged."""
+    item = table().get(item_id)
+    assert item is not None, item_id
+    return item
 
 
 def test_a_new_item_is_issued_and_stored(aws: None) -> None:
@@ -239,10 +256,83 @@ def test_a_run_that_lost_the_race_does_not_order_again(aws: None) -> None:
     assert "lease_owner" not in get("web")
 
 
-def test_every_write_of_the_renewer_is_marked(aws: None) -> None:
-    put({"id": "web", "domains": ["example.com"], "written_by": "operator"})
+def raw(item_id: str) -> dict[str, Any] | None:
+    found = boto3.resource("dynamodb", region_name=REGION).Table(SETTINGS.table_name).get_item(Key={"id": item_id})
+    item: dict[str, Any] | None = found.get("Item")
+    return item
+
+
+def test_the_renewer_never_writes_a_request_item(aws: None) -> None:
+    """Its state goes on the status item, so the request's stream records are all the operator's."""
+    request = {"id": "web", "domains": ["example.com"], "key_type": "ec-p384"}
+    put(request)
+    assert [o.result for o in renewer(FakeCa()).run().outcomes] == [Result.RENEWED]
+    assert raw("web") == request
+    status = raw(status_id("web"))
+    assert status is not None and status["status_of"] == "web" and status["status"] == "ISSUED"
+
+
+def test_a_put_of_the_whole_request_keeps_what_the_renewer_knows(aws: None) -> None:
+    """The README's put-item run again with one more name (or the console's edit): same ACM ARN, same secret."""
+    put({"id": "web", "domains": ["example.com"]})
     renewer(FakeCa()).run()
-    assert get("web")["written_by"] == "renewer"
+    first = get("web")
+    put({"id": "web", "domains": ["example.com", "www.example.com"]})  # the whole item, state not included
+    assert get("web")["acm_arns"] == first["acm_arns"]
+    assert [o.result for o in renewer(FakeCa()).run().outcomes] == [Result.RENEWED]
+    second = get("web")
+    assert second["issued_domains"] == ["example.com", "www.example.com"]
+    assert (second["acm_arns"], second["secret_arn"]) == (first["acm_arns"], first["secret_arn"])
+    assert second["serial"] != first["serial"]
+
+
+def test_an_item_from_before_status_items_hands_its_state_over_when_read(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    renewer(FakeCa()).run()
+    state = get("web")
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.delete_item(TableName=SETTINGS.table_name, Key={"id": {"S": status_id("web")}})
+    legacy = {**state, "written_by": "renewer"}  # one item, as versions before wrote it
+    boto3.resource("dynamodb", region_name=REGION).Table(SETTINGS.table_name).put_item(Item=legacy)
+
+    assert get("web") == state  # the merged view is the same certificate
+    assert raw("web") == {"id": "web", "domains": ["example.com"]}  # the request keeps only the request
+    status = raw(status_id("web"))
+    assert status is not None and status["acm_arns"] == state["acm_arns"] and "written_by" not in status
+    # And it renews in place.
+    assert [o.result for o in renewer(FakeCa()).renew(["web"], force=True).outcomes] == [Result.RENEWED]
+    assert get("web")["acm_arns"] == state["acm_arns"]
+
+
+def test_the_old_image_of_an_overwritten_item_from_before_keeps_its_state(aws: None) -> None:
+    """A put-item over an item of old, before any run read it: the stream's old image still has the state."""
+    put({"id": "web", "domains": ["example.com"]})
+    renewer(FakeCa()).run()
+    state = get("web")
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.delete_item(TableName=SETTINGS.table_name, Key={"id": {"S": status_id("web")}})
+    put({"id": "web", "domains": ["example.com", "www.example.com"]})
+    renewer(FakeCa()).adopt_state("web", {**state, "written_by": "renewer"})
+    assert get("web")["acm_arns"] == state["acm_arns"]
+
+
+def test_a_deleted_request_is_retired_by_the_full_run(aws: None) -> None:
+    put({"id": "web", "domains": ["example.com"]})
+    put({"id": "kept", "domains": ["kept.example.com"]})
+    renewer(FakeCa()).run()
+    boto3.client("dynamodb", region_name=REGION).delete_item(TableName=SETTINGS.table_name, Key={"id": {"S": "web"}})
+    report = renewer(FakeCa()).run()
+    assert [o.id for o in report.outcomes] == ["kept"]
+    status = raw(status_id("web"))
+    assert status is not None and "retired_at" in status
+    assert "schedule" not in status and "due_at" not in status  # no renewal, no expiry alarm
+    assert status["acm_arns"]  # what was stored is still known
+    # Added again: the same ARNs are renewed, and it is no longer retired.
+    arns = status["acm_arns"]
+    put({"id": "web", "domains": ["example.com"]})
+    assert [o.result for o in renewer(FakeCa()).renew(["web"], force=True).outcomes] == [Result.RENEWED]
+    again = raw(status_id("web"))
+    assert again is not None and again["acm_arns"] == arns and "retired_at" not in again
 
 
 # --- failures ----------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
+from botocore import xform_name
 
 from acme_renewer.inventory.table import DUE_INDEX, EXPIRY_INDEX
 from acme_renewer.settings import CA_ALIASES
@@ -311,6 +313,58 @@ def test_every_granted_action_is_one_the_code_calls(template: dict[str, Any]) ->
             assert re.search(rf"""\.{method}\(|get_paginator\(["']{method}["']\)""", sources), (
                 f"{action} ({statement['Sid']}) is granted but the package never calls {method}"
             )
+
+
+# The AWS service each adapter's client speaks to; the CLI runs with the operator's credentials, not these.
+ADAPTER_SERVICES = {
+    "inventory/table.py": "dynamodb",
+    "stores/secrets.py": "secretsmanager",
+    "stores/acm.py": "acm",
+    "dns/route53.py": "route53",
+    "dns/propagation.py": "route53",
+    "report/drift.py": "acm",
+    "report/events.py": "events",
+    "report/handoff.py": "lambda",
+}
+
+
+# API operations whose IAM action has another name.
+IAM_ACTION = {"lambda:Invoke": "lambda:InvokeFunction"}
+
+
+def called_actions(module: str, service: str) -> set[str]:
+    """`service:Operation` of every client call in an adapter (`client.x(` or `get_paginator("x")`)."""
+    source = (PACKAGE / module).read_text()
+    methods = set(re.findall(r"\b_?client\.([a-z][a-z_]*)\(", source))
+    methods |= set(re.findall(r"""get_paginator\(["']([a-z_]+)["']\)""", source))
+    methods.discard("get_paginator")
+    operations = {
+        xform_name(op): op for op in botocore.session.get_session().get_service_model(service).operation_names
+    }
+    unknown = methods - set(operations)
+    assert not unknown, f"{module}: not {service} operations: {unknown}"
+    actions = {f"{service}:{operations[m]}" for m in methods}
+    return {IAM_ACTION.get(action, action) for action in actions}
+
+
+def test_every_call_of_the_functions_is_granted(template: dict[str, Any]) -> None:
+    """Least privilege the right way round: moto evaluates no IAM, so a call the policy lacks would pass every
+    test here and fail on AWS with AccessDenied."""
+    granted = {action for s in policy_statements(template) for action in as_list(s["Action"])}
+    for module, service in ADAPTER_SERVICES.items():
+        for action in called_actions(module, service):
+            assert action in granted, f"{module} calls {action}, which the functions' policy does not grant"
+
+
+def test_the_functions_write_only_status_items_and_read_requests(template: dict[str, Any]) -> None:
+    """The renewer puts only `<id>#status` items (dynamodb:LeadingKeys, fine-grained access control:
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html), so an
+    operator's request is never replaced by the function."""
+    puts = statements_granting(template, "dynamodb:PutItem")
+    assert puts  # one per function: they share the policy
+    for put in puts:
+        assert as_list(put["Action"]) == ["dynamodb:PutItem"]
+        assert put["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["*#status"]}}
 
 
 def test_a_secrets_key_of_your_own_is_usable_only_through_secrets_manager(template: dict[str, Any]) -> None:

@@ -117,6 +117,7 @@ class Renewer:
         certificates). Due only: just the items the `due` index lists, so the cost follows what is due."""
         if not due_only:
             report = self._process(self.table.items(), force=False, whole_table=True)
+            self._retire_orphans(report.now)
         else:
             report = self._process(self.table.due(self.clock()), force=False)
             report.managed_certificates = self.table.approximate_count()
@@ -131,6 +132,30 @@ class Renewer:
             item = self.table.get(item_id)
             items.append(item if item is not None else {"id": item_id, "_missing": True})
         return self._process(items, force=force)
+
+    def retire(self, item_id: str) -> bool:
+        """The certificate's request was deleted: stop renewing it and stop counting its expiry (see
+        CertificateTable.retire). Its ACM certificates and secret are left alone, and known as retired."""
+        retired = self.table.retire(item_id, self.clock())
+        if retired:
+            with log_keys(certificate_id=item_id):
+                logger.info("certificate retired: its request was deleted; its ACM certificates and secret stay")
+        return retired
+
+    def adopt_state(self, item_id: str, old_image: Mapping[str, Any]) -> None:
+        """A request item from before status items was overwritten; keep the state its old image held."""
+        if self.table.adopt_state(item_id, old_image):
+            with log_keys(certificate_id=item_id):
+                logger.info("kept the renewer's state of an overwritten item on its status item")
+
+    def _retire_orphans(self, now: datetime) -> None:
+        """Status items whose request is gone, found by the full scan: retire those the stream did not."""
+        for orphan in self.table.orphans:
+            if "retired_at" not in orphan and isinstance(orphan.get("status_of"), str):
+                try:
+                    self.retire(orphan["status_of"])
+                except Exception:
+                    logger.exception("could not retire a deleted certificate", extra={"id": orphan["status_of"]})
 
     def _process(self, items: Iterable[Mapping[str, Any]], *, force: bool, whole_table: bool = False) -> RunReport:
         report = RunReport(now=self.clock())
@@ -155,7 +180,11 @@ class Renewer:
         report.outcomes = [outcome for _, _, outcome in processed]
         if whole_table and self.fleet is not None:
             checked = [(item, outcome) for _, item, outcome in processed]
-            report.unmanaged_expiring, report.stale_endpoints = self.fleet.inspect(checked, self.clock())
+            # Items are consumed by now, so the scan has listed the deleted certificates, whose ARNs are not drift.
+            retired = [arn for orphan in self.table.orphans for arn in (orphan.get("acm_arns") or {}).values()]
+            report.unmanaged_expiring, report.stale_endpoints = self.fleet.inspect(
+                checked, self.clock(), known_arns=retired
+            )
         if self.events is not None:
             events = [e for e in map(outcome_event, report.outcomes) if e is not None]
             events += [stale_endpoint_event(s) for s in report.stale_endpoints or []]
@@ -251,7 +280,7 @@ class Renewer:
                 self._reschedule(item, now, now)  # into the due index, where a hand-on or the next run finds it
             return Outcome(request.id, Result.DEFERRED, deferral, state.not_after, due=True)
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
-        fresh = self.table.acquire_lease(request.id, self.owner, now, lease_until)
+        fresh = self.table.acquire_lease(request.id, self.owner, now, lease_until, request=item)
         if fresh is None:
             return Outcome(request.id, Result.LEASED, "another run holds the lease", state.not_after, due=True)
         # Decide again on the item as it is now: an overlapping run may have just renewed it.

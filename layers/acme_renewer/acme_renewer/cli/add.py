@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from acme_renewer.cli.common import EXIT_OK, OperatorError, load_settings, open_table
 from acme_renewer.cli.output import out
-from acme_renewer.inventory.table import SCHEDULED, iso
 from acme_renewer.inventory.validation import parse_item
 from acme_renewer.models import CertificateRequest
 
@@ -87,13 +85,11 @@ def run(args: argparse.Namespace) -> int:
     }
     item.update({name: value for name, value in given.items() if value is not None})
     request = parse_item(item, settings)  # a bad item stops here: nothing is written
-    # Due at once in the `due` index, so that a due-only scheduled run acts on it even without the stream.
-    item |= {"schedule": SCHEDULED, "due_at": iso(datetime.now(UTC))}
     table = open_table(settings)
     if args.replace and table.replace_request(item):
         out(f"replaced the request of {request.id}: {describe(request)}")
-        out("  what the renewer wrote stays on the item (ACM ARNs, secret, expiry): a re-issue renews in place")
-    elif args.replace or table.create(item):
+        out("  what the renewer knows stays on its status item (ACM ARNs, secret, expiry): a re-issue renews in place")
+    elif table.create(item):
         out(f"added {request.id}: {describe(request)}")
     else:
         raise OperatorError(

@@ -1,20 +1,19 @@
-"""Operator CLI, the certificates table as the operator edits it: reads through the renewer's adapter, writes marked."""
+"""Operator CLI, the certificates table as the operator edits it: requests written whole, read merged with status."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeSerializer
 
-from acme_renewer.inventory.table import CertificateTable
+from acme_renewer.inventory.table import STATUS_OF, CertificateTable, deserialize, merged, status_id
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# Written on every item the CLI writes; the stream trigger tells operator edits from the renewer's own writes.
-WRITTEN_BY = "operator"
-# The optional request fields `add` can set; `add --replace` removes those not given, so defaults apply again.
+# The optional request fields `add` can set (show lists their defaults).
 OPTIONAL_REQUEST_FIELDS = (
     "key_type", "acm_regions", "secret_name", "renew_before_days", "enabled", "preferred_chain", "hosted_zone_id",
     "challenge_alias",
@@ -22,14 +21,15 @@ OPTIONAL_REQUEST_FIELDS = (
 
 
 class OperatorTable:
-    """The certificates table for the CLI: reads through the renewer's adapter, writes marked as the operator's."""
+    """The certificates table for the CLI: reads through the renewer's adapter (one merged view per certificate),
+    writes request items whole, as `aws dynamodb put-item` does; the renewer's status items are never written
+    here, but for the place in the due index that makes a new request due at once."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
         self._reader = CertificateTable(client, table_name)
         self._serializer = TypeSerializer()
-        self._deserializer = TypeDeserializer()
 
     def items(self) -> list[dict[str, Any]]:
         return list(self._reader.items())
@@ -38,48 +38,29 @@ class OperatorTable:
         return self._reader.get(item_id)
 
     def count(self) -> int:
-        pages = self._client.get_paginator("scan").paginate(TableName=self._table, Select="COUNT")
+        """Certificates (request items); status items are not counted."""
+        pages = self._client.get_paginator("scan").paginate(
+            TableName=self._table,
+            Select="COUNT",
+            FilterExpression="attribute_not_exists(#of)",
+            ExpressionAttributeNames={"#of": STATUS_OF},
+        )
         return sum(page["Count"] for page in pages)
 
     def create(self, item: Mapping[str, Any]) -> bool:
         """PutItem only when the id is new; False when it exists."""
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={k: self._serializer.serialize(v) for k, v in {**item, "written_by": WRITTEN_BY}.items()},
-                ConditionExpression="attribute_not_exists(id)",
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._put(item, "attribute_not_exists(id)")
 
     def replace_request(self, item: Mapping[str, Any]) -> bool:
-        """Set the request fields given and remove the others, keeping what the renewer wrote; True if it existed.
+        """PutItem of the whole request over an existing one; False when there was none.
 
-        A PutItem would drop `acm_arns`, and the next renewal would import a new ACM certificate
-        instead of renewing the one that load balancers and distributions use. (CertificateTable's own
-        update marks its writes as the renewer's, which the stream filter ignores, so it is not reused.)
+        What the renewer knows (ACM ARNs, secret, expiry, journal, lease) lives on the status item, which a
+        request's put never touches: the next renewal re-imports into the same ARNs.
         """
-        fields = {k: v for k, v in item.items() if k != "id"} | {"written_by": WRITTEN_BY}
-        names = {f"#f{i}": name for i, name in enumerate(fields)}
-        values = {f":v{i}": self._serializer.serialize(value) for i, value in enumerate(fields.values())}
-        expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
-        dropped = [name for name in OPTIONAL_REQUEST_FIELDS if name not in item]
-        if dropped:
-            names.update({f"#r{i}": name for i, name in enumerate(dropped)})
-            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(dropped)))
-        response = self._client.update_item(
-            TableName=self._table,
-            Key={"id": {"S": str(item["id"])}},
-            UpdateExpression=expression,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_OLD",
-        )
-        return bool(response.get("Attributes"))
+        return self._put(item, "attribute_exists(id)")
 
     def delete(self, item_id: str) -> dict[str, Any] | None:
-        """Delete the item; return it as it was, or None when there was none."""
+        """Delete the request and retire its certificate; return it as it was (status included), or None."""
         try:
             response = self._client.delete_item(
                 TableName=self._table,
@@ -89,4 +70,24 @@ class OperatorTable:
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             return None
-        return {k: self._deserializer.deserialize(v) for k, v in response.get("Attributes", {}).items()}
+        # The stream function retires it too; doing it here does not depend on the stream.
+        self._reader.retire(item_id, datetime.now(UTC))
+        return merged(deserialize(response.get("Attributes", {})), self._reader.get_status(item_id))
+
+    def forget(self, item_id: str) -> None:
+        """Delete the status item of a certificate that was never issued (a place in the due index at most)."""
+        self._client.delete_item(TableName=self._table, Key={"id": {"S": status_id(item_id)}})
+
+    def _put(self, item: Mapping[str, Any], condition: str) -> bool:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={k: self._serializer.serialize(v) for k, v in item.items()},
+                ConditionExpression=condition,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        # Due at once in the `due` index, so that a due-only scheduled run acts on it even without the stream.
+        now = datetime.now(UTC)
+        self._reader.set_schedule(str(item["id"]), now, scheduled=True, now=now)
+        return True

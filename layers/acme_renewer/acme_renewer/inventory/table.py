@@ -1,7 +1,15 @@
-"""Inventory: read the certificates table, lease one certificate at a time, and write each outcome back."""
+"""Inventory: read the certificates table, lease one certificate at a time, and write each outcome back.
+
+Each certificate is two items in the table (cert-manager's spec and status): the operator's **request**, keyed by
+its id, which the renewer never writes, and the renewer's **status**, keyed `<id>#status`, which holds everything
+the renewer knows (ARNs, expiry, journal, lease, failures). A put-item of the whole request, a console edit or an
+update-item therefore cannot lose the renewer's state, and every stream record of a request is an operator's write.
+Readers get one merged dict per certificate: the status's fields, then the request's on top.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -9,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from acme_renewer.inventory.validation import display_name
+from acme_renewer.inventory.validation import STATE_FIELDS, display_name
 from acme_renewer.models import (
     AriState,
     CertificateState,
@@ -24,8 +32,14 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 MAX_ERROR_LENGTH = 2000
-# Every write of the renewer carries this mark; the stream trigger's filter drops such records.
-RENEWER = "renewer"
+# The status item of certificate `www` is `www#status` (ids cannot hold '#'), and carries `status_of = "www"`:
+# the stream trigger's filter drops every record of an item that has it.
+STATUS_SUFFIX = "#status"
+STATUS_OF = "status_of"
+# Before the split, the renewer wrote its state on the request item, marked `written_by`; such an item's state
+# moves to its status item when first read (and from the stream's old image, see adopt_state).
+LEGACY_MARK = "written_by"
+BATCH_GET_LIMIT = 100
 # The sparse indexes of template.yaml: items with `schedule` = SCHEDULED are in them, keyed by `due_at`
 # (when the item is next due) and by `not_after`.
 SCHEDULED = "renewal"
@@ -121,25 +135,64 @@ def parse_time(raw: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+def status_id(item_id: str) -> str:
+    return f"{item_id}{STATUS_SUFFIX}"
+
+
+def is_status(item: Mapping[str, Any]) -> bool:
+    return str(item.get("id", "")).endswith(STATUS_SUFFIX)
+
+
+def state_fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The renewer's fields of an item (a merged view, or a request item from before the split)."""
+    return {k: v for k, v in item.items() if k in STATE_FIELDS and k != LEGACY_MARK}
+
+
+def request_fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    """What the operator owns: everything but the renewer's fields."""
+    return {k: v for k, v in item.items() if k not in STATE_FIELDS and k != STATUS_OF}
+
+
+def merged(request: Mapping[str, Any], status: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One dict per certificate: the status's fields, and the request's on top (its id wins)."""
+    state = {k: v for k, v in (status or {}).items() if k not in ("id", STATUS_OF)}
+    return {**state, **request}
+
+
 class CertificateTable:
-    """DynamoDB adapter for the certificates table. Items are plain dicts at this edge."""
+    """DynamoDB adapter for the certificates table: request items (the operator's) and status items (ours).
+
+    Items are plain dicts at this edge; every read returns the merged view of a certificate.
+    """
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
-        # Items this adapter has read (Scan, Query, GetItem), for the run's report.
+        # Items this adapter has read (Scan, Query, GetItem, BatchGetItem), for the run's report.
         self.items_read = 0
+        # Status items whose request is gone, as the last full scan found them: deleted certificates.
+        self.orphans: list[dict[str, Any]] = []
 
     def items(self) -> Iterator[dict[str, Any]]:
-        """Every item: the daily full run."""
+        """Every certificate: the daily full run. Status items without a request are kept in `orphans`."""
+        requests: dict[str, dict[str, Any]] = {}
+        statuses: dict[str, dict[str, Any]] = {}
         paginator = self._client.get_paginator("scan")
         for page in paginator.paginate(TableName=self._table, ConsistentRead=True):
             for raw in page.get("Items", []):
                 self.items_read += 1
-                yield deserialize(raw)
+                item = deserialize(raw)
+                if is_status(item):
+                    statuses[str(item["id"]).removesuffix(STATUS_SUFFIX)] = item
+                else:
+                    requests[str(item.get("id"))] = item
+        self.orphans = [status for item_id, status in statuses.items() if item_id not in requests]
+        for item_id, request in requests.items():
+            yield self._view(request, statuses.get(item_id))
 
     def due(self, now: datetime) -> Iterator[dict[str, Any]]:
-        """The items due by `now`, from the sparse `due` index: a scheduled run reads these and no others.
+        """The certificates due by `now`, from the sparse `due` index of status items: a scheduled run reads
+        these and their requests, no others.
 
         The index is eventually consistent; the lease re-reads each item before anything is done with it.
         """
@@ -152,12 +205,21 @@ class CertificateTable:
             ExpressionAttributeValues={":scheduled": {"S": SCHEDULED}, ":now": {"S": iso(now)}},
         )
         for page in pages:
-            for raw in page.get("Items", []):
-                self.items_read += 1
-                yield deserialize(raw)
+            found = [deserialize(raw) for raw in page.get("Items", [])]
+            self.items_read += len(found)
+            legacy = [item for item in found if not is_status(item)]  # request items from before the split
+            statuses = {str(item[STATUS_OF]): item for item in found if is_status(item) and STATUS_OF in item}
+            requests = self._get_many(list(statuses))
+            for item_id, status in statuses.items():
+                if item_id in requests:
+                    yield self._view(requests[item_id], status)
+                else:
+                    self.retire(item_id, now)  # its request was deleted and the stream did not say so
+            for request in legacy:
+                yield self._view(request, None)
 
     def soonest_expiry(self) -> datetime | None:
-        """The earliest not_after among scheduled (enabled) items, in one item read."""
+        """The earliest not_after among scheduled (enabled) certificates, in one item read."""
         response = self._client.query(
             TableName=self._table,
             IndexName=EXPIRY_INDEX,
@@ -172,26 +234,54 @@ class CertificateTable:
         return parse_time(items[0].get("not_after")) if items else None
 
     def approximate_count(self) -> int:
-        """DynamoDB's item count of the table, refreshed by DynamoDB about every six hours; reads no item."""
-        return int(self._client.describe_table(TableName=self._table)["Table"].get("ItemCount", 0))
+        """DynamoDB's count of the `expiry` index (every certificate issued and scheduled), refreshed by DynamoDB
+        about every six hours; reads no item."""
+        table = self._client.describe_table(TableName=self._table)["Table"]
+        for index in table.get("GlobalSecondaryIndexes", []):
+            if index.get("IndexName") == EXPIRY_INDEX:
+                return int(index.get("ItemCount", 0))
+        return 0
 
     def get(self, item_id: str) -> dict[str, Any] | None:
-        raw = self._client.get_item(TableName=self._table, Key={"id": {"S": item_id}}, ConsistentRead=True)
+        """The certificate's merged view; None when there is no request (never added, or deleted)."""
+        found = self._get_many([item_id], statuses=True)
+        request = found.get(item_id)
+        return self._view(request, found.get(status_id(item_id))) if request is not None else None
+
+    def get_status(self, item_id: str) -> dict[str, Any] | None:
+        """The status item alone (a deleted certificate keeps it: what was issued, where it was stored)."""
+        raw = self._client.get_item(TableName=self._table, Key=_status_key(item_id), ConsistentRead=True)
         self.items_read += 1 if "Item" in raw else 0
         return deserialize(raw["Item"]) if "Item" in raw else None
 
+    def adopt_state(self, item_id: str, old_image: Mapping[str, Any]) -> bool:
+        """A request item from before the split was overwritten (put-item, console edit): its old image still
+        holds the renewer's state; keep it on the status item, unless one exists. True when it was kept."""
+        state = state_fields(old_image)
+        return bool(state) and self._create_status(item_id, state)
+
+    def retire(self, item_id: str, now: datetime) -> bool:
+        """The request was deleted on purpose: out of the due and expiry indexes (no renewal, no expiry alarm),
+        `retired_at` set; the ARNs and the secret stay on the status item, so drift does not report them as
+        unmanaged. A run holding the lease finishes first. False when there is no status (never issued)."""
+        try:
+            self._update(item_id, {"retired_at": iso(now)}, remove=("schedule", "due_at"), unleased_at=now, exists=True)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def set_schedule(self, item_id: str, due_at: datetime | None, *, scheduled: bool, now: datetime) -> bool:
-        """Put the item in the due index at `due_at`, only in the expiry index (due_at None), or in neither
+        """Put the certificate in the due index at `due_at`, only in the expiry index (due_at None), or in neither
         (scheduled False: disabled). Not while a live run holds the lease: that run writes its own.
-        Returns False when the item is leased or gone."""
+        Returns False when it is leased."""
         fields: dict[str, Any] = {}
-        remove: tuple[str, ...] = ("schedule", "due_at")
+        remove: tuple[str, ...] = ("schedule", "due_at", "retired_at")
         if scheduled:
             fields["schedule"] = SCHEDULED
-            remove = ("due_at",)
+            remove = ("due_at", "retired_at")
             if due_at is not None:
                 fields["due_at"] = iso(due_at)
-                remove = ()
+                remove = ("retired_at",)
         try:
             self._update(item_id, fields, remove=remove, unleased_at=now)
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -199,7 +289,7 @@ class CertificateTable:
         return True
 
     def record_ari(self, item_id: str, state: AriState, now: datetime) -> bool:
-        """Write what the CA said of the certificate's renewal (the item's `ari`), unless a live run holds the
+        """Write what the CA said of the certificate's renewal (the status's `ari`), unless a live run holds the
         lease (it is renewing: its result replaces the map) or the certificate changed meanwhile."""
         try:
             self._update(item_id, {"ari": ari_to_item(state)}, unleased_at=now, ari_of=state.cert_id)
@@ -207,33 +297,41 @@ class CertificateTable:
             return False
         return True
 
-    def acquire_lease(self, item_id: str, owner: str, now: datetime, until: datetime) -> dict[str, Any] | None:
-        """Take the item's lease unless another run holds an unexpired one; return the item as it is now.
+    def acquire_lease(
+        self, item_id: str, owner: str, now: datetime, until: datetime, request: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Take the certificate's lease unless another run holds an unexpired one; return its merged view with the
+        status as it is now. `request`: the request as just read (consistently), so as not to read it again;
+        without it, it is read. None when leased, or when the request is gone.
 
         The lease outlives one renewal, so a crashed run's lease simply expires and the next run goes on.
         """
         try:
             response = self._client.update_item(
                 TableName=self._table,
-                Key={"id": {"S": item_id}},
-                UpdateExpression="SET lease_owner = :owner, lease_until = :until, written_by = :renewer",
-                ConditionExpression=(
-                    "attribute_exists(id) AND (attribute_not_exists(lease_until) OR lease_until < :now)"
-                ),
+                Key=_status_key(item_id),
+                UpdateExpression="SET lease_owner = :owner, lease_until = :until, #of = :id REMOVE retired_at",
+                ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now",
+                ExpressionAttributeNames={"#of": STATUS_OF},
                 ExpressionAttributeValues={
                     ":owner": {"S": owner},
                     ":until": {"S": iso(until)},
                     ":now": {"S": iso(now)},
-                    ":renewer": {"S": RENEWER},
+                    ":id": {"S": item_id},
                 },
                 ReturnValues="ALL_NEW",
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             return None
-        return deserialize(response["Attributes"])
+        current = request_fields(request) if request is not None else self._get_many([item_id]).get(item_id)
+        if current is None:  # deleted meanwhile
+            self.release_lease(item_id, owner)
+            self.retire(item_id, now)
+            return None
+        return merged(current, deserialize(response["Attributes"]))
 
     def journal_txt(self, item_id: str, owner: str, records: list[TxtRecord]) -> None:
-        """Record the challenge values about to be published (see dns_challenge.JournaledDns)."""
+        """Record the challenge values about to be published (see dns/challenge.py's JournaledDns)."""
         journal = [
             {"name": r.name, "value": r.value}
             | ({"target": r.target} if r.target else {})
@@ -293,7 +391,7 @@ class CertificateTable:
             self._update(item_id, facts, remove=remove, owner=owner)
         except self._client.exceptions.ConditionalCheckFailedException:
             # Our lease ran out and another run took it, while ACM and the secret already hold our certificate:
-            # the item must still name it, unless the other run stored a newer one. Its lease stays untouched.
+            # the status must still name it, unless the other run stored a newer one. Its lease stays untouched.
             self._update(item_id, facts, newer_than=certificate.not_after)
 
     def record_failure(
@@ -309,7 +407,7 @@ class CertificateTable:
         due_at: datetime | None,
         acm_arns: Mapping[str, str] | None = None,
     ) -> None:
-        """`due_at` None: out of the due index (paused until the item changes), still in the expiry index."""
+        """`due_at` None: out of the due index (paused until the request changes), still in the expiry index."""
         fields: dict[str, Any] = {
             "schedule": SCHEDULED,
             "status": Status.FAILED.value,
@@ -327,6 +425,63 @@ class CertificateTable:
         remove = ("lease_owner", "lease_until") if owner else ()
         self._update(item_id, fields, remove=remove if due_at is not None else (*remove, "due_at"), owner=owner)
 
+    # --- reading ---
+
+    def _view(self, request: dict[str, Any], status: dict[str, Any] | None) -> dict[str, Any]:
+        """The merged view; a request from before the split first hands its state to the status item."""
+        legacy = state_fields(request)
+        if legacy or LEGACY_MARK in request:
+            if status is None and legacy and self._create_status(str(request["id"]), legacy):
+                status = {"id": status_id(str(request["id"])), STATUS_OF: request["id"], **legacy}
+            self._strip_legacy(str(request["id"]), [*legacy, *([LEGACY_MARK] if LEGACY_MARK in request else [])])
+            request = request_fields(request)
+        return merged(request, status)
+
+    def _get_many(self, item_ids: list[str], *, statuses: bool = False) -> dict[str, dict[str, Any]]:
+        """Request items by id (and their status items, keyed by status id, with `statuses`), consistently."""
+        keys = [{"id": {"S": i}} for i in item_ids] + ([_status_key(i) for i in item_ids] if statuses else [])
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            pending: Mapping[str, Any] = {
+                self._table: {"Keys": keys[start : start + BATCH_GET_LIMIT], "ConsistentRead": True}
+            }
+            while pending:
+                response = self._client.batch_get_item(RequestItems=pending)
+                for raw in response.get("Responses", {}).get(self._table, []):
+                    self.items_read += 1
+                    item = deserialize(raw)
+                    found[str(item["id"])] = item
+                pending = response.get("UnprocessedKeys") or {}
+        return found
+
+    # --- writing ---
+
+    def _create_status(self, item_id: str, state: Mapping[str, Any]) -> bool:
+        item = {**state, "id": status_id(item_id), STATUS_OF: item_id}
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={k: _serializer.serialize(v) for k, v in item.items()},
+                ConditionExpression="attribute_not_exists(id)",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False  # a status exists already: it is newer than any copy of the state on the request
+        return True
+
+    def _strip_legacy(self, item_id: str, names: list[str]) -> None:
+        """Take the renewer's fields off a request item; its request fields are not touched, so the stream
+        function finds no request change in the record this makes."""
+        if not names:
+            return
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):  # deleted meanwhile
+            self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": item_id}},
+                UpdateExpression="REMOVE " + ", ".join(f"#r{i}" for i in range(len(names))),
+                ExpressionAttributeNames={f"#r{i}": name for i, name in enumerate(names)},
+                ConditionExpression="attribute_exists(id)",
+            )
+
     def _update(
         self,
         item_id: str,
@@ -336,35 +491,44 @@ class CertificateTable:
         newer_than: datetime | None = None,
         unleased_at: datetime | None = None,
         ari_of: str | None = None,
+        exists: bool = False,
     ) -> None:
-        fields = {**fields, "written_by": RENEWER}
+        """Write the certificate's status item (created by the first write); the request item is never touched."""
+        fields = {**fields, STATUS_OF: item_id}
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": _serializer.serialize(value) for i, value in enumerate(fields.values())}
         expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
         if remove:
             names.update({f"#r{i}": name for i, name in enumerate(remove)})
             expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
-        # The item must still exist (a certificate deleted during the run does not come back as a half
-        # item) and, when we hold its lease, still be ours.
-        condition = "attribute_exists(id)"
+        conditions = []
+        if exists:
+            conditions.append("attribute_exists(id)")
         if owner is not None:
-            condition += " AND lease_owner = :owner"
+            # Only while we hold the lease: a status whose lease another run took is that run's to write.
+            conditions.append("lease_owner = :owner")
             values[":owner"] = {"S": owner}
         if newer_than is not None:
-            condition += " AND (attribute_not_exists(not_after) OR not_after < :newer)"
+            conditions.append("(attribute_not_exists(not_after) OR not_after < :newer)")
             values[":newer"] = {"S": iso(newer_than)}
         if unleased_at is not None:
-            condition += " AND (attribute_not_exists(lease_until) OR lease_until < :unleased)"
+            conditions.append("(attribute_not_exists(lease_until) OR lease_until < :unleased)")
             values[":unleased"] = {"S": iso(unleased_at)}
         if ari_of is not None:
-            condition += " AND #ari.#ari_id = :ari"
+            conditions.append("#ari.#ari_id = :ari")
             names.update({"#ari": "ari", "#ari_id": "cert_id"})
             values[":ari"] = {"S": ari_of}
-        self._client.update_item(
-            TableName=self._table,
-            Key={"id": {"S": item_id}},
-            UpdateExpression=expression,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ConditionExpression=condition,
-        )
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _status_key(item_id),
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if conditions:
+            request["ConditionExpression"] = " AND ".join(conditions)
+        self._client.update_item(**request)
+
+
+def _status_key(item_id: str) -> dict[str, Any]:
+    return {"id": {"S": status_id(item_id)}}

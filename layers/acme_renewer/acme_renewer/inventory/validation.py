@@ -38,15 +38,18 @@ PROFILE_MAX_NAMES = {"classic": 100, "tlsserver": 25}
 # AWS's ids start with Z; moto's need not, and nothing here depends on it.
 _HOSTED_ZONE_ID = re.compile(r"^(?:/?hostedzone/)?([A-Z0-9]{1,32})$", re.IGNORECASE)
 
-# Written by the renewer itself (and `written_by` by the CLI too); see README, "The item".
+# Written by the renewer itself, on the certificate's status item (see README, "The item"); `written_by` is the
+# mark of the renewer's writes from before the status items, removed from requests when they are read.
 STATE_FIELDS = frozenset(
     {
         "status", "not_before", "not_after", "serial", "issued_domains", "acm_arns", "secret_arn",
         "secret_version_id", "last_error", "last_attempt_at", "last_renewed_at", "issued_fingerprint",
         "attempt_fingerprint", "failure_count", "next_attempt_at", "lease_owner", "lease_until", "written_by",
-        "pending_txt", "pending_order", "display_domains", "schedule", "due_at", "ari",
+        "pending_txt", "pending_order", "display_domains", "schedule", "due_at", "ari", "retired_at",
     }
 )  # fmt: skip
+# Marks a status item; on a request it would hide the request's changes from the stream trigger.
+STATUS_MARK = "status_of"
 
 
 def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateRequest:
@@ -62,6 +65,11 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         problems.append(
             f"id {item_id!r} must be 1-128 characters of letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
+        )
+    if STATUS_MARK in item:
+        problems.append(
+            f"{STATUS_MARK} marks the renewer's status items; remove it from the request (with it, the stream trigger "
+            "ignores the request's changes)"
         )
     item_id = str(item_id)
 

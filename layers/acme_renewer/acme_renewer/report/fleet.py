@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -43,11 +43,14 @@ class FleetChecks:
     endpoint_grace: timedelta
     fetch: Callable[[Endpoint, str], ServedCertificate] = fetch_served_certificate
 
-    def inspect(self, processed: Processed, now: datetime) -> tuple[list[UnmanagedCertificate], list[StaleEndpoint]]:
-        return self._drift(processed, now), self._stale_endpoints(processed, now)
+    def inspect(
+        self, processed: Processed, now: datetime, known_arns: Iterable[str] = ()
+    ) -> tuple[list[UnmanagedCertificate], list[StaleEndpoint]]:
+        """`known_arns`: ACM certificates of the renewer's that no item renews any more (retired on purpose)."""
+        return self._drift(processed, now, set(known_arns)), self._stale_endpoints(processed, now)
 
-    def _drift(self, processed: Processed, now: datetime) -> list[UnmanagedCertificate]:
-        managed: set[str] = set()
+    def _drift(self, processed: Processed, now: datetime, known: set[str]) -> list[UnmanagedCertificate]:
+        managed: set[str] = set(known)
         regions = {self.default_region}
         for item, outcome in processed:
             managed.update(v for v in (item.get("acm_arns") or {}).values() if isinstance(v, str))
