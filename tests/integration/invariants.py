@@ -11,18 +11,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.types import TypeSerializer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from acme_renewer.inventory.table import STATUS_OF, CertificateTable, request_fields, state_fields, status_id
+from acme_renewer.inventory.table import CertificateTable, status_id
 from tests.stack import DUMMY_CREDENTIAL, LocalStack
 
 if TYPE_CHECKING:
@@ -49,17 +48,6 @@ def read_item(stack: LocalStack, table: str, item_id: str) -> dict[str, Any]:
     item = CertificateTable(stack.client("dynamodb"), table).get(item_id)
     assert item is not None, f"no request item {item_id!r} in {table}"
     return item
-
-
-def write_item(client: Any, table: str, item: Mapping[str, Any]) -> None:
-    """PutItem of the request fields of `item` (the operator's); its renewer fields, if any, replace the status
-    item (a test seeding a state, as an item of old held it)."""
-    serializer = TypeSerializer()
-    client.put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in request_fields(item).items()})
-    state = state_fields(item)
-    if state:
-        status = {**state, "id": status_id(str(item["id"])), STATUS_OF: item["id"]}
-        client.put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in status.items()})
 
 
 def secret_version(stack: LocalStack, secret_id: str, stage: str) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,3 +115,19 @@ def _reject_intrinsics(value: Any, path: str = "") -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _reject_intrinsics(item, f"{path}/{index}")
+
+
+def write_item(client: DynamoDBClient, table_name: str, item: Mapping[str, Any]) -> None:
+    """PutItem of the request fields of `item`, as an operator writes it; its renewer fields, if any, replace the
+    certificate's status item (a test seeding a state, as one item of old held both)."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    from acme_renewer.inventory.table import STATUS_OF, request_fields, state_fields, status_id
+
+    serializer = TypeSerializer()
+    request = {k: serializer.serialize(v) for k, v in request_fields(item).items()}
+    client.put_item(TableName=table_name, Item=request)
+    state = state_fields(item)
+    if state:
+        status = {**state, "id": status_id(str(item["id"])), STATUS_OF: item["id"]}
+        client.put_item(TableName=table_name, Item={k: serializer.serialize(v) for k, v in status.items()})

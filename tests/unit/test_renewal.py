@@ -10,18 +10,14 @@ from typing import Any
 
 import boto3
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from acme_renewer.errors import CaRetryLaterError
 from acme_renewer.inventory.ari import RenewalInfoError, SuggestedWindow
 from acme_renewer.inventory.table import (
-    STATUS_OF,
     CertificateTable,
     parse_time,
-    request_fields,
-    state_fields,
     status_id,
 )
 from acme_renewer.renewal import Renewer
@@ -30,7 +26,7 @@ from acme_renewer.runtime import memoize
 from acme_renewer.settings import Settings
 from acme_renewer.stores.acm import AcmStore
 from acme_renewer.stores.secrets import PendingOrderStore, SecretStore
-from tests.stack.table import create_table
+from tests.stack.table import create_table, write_item
 from tests.unit.fakes import FakeCa, FakeDns
 
 REGION = "eu-west-1"
@@ -75,14 +71,7 @@ def two_months_later() -> Callable[[], datetime]:
 
 def put(item: dict[str, Any]) -> None:
     """The request as an operator puts it; renewer fields in `item` (a seeded state) replace the status item."""
-    client = boto3.client("dynamodb", region_name=REGION)
-    serializer = TypeSerializer()
-    client.put_item(
-        TableName=SETTINGS.table_name, Item={k: serializer.serialize(v) for k, v in request_fields(item).items()}
-    )
-    if state := state_fields(item):
-        status = {**state, "id": status_id(item["id"]), STATUS_OF: item["id"]}
-        client.put_item(TableName=SETTINGS.table_name, Item={k: serializer.serialize(v) for k, v in status.items()})
+    write_item(boto3.client("dynamodb", region_name=REGION), SETTINGS.table_name, item)
 
 
 def get(item_id: str) -> dict[str, Any]:
