@@ -14,10 +14,12 @@ class RenewalError(Exception):
 
 
 class ItemValidationError(RenewalError):
-    """The DynamoDB item breaks the item contract (see README, "The item")."""
+    """The DynamoDB item breaks the item contract (see README, "The item"). `warnings` are what validation would
+    also have said of a valid item (an unknown attribute, a typo): not part of the message, recorded beside it."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], warnings: Sequence[str] = ()) -> None:
         self.problems = problems
+        self.warnings = tuple(warnings)
         super().__init__("invalid item: " + "; ".join(problems))
 
 
