@@ -438,3 +438,8 @@ def test_the_readme_documents_every_item_field_in_one_table() -> None:
     """Every field a user writes has a row in "The item" table, and every row there is a field the code reads."""
     assert sorted(readme_table("## The item")) == sorted(REQUEST_FIELDS)
 
+
+def test_the_readme_documents_every_attribute_the_renewer_writes() -> None:
+    """The table of the renewer's own attributes is the set validation does not count as unknown."""
+    table = readme_table("The renewer writes these attributes back onto the item. Don't edit them by hand:")
+    assert sorted(table) == sorted(STATE_FIELDS)
