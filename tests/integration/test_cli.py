@@ -22,6 +22,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from acme_renewer import cli, renewal
 from acme_renewer.inventory.table import SCHEDULED, CertificateTable, parse_time, status_id
+from tests.integration.test_renewal import put_item, run
 from tests.stack import LocalStack
 
 if TYPE_CHECKING:
@@ -399,6 +400,34 @@ def test_check_finds_a_zone_delegated_elsewhere(
     assert result.code == 1
     [ns] = check_lines(result.out, "FAIL", "NS")
     assert f"{zone} is delegated to ns1.old-provider.example, ns2.old-provider.example, not to this hosted zone" in ns
+
+
+def test_a_typo_on_an_item_shows_up_on_the_item_and_in_check(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An item written by hand with `acm_region` (for acm_regions) and an ec-p384 key, imported into us-east-1
+    (the stack's region, the default): issued as asked, with both warnings recorded on the item and shown by
+    `check` and `show`."""
+    zone, _ = new_zone(stack, "typo")
+    put_item(stack, operator_env, {"id": "www", "domains": [zone], "key_type": "ec-p384", "acm_region": ["eu-west-1"]})
+
+    report = run()
+
+    assert report["renewed"] == 1, report
+    item = certificates(stack, operator_env)["www"]
+    typo = "unknown attribute 'acm_region' ignored; did you mean 'acm_regions'?"
+    cloudfront = item["warnings"][0]
+    assert item["warnings"] == [cloudfront, typo]
+    assert cloudfront.startswith("key_type 'ec-p384' cannot be used by CloudFront")
+    assert list(item["acm_arns"]) == ["us-east-1"]  # the default: the typo was not read
+
+    result = acme_renewer(capsys, "check", "www")
+    assert result.code == 0, result.out  # warnings do not fail the check
+    assert check_lines(result.out, "WARN", "item") == [f"WARN  item      {cloudfront}", f"WARN  item      {typo}"]
+    assert result.out.splitlines()[-1] == "1 certificate, 1 name: 4 OK, 2 WARN, 0 FAIL"
+    shown = acme_renewer(capsys, "show", "www").out
+    assert f"warning              {cloudfront}\nwarning              {typo}\n" in shown
+    assert "\nwarnings " not in shown  # the item's attribute is not shown a second time
 
 
 def test_check_of_an_unknown_id(operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ from dnslib import DNSRecord  # type: ignore[import-untyped]
 from acme_renewer.dns.route53 import quote_txt
 from acme_renewer.report.outcomes import Result
 from tests.integration.test_challenge_delegation import SCHEDULED_RUN, cname, txt_names
+from tests.integration.test_faults_aws import Fault, inject, remove
 from tests.integration.test_renewal import check_certificate, get_item, put_item, unique
 from tests.stack import LocalStack
 from tests.stack.handler import invoke_with
@@ -168,3 +169,57 @@ def test_a_dead_runs_values_are_swept_from_the_other_account(stack: LocalStack, 
     check_certificate(stack, swept, [zone])
     assert txt_in(stack, zone_id, account) == []
     assert "pending_txt" not in swept
+
+
+def test_two_certificates_failing_for_different_reasons_each_get_only_their_own(
+    stack: LocalStack, env: dict[str, str]
+) -> None:
+    """One run, three certificates: Route53 refuses the change of one zone of this account (AccessDenied, as a
+    policy scoped to other zones would), the role for another account's zone cannot be assumed, and the third is
+    fine. Each failed item's last_error names its own zone or role and nothing of the other's."""
+    account = new_account()
+    arn = stack.create_zone_role(account, "guarded-" + unique("r"), external_id="the-right-one")
+    theirs = unique("denied") + ".test"
+    theirs_id = stack.create_hosted_zone(theirs, account)
+    refused = unique("refused") + ".test"
+    refused_id = stack.create_hosted_zone(refused)
+    ours = unique("fine") + ".test"
+    ours_id = stack.create_hosted_zone(ours)
+    put_item(stack, env, {"id": "denied", "domains": [theirs], "zone_role_arn": arn, "zone_external_id": "wrong"})
+    put_item(stack, env, {"id": "refused", "domains": [refused, f"*.{refused}"]})
+    put_item(stack, env, {"id": "fine", "domains": [ours]})
+    message = (
+        "User: arn:aws:sts::123456789012:assumed-role/renewal/acme-renewer is not authorized to perform:"
+        f" route53:ChangeResourceRecordSets on resource: arn:aws:route53:::hostedzone/{refused_id}"
+    )
+    body = (
+        '<?xml version="1.0"?>\n<ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
+        f"<Error><Type>Sender</Type><Code>AccessDenied</Code><Message>{message}</Message></Error>"
+        "<RequestId>00000000-fault-injected</RequestId></ErrorResponse>"
+    ).encode()
+    fault = Fault(403, {"Content-Type": "text/xml"}, body, applies_to=lambda request: refused_id in request.url)
+    inject("route53", "ChangeResourceRecordSets", fault)
+    try:
+        result = invoke_with("renewal", SCHEDULED_RUN)
+    finally:
+        remove("route53", "ChangeResourceRecordSets", fault)
+
+    assert fault.injected == 1  # the publish of that zone's values; nothing was written there to remove
+    outcomes = {c["id"]: c["result"] for c in result["certificates"]}
+    assert outcomes == {"denied": "failed", "refused": "failed", "fine": "renewed"}
+    fine = get_item(stack, env, "fine")
+    check_certificate(stack, fine, [ours])
+    denied, refused_item = get_item(stack, env, "denied"), get_item(stack, env, "refused")
+    assert denied["last_error"].startswith(f"could not assume role {arn}: AccessDenied: ")
+    assert refused_item["last_error"] == (
+        f"Route53 refused the change in zone {refused!r}: An error occurred (AccessDenied) when calling the"
+        f" ChangeResourceRecordSets operation: {message}"
+    )
+    for foreign in (refused, refused_id, ours):
+        assert foreign not in denied["last_error"]
+    for foreign in (arn, theirs, ours, "could not assume"):
+        assert foreign not in refused_item["last_error"]
+    for item in (denied, refused_item, fine):
+        assert "pending_txt" not in item
+    assert txt_in(stack, theirs_id, account) == []
+    assert txt_names(stack, refused_id) == [] and txt_names(stack, ours_id) == []

@@ -17,9 +17,10 @@ from cryptography.x509.verification import PolicyBuilder, Store
 
 from acme_renewer.settings import Settings
 from tests.integration.conftest import LIFETIME, Calls
-from tests.integration.invariants import make_due, read_item, write_item
+from tests.integration.invariants import make_due, read_item
 from tests.stack import LocalStack
 from tests.stack.handler import emitted_metrics, invoke
+from tests.stack.table import write_item
 
 
 def unique(prefix: str) -> str:

@@ -588,3 +588,32 @@ def test_a_ca_without_ari_is_never_asked(aws: None) -> None:
     ari_renewer(FakeCa(ari=False), info).run()
     ari_renewer(FakeCa(ari=False), info).run()
     assert "ari" not in get("web") and info.asked == []
+
+
+def test_the_requests_warnings_go_on_the_item_with_every_outcome_recorded(aws: None) -> None:
+    typo = "unknown attribute 'key_tpye' ignored; did you mean 'key_type'?"
+    put({"id": "web", "domains": ["example.com"], "key_tpye": "rsa-2048"})
+    renewer(FakeCa()).run()
+    issued = get("web")
+    assert (issued["status"], issued["warnings"]) == ("ISSUED", [typo])
+
+    # A failure records them as well.
+    put({**issued, "domains": ["example.com", "www.example.com"]})
+    renewer(FakeCa(fail_for=frozenset({"web"}))).run()
+    failed = get("web")
+    assert (failed["status"], failed["warnings"]) == ("FAILED", [typo])
+
+    # Fixed (key_type spelled right, which changes the request): the next outcome removes them.
+    fixed = {k: v for k, v in failed.items() if k != "key_tpye"} | {"key_type": "rsa-2048"}
+    put(fixed)
+    renewer(FakeCa()).run()
+    renewed = get("web")
+    assert renewed["status"] == "ISSUED" and "warnings" not in renewed
+
+
+def test_an_invalid_item_records_its_warnings_beside_the_error(aws: None) -> None:
+    put({"id": "typo", "domain": ["example.com"]})
+    renewer(FakeCa()).run()
+    item = get("typo")
+    assert item["status"] == "FAILED" and "domains must be a non-empty list" in item["last_error"]
+    assert item["warnings"] == ["unknown attribute 'domain' ignored; did you mean 'domains'?"]

@@ -9,7 +9,8 @@ zone), the wait happens once, and then every order is validated and finalized co
 (each step but publish and remove on worker threads)
 
 One certificate's failure (newOrder refused, validation failed, journal write lost to another run) is
-that certificate's result only; the others go on. A failed publish fails the certificates that needed it.
+that certificate's result only; the others go on. A failed publish fails the certificates that needed it,
+each with an error naming only its own names and reasons.
 The records are removed whatever happens, once, for the whole batch.
 """
 
@@ -139,13 +140,15 @@ class BatchIssuer(Generic[OrderT]):
                         extra={"certificates": len(live), "records": len(records), "seconds": round(propagation, 2)},
                     )
                 except DnsPublishError as partial:
-                    # The names that failed take down the certificates needing them; the others were published.
+                    # The names that failed take down the certificates needing them, each with the reasons of
+                    # its own names only; the others were published.
                     propagation = time.monotonic() - started
-                    failing = [i for i in live if any(partial.covers(r) for r in to_write[i])]
                     logger.error("some challenge records could not be published", extra={"error": str(partial)})
-                    for i in failing:
-                        results[i] = partial
-                    live = [i for i in live if i not in failing]
+                    own = {i: partial.about(to_write[i]) for i in live}
+                    for i, error in own.items():
+                        if error is not None:
+                            results[i] = error
+                    live = [i for i in live if own[i] is None]
                 except Exception as failed:
                     logger.exception("publishing the challenge records failed", extra={"certificates": len(live)})
                     live = _fail_all(live, failed, results)

@@ -259,7 +259,7 @@ class Renewer:
             if held is not None and not force:
                 self._reschedule(item, held.next_due, now)
                 return Outcome(item_id, _result_for(held), f"invalid item: {held.reason}", state.not_after, enabled)
-            return self._fail(item_id, invalid, state, request_fp, now, enabled, owner=None)
+            return self._fail(item_id, invalid, state, request_fp, now, enabled, owner=None, warnings=invalid.warnings)
         for warning in request.warnings:
             logger.warning(warning)
         if not request.enabled:
@@ -287,7 +287,9 @@ class Renewer:
         try:
             request = self._parse(fresh, state_from_item(fresh))
         except ItemValidationError as invalid:
-            return self._fail(request.id, invalid, state, request_fp, now, enabled, owner=self.owner)
+            return self._fail(
+                request.id, invalid, state, request_fp, now, enabled, owner=self.owner, warnings=invalid.warnings
+            )
         state = state_from_item(fresh)
         request_fp = self._fingerprint(fresh, REQUEST_FIELDS)
         decision = self._decide(fresh, request, state, request_fp, now, force)
@@ -368,7 +370,16 @@ class Renewer:
             certificate, stored = self._store(plan, result)
         except Exception as error:
             enabled = plan.item.get("enabled") is not False
-            failed = self._fail(request.id, error, state, plan.request_fp, self.clock(), enabled, owner=self.owner)
+            failed = self._fail(
+                request.id,
+                error,
+                state,
+                plan.request_fp,
+                self.clock(),
+                enabled,
+                owner=self.owner,
+                warnings=request.warnings,
+            )
             return replace(failed, due=True, domains=request.domains)
         published = Published(
             domains=certificate.domains,
@@ -476,6 +487,7 @@ class Renewer:
             fingerprints=(self._fingerprint(plan.item, ISSUANCE_FIELDS), plan.request_fp),
             owner=self.owner,
             due_at=renewal_time(request, certificate.not_before, certificate.not_after)[0],
+            warnings=request.warnings,
         )
         return certificate, stored
 
@@ -488,6 +500,7 @@ class Renewer:
         now: datetime,
         enabled: bool,
         owner: str | None,
+        warnings: Sequence[str] = (),
     ) -> Outcome:
         if isinstance(error, RenewalError):
             message = str(error)
@@ -512,6 +525,7 @@ class Renewer:
                 owner=owner,
                 due_at=None if paused else next_attempt,
                 acm_arns=arns,
+                warnings=warnings,
             )
         except Exception:
             logger.exception("could not record the failure on the item")

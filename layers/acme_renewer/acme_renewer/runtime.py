@@ -24,7 +24,7 @@ from acme_renewer.inventory.policy import FailurePolicy
 from acme_renewer.inventory.table import CertificateTable
 from acme_renewer.models import AcmeAccount, ZoneRole
 from acme_renewer.order import orders as order
-from acme_renewer.order.account import AccountKeyStore, AcmeSession, connect, load_eab
+from acme_renewer.order.account import AccountKeyStore, AccountSessions, AcmeSession, connect, load_eab
 from acme_renewer.order.transport import anonymous_network
 from acme_renewer.renewal import Renewer
 from acme_renewer.report.events import EventPublisher
@@ -97,7 +97,8 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
     secrets = client("secretsmanager", region)
 
     def orders_for(account: AcmeAccount) -> order.AcmeOrders:
-        """The sessions of one ACME account: its EAB credentials and key are read once, when first needed."""
+        """The sessions of one ACME account: its EAB credentials and key are read, and the account registered,
+        once, when first needed."""
         eab = memoize(lambda: load_eab(secrets, account.eab_secret) if account.eab_secret else None)
 
         def load_key() -> jwk.JWK:
@@ -109,7 +110,7 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
 
         account_key = memoize(load_key)
 
-        def open_session() -> AcmeSession:
+        def register() -> AcmeSession:
             return connect(
                 account.directory_url,
                 account_key(),
@@ -118,7 +119,9 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
                 eab(),
             )
 
-        return order.AcmeOrders(open_session, settings.order_timeout_seconds)
+        # One newAccount per account per run; the other sessions reuse its account URL.
+        sessions = AccountSessions(register, settings.acme_network_timeout_seconds)
+        return order.AcmeOrders(sessions, settings.order_timeout_seconds)
 
     def acm_client(acm_region: str) -> ACMClient:
         return client("acm", acm_region)  # type: ignore[no-any-return]

@@ -152,6 +152,19 @@ def test_show_of_an_invalid_item_says_what_is_wrong() -> None:
     assert rows["domains"] == "example.com"
 
 
+def test_show_says_the_warnings_of_valid_and_invalid_items_as_validation_says_them_now() -> None:
+    recorded = {"warnings": ["unknown attribute 'old' ignored"]}  # from the last attempt, since fixed
+    valid = show.describe_item({"id": "www", "domains": ["example.com"], "key_tpye": "x", **recorded}, SETTINGS, NOW)
+    assert [value for label, value in valid if label == "warning"] == [
+        "unknown attribute 'key_tpye' ignored; did you mean 'key_type'?"
+    ]
+    assert "warnings" not in dict(valid)
+    invalid = show.describe_item({"id": "bad", "domain": ["example.com"]}, SETTINGS, NOW)
+    assert [value for label, value in invalid if label == "warning"] == [
+        "unknown attribute 'domain' ignored; did you mean 'domains'?"
+    ]
+
+
 def test_progress_lines(capsys: pytest.CaptureFixture[str]) -> None:
     progress = renew.Progress(total=2)
     progress(Outcome("www", Result.RENEWED, "never issued", datetime(2027, 2, 23, 19, 11, tzinfo=UTC)))

@@ -6,6 +6,7 @@ import itertools
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from acme_renewer.dns.challenge import merge_values
 from acme_renewer.dns.route53 import (
@@ -186,6 +187,42 @@ def test_a_missing_zone_fails_only_its_names(route53: Any) -> None:
     assert raised.value.names == frozenset({orphan.name})
     assert "unknown.example" in str(raised.value)
     assert quote_txt(good[0].value) in txt(route53, zone_id, good[0].name)
+
+
+class RefusingZone:
+    """Wraps a Route53 client so that ChangeResourceRecordSets on one zone is refused with AccessDenied."""
+
+    def __init__(self, client: Any, zone_id: str) -> None:
+        self._client = client
+        self._zone_id = zone_id.rsplit("/", 1)[-1]
+
+    def change_resource_record_sets(self, HostedZoneId: str, **kwargs: Any) -> Any:
+        if HostedZoneId == self._zone_id:
+            error = {"Error": {"Code": "AccessDenied", "Message": "not authorized on this zone"}}
+            raise ClientError(error, "ChangeResourceRecordSets")  # type: ignore[arg-type]
+        return self._client.change_resource_record_sets(HostedZoneId=HostedZoneId, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_a_refused_zone_and_a_missing_one_are_told_apart_record_by_record(route53: Any) -> None:
+    refused_id = zone(route53, "refused.test")
+    good_id = zone(route53, "good.test")
+    in_refused = certificate_records(2, "refused.test")
+    good = certificate_records(1, "good.test")
+    orphan = TxtRecord("_acme-challenge.unknown.example", "x")
+    with pytest.raises(DnsPublishError) as raised:
+        Route53Dns(RefusingZone(route53, refused_id)).publish([*in_refused, *good, orphan])  # type: ignore[arg-type]
+    assert quote_txt(good[0].value) in txt(route53, good_id, good[0].name)
+    refused = "Route53 refused the change in zone 'refused.test': An error occurred (AccessDenied)"
+    # One certificate's records in the refused zone: its zone's reason only, and only its own names.
+    first = raised.value.about(in_refused[:2])
+    assert first is not None and str(first).startswith(refused) and "unknown.example" not in str(first)
+    assert first.names == {"_acme-challenge.n0.refused.test"}
+    lost = raised.value.about([orphan])
+    assert lost is not None and "refused.test" not in str(lost) and "unknown.example" in str(lost)
+    assert raised.value.about(good) is None
 
 
 def test_large_batches_are_split_within_route53_limits() -> None:

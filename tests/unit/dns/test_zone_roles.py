@@ -316,3 +316,80 @@ def test_the_own_accounts_adapter_uses_the_one_cached_client(aws: None) -> None:
     # Other code (the CLI, the integration tests' hooks) reaches the same client as runtime.client("route53", ...).
     assert runtime.route53_dns(SETTINGS)._client is runtime.client("route53", "us-east-1")
     assert runtime.route53_dns(SETTINGS, ROLE)._client is not runtime.client("route53", "us-east-1")
+
+
+class ZoneRefusingDns(FakeDns):
+    """The function's own Route53 as Route53Dns fails: a zone in `refused` refuses its whole change (one reason for
+    all of its records), and a name under `orphan.test` has no zone (a reason per record); the rest goes out."""
+
+    def __init__(self, refused: dict[str, str]) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def publish(self, records: list[TxtRecord]) -> None:
+        failures: list[tuple[list[TxtRecord], str]] = []
+        by_zone: dict[str, list[TxtRecord]] = {}
+        for record in records:
+            zone = ".".join(record.written_at.split(".")[-2:])
+            if zone == "orphan.test":
+                failures.append(([record], f"no public Route53 hosted zone contains {record.written_at!r}"))
+            else:
+                by_zone.setdefault(zone, []).append(record)
+        for zone, group in by_zone.items():
+            if zone in self.refused:
+                failures.append((group, f"Route53 refused the change in zone {zone!r}: {self.refused[zone]}"))
+            else:
+                super().publish(group)
+        if failures:
+            raise DnsPublishError.of(failures)
+
+
+def test_each_failed_certificate_of_a_batch_gets_only_its_own_names_and_reasons() -> None:
+    """A zone refused, a role that cannot be assumed and a missing zone in one batch: every certificate's error
+    names its own zone, role or names, and nothing of the others'."""
+    accounts = Accounts(ROLE)
+    accounts.dns[None] = ZoneRefusingDns({"refused.test": "AccessDenied: not authorized on that zone"})
+    ca = FakeCa(dns=accounts.of(None))
+    jobs = [
+        Job(request("api", "api.refused.test", "*.api.refused.test"), Journal()),
+        Job(request("www", "www.refused.test"), Journal()),  # the same refused zone: the same reason
+        Job(replace(request("theirs", "theirs.test"), zone_role=ROLE), Journal()),
+        Job(request("orphan", "a.orphan.test", "b.orphan.test", "fine.test"), Journal()),
+        Job(request("fine", "ok.test"), Journal()),
+    ]
+    api, www, theirs, orphan, fine = BatchIssuer(ca, AccountRoutedDns(accounts)).issue(jobs)
+
+    assert isinstance(fine, IssuedCertificate)
+    zone_refused = "Route53 refused the change in zone 'refused.test': AccessDenied: not authorized on that zone"
+    assert isinstance(api, DnsPublishError) and str(api) == zone_refused
+    assert api.names == {"_acme-challenge.api.refused.test"}
+    assert isinstance(www, DnsPublishError) and str(www) == zone_refused
+    assert www.names == {"_acme-challenge.www.refused.test"}
+    assert isinstance(theirs, DnsPublishError)
+    assert str(theirs) == f"could not assume role {ARN}: AccessDenied: not authorized"
+    assert theirs.names == {"_acme-challenge.theirs.test"}
+    assert isinstance(orphan, DnsPublishError)
+    assert str(orphan) == (
+        "no public Route53 hosted zone contains '_acme-challenge.a.orphan.test'; "
+        "no public Route53 hosted zone contains '_acme-challenge.b.orphan.test'"
+    )
+    assert orphan.names == {"_acme-challenge.a.orphan.test", "_acme-challenge.b.orphan.test"}  # not fine.test
+    for job, error in zip(jobs[:4], (api, www, theirs, orphan), strict=True):
+        assert isinstance(error, DnsPublishError)
+        others = [other for other in jobs if other is not job]
+        assert not any(name in str(error) for other in others for name in other.request.domains), str(error)
+    assert accounts.of(None).records == {}
+    assert all(isinstance(job.journal, Journal) and job.journal.cleared for job in jobs)
+
+
+def test_the_part_of_a_publish_error_about_some_records() -> None:
+    a, b, c = (TxtRecord(f"_acme-challenge.{n}.test", n) for n in "abc")
+    error = DnsPublishError.of([([a, b], "zone test refused"), ([c], "no zone for c")])
+    assert str(error) == "zone test refused; no zone for c"
+    mine = error.about([a, TxtRecord("_acme-challenge.ok.test", "ok")])
+    assert mine is not None and str(mine) == "zone test refused"
+    assert mine.records == {a} and mine.names == {a.name} and mine.failures == ((frozenset({a}), "zone test refused"),)
+    assert error.about([TxtRecord("_acme-challenge.ok.test", "ok")]) is None
+    # An error built without groups is the same for everyone it covers.
+    plain = DnsPublishError("one message", frozenset({a.name}))
+    assert plain.about([a, b]) is plain and plain.about([b]) is None

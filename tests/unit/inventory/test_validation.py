@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from acme_renewer.errors import ItemValidationError
 from acme_renewer.inventory.policy import REQUEST_FIELDS, fingerprint
+from acme_renewer.inventory.table import LEGACY_MARK, STATUS_OF
 from acme_renewer.inventory.validation import (
     MAX_DOMAINS,
     STATE_FIELDS,
@@ -162,6 +163,72 @@ def test_all_problems_are_reported_at_once() -> None:
 def test_unknown_attributes_warn_but_do_not_fail() -> None:
     request = parse_item(item(colour="blue"), SETTINGS)
     assert request.warnings == ("unknown attribute 'colour' ignored",)
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("key_tpye", "key_type"),
+        ("acm_region", "acm_regions"),
+        ("region", "acm_regions"),
+        ("Domains", "domains"),  # attribute names are case-sensitive
+        ("KEY_TYPE", "key_type"),
+        ("renew_before", "renew_before_days"),
+        ("zone_id", "hosted_zone_id"),
+        ("profile_fallbak", "profile_fallback"),
+    ],
+)
+def test_an_unknown_attribute_names_the_field_it_most_likely_meant(name: str, meant: str) -> None:
+    request = parse_item(item(**{name: "x"}), SETTINGS)
+    assert request.warnings == (f"unknown attribute {name!r} ignored; did you mean {meant!r}?",)
+
+
+@pytest.mark.parametrize("name", ["colour", "eab", "owner", "notes"])
+def test_an_unknown_attribute_like_no_field_names_none(name: str) -> None:
+    assert parse_item(item(**{name: "x"}), SETTINGS).warnings == (f"unknown attribute {name!r} ignored",)
+
+
+def test_an_invalid_item_still_says_what_it_ignored() -> None:
+    """`domain` for `domains`: the problem says domains is missing, the warning says where it went."""
+    with pytest.raises(ItemValidationError) as raised:
+        parse_item({"id": "typo", "domain": ["example.com"]}, SETTINGS)
+    assert raised.value.warnings == ("unknown attribute 'domain' ignored; did you mean 'domains'?",)
+    assert "did you mean" not in str(raised.value)  # the message is the problems, as before
+
+
+def test_the_renewers_warnings_are_not_an_unknown_attribute() -> None:
+    assert parse_item(item(warnings=["unknown attribute 'x' ignored"]), SETTINGS).warnings == ()
+
+
+# CloudFront uses ACM certificates from us-east-1 with RSA keys up to 4096 bits or EC P-256 keys only: "Requirements
+# for using SSL/TLS certificates with CloudFront" (Key type, Size of the certificate key),
+# https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cnames-and-https-requirements.html, with
+# https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cnames-and-https-size-of-public-key.html ("the
+# maximum size of the public key in an SSL/TLS RSA certificate is 4096 bits") and ACM's "Prerequisites for importing
+# ACM certificates" (https://docs.aws.amazon.com/acm/latest/userguide/import-certificate-prerequisites.html:
+# "CloudFront only supports 1024-bit RSA, 2048-bit RSA, 3072-bit RSA, 4096-bit RSA, and Elliptic Prime Curve 256-bit
+# keys"). Of our key types, ec-p384 is the one CloudFront cannot use.
+@pytest.mark.parametrize("key_type", [k for k in KeyType])
+def test_a_key_cloudfront_cannot_use_in_us_east_1_is_a_warning_with_what_to_use(key_type: KeyType) -> None:
+    request = parse_item(item(key_type=key_type.value, acm_regions=["eu-west-1", "us-east-1"]), SETTINGS)
+    if key_type is not KeyType.EC_P384:
+        assert request.warnings == ()
+        return
+    [warning] = request.warnings
+    assert warning == (
+        "key_type 'ec-p384' cannot be used by CloudFront, which takes only RSA (up to 4096 bits) and EC P-256 keys"
+        " from ACM in us-east-1: for a CloudFront distribution use key_type 'ec-p256' or 'rsa-2048'; for a load"
+        " balancer or API Gateway in us-east-1, 'ec-p384' is fine"
+    )
+    assert request.key_type is KeyType.EC_P384  # a warning: the certificate is issued as asked
+
+
+def test_the_cloudfront_warning_needs_us_east_1() -> None:
+    assert parse_item(item(key_type="ec-p384", acm_regions=["eu-west-1"]), SETTINGS).warnings == ()
+    assert parse_item(item(key_type="ec-p384", acm_regions=[]), SETTINGS).warnings == ()
+    # The function's own region is the default for acm_regions.
+    in_us_east_1 = replace(SETTINGS, region="us-east-1")
+    assert len(parse_item(item(key_type="ec-p384"), in_us_east_1).warnings) == 1
 
 
 def test_state_written_by_the_renewer_is_not_unknown() -> None:
@@ -371,3 +438,11 @@ def readme_table(heading: str) -> list[str]:
 def test_the_readme_documents_every_item_field_in_one_table() -> None:
     """Every field a user writes has a row in "The item" table, and every row there is a field the code reads."""
     assert sorted(readme_table("## The item")) == sorted(REQUEST_FIELDS)
+
+
+def test_the_readme_documents_every_attribute_the_renewer_writes() -> None:
+    """The table of the status item's attributes is the set validation does not count as unknown, but for the mark
+    of the writes of versions before status items (`written_by`, documented apart) and with the status item's own
+    `status_of`."""
+    heading = "The status item's attributes (don't edit them by hand):"
+    assert sorted(readme_table(heading)) == sorted((STATE_FIELDS - {LEGACY_MARK}) | {STATUS_OF})

@@ -1,15 +1,30 @@
-"""Which ACME account orders a certificate: the router over one AcmeOrders per (CA, EAB key), and the EAB secret."""
+"""Which ACME account orders a certificate: the router over one AcmeOrders per (CA, EAB key), the EAB secret, and
+one registration of each account per run."""
 
 from __future__ import annotations
 
+import base64
 import json
+import threading
 from typing import Any
 
 import pytest
+from acme import messages
+from cryptography.hazmat.primitives.asymmetric import ec
+from josepy import jwa, jwk
 
+from acme_renewer.errors import AcmeOrderError
 from acme_renewer.models import AcmeAccount, CertificateRequest, KeyType
-from acme_renewer.order.account import AcmeSession, EabCredentials, EabError, load_eab
+from acme_renewer.order.account import (
+    AccountSessions,
+    AcmeClient,
+    AcmeSession,
+    EabCredentials,
+    EabError,
+    load_eab,
+)
 from acme_renewer.order.orders import AccountOrders, AcmeOrders
+from acme_renewer.order.transport import RenewerNetwork
 
 DEFAULT = AcmeAccount("https://ca.example/directory")
 OTHER = AcmeAccount("https://other.example/directory", "acme-renewer/eab/other")
@@ -97,3 +112,80 @@ def test_an_unusable_eab_secret_says_what_it_must_hold(secrets: Any, content: st
     with pytest.raises(EabError, match=message) as refused:
         load_eab(secrets, "acme-renewer/eab/x")
     assert "aG1hYy1rZXktZm9yLXVuaXQtdGVzdHM" not in str(refused.value) and "***" not in str(refused.value)
+
+
+# --- one registration per account per run --------------------------------------------------------------------
+
+
+def registered_session() -> AcmeSession:
+    """A session as connect() leaves it after newAccount, on a directory that is never fetched here."""
+    key = jwk.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    directory = messages.Directory({"newNonce": "https://ca.example/nonce", "newOrder": "https://ca.example/order"})
+    net = RenewerNetwork(key, alg=jwa.ES256, user_agent="test", timeout=5)
+    net.account = messages.RegistrationResource(uri="https://ca.example/acct/7", body=messages.Registration())
+    return AcmeSession(AcmeClient(directory, net), key, "https://ca.example/acct/7", "https://ca.example/dir")
+
+
+def test_sessions_opened_at_once_register_the_account_once_and_sign_with_its_url() -> None:
+    registrations: list[AcmeSession] = []
+
+    def register() -> AcmeSession:
+        registrations.append(registered_session())
+        return registrations[-1]
+
+    sessions = AccountSessions(register, timeout_seconds=5)
+    threads = 6
+    start = threading.Barrier(threads, timeout=10)
+    opened: list[AcmeSession] = []
+    lock = threading.Lock()
+
+    def open_one() -> None:
+        start.wait()
+        session = sessions()
+        with lock:
+            opened.append(session)
+
+    pool = [threading.Thread(target=open_one) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(10)
+
+    assert len(registrations) == 1
+    [first] = registrations
+    assert len(opened) == threads and first in opened
+    assert len({id(session.client.net) for session in opened}) == threads  # a transport each: nonces, HTTP
+    for session in opened:
+        assert session.client.directory is first.client.directory  # read once
+        assert (session.account_uri, session.account_key) == (first.account_uri, first.account_key)
+        # The account URL is the JWS kid, so no session needs newAccount (RFC 8555 §6.2).
+        signed = json.loads(session.client.net._wrap_in_jws(None, b"nonce", "https://ca.example/order"))
+        protected = json.loads(base64.urlsafe_b64decode(signed["protected"] + "=="))
+        assert protected["kid"] == "https://ca.example/acct/7" and "jwk" not in protected
+
+
+def test_a_failed_registration_is_not_sent_again_in_the_run() -> None:
+    attempts: list[int] = []
+
+    def register() -> AcmeSession:
+        attempts.append(1)
+        raise AcmeOrderError("the CA failed to POST https://ca.example/new-acct with HTTP 500")
+
+    orders = AcmeOrders(AccountSessions(register, timeout_seconds=5), timeout_seconds=1)
+    failures: list[BaseException] = []
+    start = threading.Barrier(4, timeout=10)
+
+    def begin() -> None:
+        start.wait()
+        try:
+            orders.begin(request(DEFAULT))
+        except AcmeOrderError as failed:
+            failures.append(failed)
+
+    pool = [threading.Thread(target=begin) for _ in range(4)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(10)
+    assert len(attempts) == 1
+    assert len(failures) == 4 and all("HTTP 500" in str(failure) for failure in failures)

@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
             f"a certificate with id {args.id!r} already exists in {settings.table_name}; "
             "use `add --replace` to change it"
         )
+    for warning in request.warnings:
+        out(f"  warning: {warning}")
     # The stream function (or else the next scheduled run) acts on the write; `renew` does it from here.
     out(f"  the renewer picks it up by itself; to renew it from here now: acme-renewer renew {request.id}")
     return EXIT_OK

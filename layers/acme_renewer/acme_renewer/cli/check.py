@@ -1,9 +1,11 @@
-"""Operator CLI, `check`: hosted zones, delegation, CAA and _acme-challenge CNAMEs of every name; orders nothing."""
+"""Operator CLI, `check`: the item's validation, then hosted zones, delegation, CAA and _acme-challenge CNAMEs of every
+name; orders nothing."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from acme_renewer import runtime
@@ -87,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
             out(f"{item.get('id')}")
             out(f"  {Level.FAIL.value:<5} item      {invalid}")
             levels[Level.FAIL] += 1
+            levels[Level.WARN] += _item_warnings(invalid.warnings)
             continue
         out(f"{request.id}{'' if request.enabled else ' (disabled)'}")
+        levels[Level.WARN] += _item_warnings(request.warnings)
         for name in request.domains:
             names += 1
             out(f"  {name}")
@@ -101,3 +105,11 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{count} {level.value}" for level, count in levels.items())
     )
     return EXIT_FAILED if levels[Level.FAIL] else EXIT_OK
+
+
+def _item_warnings(warnings: Sequence[str]) -> int:
+    """What validation says of the item beyond its problems (an unknown attribute, a key CloudFront cannot use),
+    as the renewer also records it on the item (`warnings`); returns how many."""
+    for warning in warnings:
+        out(f"  {Level.WARN.value:<5} item      {warning}")
+    return len(warnings)

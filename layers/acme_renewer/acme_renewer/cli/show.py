@@ -43,10 +43,12 @@ def run(args: argparse.Namespace) -> int:
 def describe_item(item: Mapping[str, Any], settings: Settings, now: datetime) -> list[tuple[str, str]]:
     """Label/value rows for `show`: the request with its defaults made visible, then what the renewer wrote."""
     rows: list[tuple[str, str]] = [("id", str(item.get("id")))]
+    request: CertificateRequest | None = None
     try:
-        request: CertificateRequest | None = parse_item(item, settings)
+        request = parse_item(item, settings)
+        warnings = request.warnings
     except ItemValidationError as invalid:
-        request = None
+        warnings = invalid.warnings
         rows.append(("INVALID", "; ".join(invalid.problems)))
 
     def default(name: str) -> str:
@@ -69,9 +71,10 @@ def describe_item(item: Mapping[str, Any], settings: Settings, now: datetime) ->
             ("hosted zone", request.hosted_zone_id or "the longest matching public zone"),
             ("challenge alias", request.challenge_alias or "none (CNAMEs are followed)"),
         ]
-        rows += [("warning", warning) for warning in request.warnings]
     else:
         rows += [(name, show_value(item[name])) for name in ("domains", *OPTIONAL_REQUEST_FIELDS) if name in item]
+    # As validation says them now; the item's `warnings` are those of the last attempt.
+    rows += [("warning", warning) for warning in warnings]
 
     not_after = parse_time(item.get("not_after"))
     expiry = f"{item['not_after']} ({days_left(not_after, now):.1f} days left)" if not_after else "-"
@@ -96,7 +99,7 @@ def describe_item(item: Mapping[str, Any], settings: Settings, now: datetime) ->
     shown = {
         "id", "domains", *OPTIONAL_REQUEST_FIELDS, "status", "not_before", "not_after", "serial", "issued_domains",
         "acm_arns", "secret_arn", "secret_version_id", "last_attempt_at", "last_renewed_at", "failure_count",
-        "next_attempt_at", "last_error",
+        "next_attempt_at", "last_error", "warnings",
     }  # fmt: skip
     rows += [(name, show_value(item[name])) for name in sorted(item) if name not in shown]
     return rows

@@ -4,7 +4,7 @@ zone, the function's own or one reached by assuming a role (an item's zone_role_
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -114,8 +114,8 @@ class AccountRoutedDns:
 
     def publish(self, records: list[TxtRecord]) -> None:
         """Write to every account concurrently, each adapter waiting for its own changes; raise one
-        DnsPublishError naming every record that failed, whichever account it was in."""
-        failures: list[tuple[list[TxtRecord], str]] = []
+        DnsPublishError naming every record that failed, whichever account it was in, each with its own reason."""
+        failures: list[tuple[Collection[TxtRecord], str]] = []
         ready: dict[ZoneRole | None, tuple[ChallengeDns, list[TxtRecord]]] = {}
         for role, group in _by_role(records).items():
             try:
@@ -138,8 +138,7 @@ class AccountRoutedDns:
                 if not isinstance(error, Exception):
                     raise error
                 group = ready[role][1]
-                failed = [r for r in group if error.covers(r)] if isinstance(error, DnsPublishError) else group
-                failures.append((failed, _in_account(role, str(error))))
+                failures += [(failed, _in_account(role, why)) for failed, why in _failed_groups(error, group)]
         if failures:
             raise DnsPublishError.of(failures)
 
@@ -163,6 +162,16 @@ def _by_role(records: Sequence[TxtRecord]) -> dict[ZoneRole | None, list[TxtReco
     for record in records:
         groups.setdefault(record.role, []).append(record)
     return groups
+
+
+def _failed_groups(error: Exception, group: Sequence[TxtRecord]) -> list[tuple[Collection[TxtRecord], str]]:
+    """What failed of one account's records, reason by reason: the account's own groups when its adapter
+    kept them apart (a zone refused, another missing), else the records the error covers, or all of them."""
+    if not isinstance(error, DnsPublishError):
+        return [(group, str(error))]
+    if error.failures:
+        return list(error.failures)
+    return [([record for record in group if error.covers(record)], str(error))]
 
 
 def _about(role: ZoneRole, failed: Exception, what: str) -> str:

@@ -10,7 +10,7 @@ Readers get one merged dict per certificate: the status's fields, then the reque
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -361,7 +361,9 @@ class CertificateTable:
         fingerprints: tuple[str, str],
         owner: str,
         due_at: datetime,
+        warnings: Sequence[str] = (),
     ) -> None:
+        """`warnings`: the request's (validation.parse_item), written as `warnings`, or removed when there are none."""
         issued_fingerprint, attempt_fingerprint = fingerprints
         facts = {
             "schedule": SCHEDULED,
@@ -382,6 +384,10 @@ class CertificateTable:
             "last_renewed_at": iso(now),
         }
         remove: tuple[str, ...] = ("last_error", "next_attempt_at", "lease_owner", "lease_until", "pending_order")
+        if warnings:
+            facts["warnings"] = list(warnings)
+        else:
+            remove += ("warnings",)
         if certificate.ari_id is not None:
             # The new certificate's id, and no window yet: the next run that reads the item asks the CA.
             facts["ari"] = ari_to_item(AriState(certificate.ari_id))
@@ -406,8 +412,10 @@ class CertificateTable:
         owner: str | None,
         due_at: datetime | None,
         acm_arns: Mapping[str, str] | None = None,
+        warnings: Sequence[str] = (),
     ) -> None:
-        """`due_at` None: out of the due index (paused until the request changes), still in the expiry index."""
+        """`due_at` None: out of the due index (paused until the request changes), still in the expiry index.
+        `warnings` as in record_success."""
         fields: dict[str, Any] = {
             "schedule": SCHEDULED,
             "status": Status.FAILED.value,
@@ -422,7 +430,11 @@ class CertificateTable:
         if acm_arns:
             # A partial store still created ARNs; keep them so the next run re-imports in place.
             fields["acm_arns"] = dict(acm_arns)
-        remove = ("lease_owner", "lease_until") if owner else ()
+        remove: tuple[str, ...] = ("lease_owner", "lease_until") if owner else ()
+        if warnings:
+            fields["warnings"] = list(warnings)
+        else:
+            remove += ("warnings",)
         self._update(item_id, fields, remove=remove if due_at is not None else (*remove, "due_at"), owner=owner)
 
     # --- reading ---

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import re
@@ -38,6 +39,18 @@ PROFILE_MAX_NAMES = {"classic": 100, "tlsserver": 25}
 # AWS's ids start with Z; moto's need not, and nothing here depends on it.
 _HOSTED_ZONE_ID = re.compile(r"^(?:/?hostedzone/)?([A-Z0-9]{1,32})$", re.IGNORECASE)
 
+# An unknown attribute is most often a typo of a request field; difflib's ratio above this names the field meant
+# ("acm_region" -> "acm_regions", "zone_id" -> "hosted_zone_id") and stays quiet for "eab" (0.6 to "enabled").
+TYPO_CUTOFF = 0.65
+# CloudFront uses certificates from ACM in us-east-1 only, and only with RSA keys (up to 4096 bits) or EC P-256
+# keys: CloudFront Developer Guide, "Requirements for using SSL/TLS certificates with CloudFront" (Key type; Size
+# of the certificate key) and "Determine the size of the public key in an SSL/TLS RSA certificate"
+# (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cnames-and-https-requirements.html), and ACM
+# User Guide, "Prerequisites for importing ACM certificates". ACM imports any of our key types, and a load balancer
+# or API Gateway in us-east-1 uses them all: a key CloudFront cannot use is a warning, not an error.
+CLOUDFRONT_REGION = "us-east-1"
+CLOUDFRONT_KEY_TYPES = (KeyType.EC_P256, KeyType.RSA_2048, KeyType.RSA_3072, KeyType.RSA_4096)
+
 # Written by the renewer itself, on the certificate's status item (see README, "The item"); `written_by` is the
 # mark of the renewer's writes from before the status items, removed from requests when they are read.
 STATE_FIELDS = frozenset(
@@ -45,7 +58,7 @@ STATE_FIELDS = frozenset(
         "status", "not_before", "not_after", "serial", "issued_domains", "acm_arns", "secret_arn",
         "secret_version_id", "last_error", "last_attempt_at", "last_renewed_at", "issued_fingerprint",
         "attempt_fingerprint", "failure_count", "next_attempt_at", "lease_owner", "lease_until", "written_by",
-        "pending_txt", "pending_order", "display_domains", "schedule", "due_at", "ari", "retired_at",
+        "pending_txt", "pending_order", "display_domains", "schedule", "due_at", "ari", "retired_at", "warnings",
     }
 )  # fmt: skip
 # Marks a status item; on a request it would hide the request's changes from the stream trigger.
@@ -92,11 +105,13 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
     challenge_alias = _challenge_alias(item.get("challenge_alias"), problems)
     profile, profile_fallback = _profile(item.get("profile"), item.get("profile_fallback"), domains, problems, warnings)
     zone_role = _zone_role(item.get("zone_role_arn"), item.get("zone_external_id"), problems)
+    warnings += _cloudfront(key_type, regions)
+    unknown = sorted(str(name) for name in set(item) - set(REQUEST_FIELDS) - STATE_FIELDS)
+    warnings += [unknown_attribute(name) for name in unknown]
 
     if problems:
-        raise ItemValidationError(problems)
-    unknown = sorted(str(name) for name in set(item) - set(REQUEST_FIELDS) - STATE_FIELDS)
-    warnings += [f"unknown attribute {name!r} ignored" for name in unknown]
+        # The warnings too: "domain" for "domains" is both a problem and, said as a typo, its fix.
+        raise ItemValidationError(problems, warnings)
     return CertificateRequest(
         id=item_id,
         domains=domains,
@@ -115,6 +130,25 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         zone_role=zone_role,
         warnings=tuple(warnings),
     )
+
+
+def unknown_attribute(name: str) -> str:
+    """The warning for an attribute the renewer does not read, naming the request field it most likely meant."""
+    closest = difflib.get_close_matches(name.lower(), REQUEST_FIELDS, n=1, cutoff=TYPO_CUTOFF)
+    hint = f"; did you mean {closest[0]!r}?" if closest else ""
+    return f"unknown attribute {name!r} ignored{hint}"
+
+
+def _cloudfront(key_type: KeyType, regions: tuple[str, ...]) -> list[str]:
+    """A warning when the certificate goes to ACM in us-east-1, CloudFront's region, with a key CloudFront refuses."""
+    if CLOUDFRONT_REGION not in regions or key_type in CLOUDFRONT_KEY_TYPES:
+        return []
+    return [
+        f"key_type {key_type.value!r} cannot be used by CloudFront, which takes only RSA (up to 4096 bits) and EC"
+        f" P-256 keys from ACM in {CLOUDFRONT_REGION}: for a CloudFront distribution use key_type"
+        f" {KeyType.EC_P256.value!r} or {KeyType.RSA_2048.value!r}; for a load balancer or API Gateway in"
+        f" {CLOUDFRONT_REGION}, {key_type.value!r} is fine"
+    ]
 
 
 def check_against_lifetime(request: CertificateRequest, not_before: datetime, not_after: datetime) -> list[str]:

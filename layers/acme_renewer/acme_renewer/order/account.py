@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from acme import client, crypto_util, errors, messages
@@ -171,11 +173,10 @@ def connect(
 ) -> AcmeSession:
     """Open a client on the directory and make sure the account exists, bound to the EAB key when given.
 
-    newAccount is sent on every run: for a known key the CA answers with the existing account
-    (RFC 8555 §7.3.1), and a CA that forgot the account (a test CA restart) gets it back.
+    newAccount is sent once on every run (AccountSessions): for a known key the CA answers with the existing
+    account (RFC 8555 §7.3.1), and a CA that forgot the account (a test CA restart) gets it back.
     """
-    alg = jwa.ES256 if isinstance(account_key, jwk.JWKEC) else jwa.RS256
-    net = RenewerNetwork(account_key, alg=alg, user_agent=USER_AGENT, timeout=timeout_seconds)
+    net = RenewerNetwork(account_key, alg=_alg(account_key), user_agent=USER_AGENT, timeout=timeout_seconds)
     directory = client.ClientV2.get_directory(directory_url, net)
     acme = AcmeClient(directory, net)
     binding = None
@@ -204,3 +205,49 @@ def connect(
         extra={"directory": directory_url, "account_uri": account.uri, "eab_key_id": eab and eab.key_id},
     )
     return AcmeSession(client=acme, account_key=account_key, account_uri=account.uri or "", directory_url=directory_url)
+
+
+def resume(registered: AcmeSession, timeout_seconds: int) -> AcmeSession:
+    """Another session of an account registered in this run (connect): a transport of its own, since nonces and
+    the HTTP session are not thread-safe, with the directory already read and the account URL as the JWS `kid`
+    (RFC 8555 §6.2). It sends neither newAccount nor a directory GET."""
+    key = registered.account_key
+    net = RenewerNetwork(key, alg=_alg(key), user_agent=USER_AGENT, timeout=timeout_seconds)
+    net.account = messages.RegistrationResource(uri=registered.account_uri, body=messages.Registration())
+    return replace(registered, client=AcmeClient(registered.client.directory, net))
+
+
+class AccountSessions:
+    """Opens the sessions of one ACME account (one CA and EAB key) for one run, as orders.AcmeOrders asks for them.
+
+    The first session registers the account (`register`, which is connect) and every later one resumes it, so
+    a run sends one newAccount per account, however many worker threads open sessions at once. The CA need not
+    answer concurrent newAccount calls for one key: pebble once answered them 500 and failed a whole batch. The
+    other threads wait for that one registration. When it fails, every session asked for afterwards gets the
+    same error at once: the CA is not asked again in this run.
+    """
+
+    def __init__(self, register: Callable[[], AcmeSession], timeout_seconds: int) -> None:
+        self._register = register
+        self._timeout = timeout_seconds
+        self._registered: AcmeSession | None = None
+        self._failure: Exception | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> AcmeSession:
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            if self._registered is None:
+                try:
+                    self._registered = self._register()
+                except Exception as failed:
+                    self._failure = failed
+                    raise
+                return self._registered
+            registered = self._registered
+        return resume(registered, self._timeout)
+
+
+def _alg(account_key: jwk.JWK) -> jwa.JWASignature:
+    return jwa.ES256 if isinstance(account_key, jwk.JWKEC) else jwa.RS256
