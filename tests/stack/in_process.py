@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.config import Config
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from tests.stack.moto_server import StackApp
@@ -57,13 +58,14 @@ class InProcessStack:
     def clear_secret_faults(self) -> None:
         self._request("DELETE", SECRET_FAULTS_PATH)
 
-    def client(self, service: str, region: str = REGION) -> Any:
+    def client(self, service: str, region: str = REGION, config: Config | None = None) -> Any:
         made = boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=ENDPOINT,
             region_name=region,
             aws_access_key_id=CREDENTIAL,
             aws_secret_access_key=CREDENTIAL,
+            config=config,
         )
         made.meta.events.register("before-send", self._send)
         return made

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -22,6 +23,7 @@ from acme_renewer.runtime import memoize
 from acme_renewer.settings import Settings
 from acme_renewer.stores.acm import AcmStore
 from acme_renewer.stores.secrets import PendingOrderStore, SecretStore
+from tests.stack.in_process import InProcessStack
 from tests.stack.table import create_table
 from tests.unit.fakes import FakeCa, FakeDns
 
@@ -509,3 +511,65 @@ def test_a_ca_without_ari_is_never_asked(aws: None) -> None:
     ari_renewer(FakeCa(ari=False), info).run()
     ari_renewer(FakeCa(ari=False), info).run()
     assert "ari" not in get("web") and info.asked == []
+
+
+def strict_renewer(stack: InProcessStack, ca: FakeCa) -> Renewer:
+    """The pipeline over the local stack's AWS side in this process, whose strict layer can fail one secret."""
+    ca.dns = DNS
+    secrets = stack.client("secretsmanager", REGION)
+    return Renewer(
+        settings=SETTINGS,
+        table=CertificateTable(stack.client("dynamodb", REGION), SETTINGS.table_name),
+        orders=ca,
+        dns=DNS,
+        pending=PendingOrderStore(secrets),
+        secrets=SecretStore(secrets),
+        acm=AcmStore(lambda region: stack.client("acm", region)),
+    )
+
+
+def put_via(stack: InProcessStack, item: dict[str, Any]) -> None:
+    serialize = TypeSerializer().serialize
+    stack.client("dynamodb", REGION).put_item(
+        TableName=SETTINGS.table_name, Item={key: serialize(value) for key, value in item.items()}
+    )
+
+
+def get_via(stack: InProcessStack, item_id: str) -> dict[str, Any]:
+    raw = stack.client("dynamodb", REGION).get_item(TableName=SETTINGS.table_name, Key={"id": {"S": item_id}})
+    return {key: TypeDeserializer().deserialize(value) for key, value in raw["Item"].items()}
+
+
+def test_an_unreadable_pending_order_fails_that_certificate_only(strict_aws: InProcessStack) -> None:
+    """Any error reading the pending order's key (AccessDenied, KMS's DecryptionFailure) used to escape the run and
+    leave every other leased certificate undone; now it is that certificate's failure, its pending order kept."""
+    create_table(strict_aws.client("dynamodb", REGION), SETTINGS.table_name)
+    ca = FakeCa()
+    secret = SETTINGS.default_secret_name("stuck")
+    # A first attempt was issued, and its secret refused: the order stays pending, its key kept in `.pending`.
+    strict_aws.fail_secret(secret, "AccessDeniedException", "denied", ["PutSecretValue"])
+    put_via(strict_aws, {"id": "stuck", "domains": ["stuck.example.com"]})
+    assert [o.result for o in strict_renewer(strict_aws, ca).run().outcomes] == [Result.FAILED]
+    strict_aws.clear_secret_faults()
+    strict_aws.fail_secret(secret + ".pending", "DecryptionFailure", "KMS refused the key", ["GetSecretValue"])
+    put_via(strict_aws, {**get_via(strict_aws, "stuck"), "next_attempt_at": "2000-01-01T00:00:00Z"})
+    for name in ("one", "two"):
+        put_via(strict_aws, {"id": name, "domains": [f"{name}.example.com"]})
+
+    report = strict_renewer(strict_aws, ca).run()
+
+    assert {o.id: o.result for o in report.outcomes} == {
+        "stuck": Result.FAILED,
+        "one": Result.RENEWED,
+        "two": Result.RENEWED,
+    }
+    stuck = get_via(strict_aws, "stuck")
+    refused = f"Secrets Manager refused reading {secret}.pending: DecryptionFailure: KMS refused the key"
+    assert stuck["last_error"] == refused
+    assert "pending_order" in stuck and "lease_owner" not in stuck  # kept for the next run; the lease given back
+    assert stuck["failure_count"] == 2
+    assert ca.orders == ["stuck", "one", "two"]  # no second order for the pending one
+
+    strict_aws.clear_secret_faults()
+    put_via(strict_aws, {**get_via(strict_aws, "stuck"), "next_attempt_at": "2000-01-01T00:00:00Z"})
+    assert [o.result for o in strict_renewer(strict_aws, ca).run().outcomes if o.id == "stuck"] == [Result.RENEWED]

@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import botocore
+import botocore.session
 import pytest
 
 from acme_renewer.inventory.table import DUE_INDEX, EXPIRY_INDEX
@@ -30,6 +32,12 @@ IMPLIED_BY = {
     "kms:Decrypt": "get_secret_value",
     "lambda:InvokeFunction": "invoke",  # the API is Invoke; the IAM action is InvokeFunction
 }
+# The services the functions call, by IAM prefix (boto3 names them the same).
+SERVICES_CALLED = ("dynamodb", "route53", "acm", "secretsmanager", "events", "lambda", "sts")
+# The IAM action of an API whose name differs.
+ACTION_OF = {"lambda:Invoke": "lambda:InvokeFunction"}
+# Methods of other libraries that share an operation's name: socket.create_connection (endpoints.py).
+NOT_AWS_CALLS = {"events:CreateConnection"}
 SCHEDULE_SECONDS = {"Fn::FindInMap": ["Schedule", {"Ref": "ScheduleEveryHours"}, "Seconds"]}
 WEEK_SECONDS = 7 * 24 * 3600
 
@@ -290,6 +298,7 @@ def test_secrets_are_reachable_only_under_the_prefix(template: dict[str, Any]) -
             "secretsmanager:CreateSecret",
             "secretsmanager:PutSecretValue",
             "secretsmanager:GetSecretValue",
+            "secretsmanager:RestoreSecret",
             "secretsmanager:TagResource",
         }
 
@@ -311,6 +320,25 @@ def test_every_granted_action_is_one_the_code_calls(template: dict[str, Any]) ->
             assert re.search(rf"""\.{method}\(|get_paginator\(["']{method}["']\)""", sources), (
                 f"{action} ({statement['Sid']}) is granted but the package never calls {method}"
             )
+
+
+def test_every_call_the_functions_make_is_granted(template: dict[str, Any]) -> None:
+    """The other way round: moto evaluates no policy, so a call the code makes without its permission fails only on
+    AWS. Every operation of these services that the functions' code (not the CLI's, which runs with the operator's
+    credentials) calls must be granted."""
+    granted = {action for statement in policy_statements(template) for action in as_list(statement["Action"])}
+    sources = "\n".join(
+        path.read_text() for path in sorted(Path(PACKAGE).rglob("*.py")) if "cli" not in path.relative_to(PACKAGE).parts
+    )
+    session = botocore.session.get_session()
+    called = set()
+    for prefix in SERVICES_CALLED:
+        for operation in session.get_service_model(prefix).operation_names:
+            method = botocore.xform_name(operation)
+            if re.search(rf"""\.{method}\(|get_paginator\(["']{method}["']\)""", sources):
+                called.add(ACTION_OF.get(f"{prefix}:{operation}", f"{prefix}:{operation}"))
+    assert "secretsmanager:RestoreSecret" in called
+    assert called - NOT_AWS_CALLS <= granted, sorted(called - NOT_AWS_CALLS - granted)
 
 
 def test_a_secrets_key_of_your_own_is_usable_only_through_secrets_manager(template: dict[str, Any]) -> None:

@@ -292,7 +292,10 @@ class Renewer:
             issued: list[IssuedCertificate | Exception | None] = [None] * len(planned)
             for index, plan in enumerate(planned):
                 with log_keys(certificate_id=plan.request.id):
-                    issued[index] = self._recover(plan.request, plan.state, plan.request_fp)
+                    try:
+                        issued[index] = self._recover(plan.request, plan.state, plan.request_fp)
+                    except Exception as unreadable:  # its pending key's secret (StoreError): this certificate only
+                        issued[index] = unreadable
             fresh = [index for index, certificate in enumerate(issued) if certificate is None]
             issuer = BatchIssuer(
                 self.orders, self.dns, workers=self.settings.acme_workers, scope=_certificate_scope(self.owner)
