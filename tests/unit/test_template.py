@@ -16,6 +16,7 @@ import botocore.session
 import pytest
 
 from acme_renewer.inventory.table import DUE_INDEX, EXPIRY_INDEX
+from acme_renewer.report.handoff import Continuation
 from acme_renewer.settings import CA_ALIASES
 from tests.stack.table import REPO_ROOT, create_table_request, load_template, table_properties
 
@@ -38,6 +39,8 @@ SERVICES_CALLED = ("dynamodb", "route53", "acm", "secretsmanager", "events", "la
 ACTION_OF = {"lambda:Invoke": "lambda:InvokeFunction"}
 # Methods of other libraries that share an operation's name: socket.create_connection (endpoints.py).
 NOT_AWS_CALLS = {"events:CreateConnection"}
+# Invocations in one request chain after which Lambda's recursive loop detection acts ("approximately").
+LAMBDA_RECURSION_LIMIT = 16
 SCHEDULE_SECONDS = {"Fn::FindInMap": ["Schedule", {"Ref": "ScheduleEveryHours"}, "Seconds"]}
 WEEK_SECONDS = 7 * 24 * 3600
 
@@ -339,6 +342,31 @@ def test_every_call_the_functions_make_is_granted(template: dict[str, Any]) -> N
                 called.add(ACTION_OF.get(f"{prefix}:{operation}", f"{prefix}:{operation}"))
     assert "secretsmanager:RestoreSecret" in called
     assert called - NOT_AWS_CALLS <= granted, sorted(called - NOT_AWS_CALLS - granted)
+
+
+def test_a_failed_run_is_retried_by_the_next_tick_not_by_lambda(template: dict[str, Any]) -> None:
+    """Lambda retries a failed asynchronous invocation twice unless EventInvokeConfig says MaximumRetryAttempts 0
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html,
+    https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-configuring.html; SAM's EventInvokeConfig:
+    https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-property-function-eventinvokeconfiguration.html).
+    EventBridge Scheduler invokes asynchronously, and so does the hand-on."""
+    properties = template["Resources"]["RenewalFunction"]["Properties"]
+    assert properties["EventInvokeConfig"] == {"MaximumRetryAttempts": 0}
+    schedules = [e["Properties"] for e in properties["Events"].values() if e["Type"] == "ScheduleV2"]
+    assert len(schedules) == 2
+    for schedule in schedules:
+        assert schedule["RetryPolicy"]["MaximumRetryAttempts"] == 0  # nor does Scheduler retry
+    assert 'InvocationType="Event"' in (PACKAGE / "report" / "handoff.py").read_text()
+
+
+def test_the_hand_on_chain_ends_before_lambdas_recursion_detection_would(template: dict[str, Any]) -> None:
+    """Lambda's recursive loop detection stops a chain of invocations after about 16 and drops the event; a function
+    invoking itself through the Invoke API is such a chain, and RecursiveLoop says what Lambda does
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html). The scheduled run and its hand-ons
+    stay clear of 16, and Terminate, Lambda's default, is kept as the guard, explicitly."""
+    assert template["Resources"]["RenewalFunction"]["Properties"]["RecursiveLoop"] == "Terminate"
+    runs_in_a_chain = Continuation(lambda payload: None).max_generations + 1
+    assert runs_in_a_chain <= LAMBDA_RECURSION_LIMIT - 3  # "about" 16: a margin
 
 
 def test_a_secrets_key_of_your_own_is_usable_only_through_secrets_manager(template: dict[str, Any]) -> None:
