@@ -82,8 +82,10 @@ class SecretFault:
             return False
         if self.operations and call.operation not in self.operations:
             return False
-        # By name, or by ARN: arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>
-        return secret_id == self.secret or secret_id.rpartition(":secret:")[2].rsplit("-", 1)[0] == self.secret
+        if not secret_id.startswith("arn:"):
+            return secret_id == self.secret
+        # arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>
+        return secret_id.rpartition(":secret:")[2].rsplit("-", 1)[0] == self.secret
 
 
 class StrictLayer:

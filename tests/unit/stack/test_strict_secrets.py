@@ -72,5 +72,9 @@ def test_a_fault_answers_the_calls_on_its_secret_only(strict_aws: InProcessStack
 
     strict_aws.fail_secret(NAME, "AccessDeniedException", "not authorized")  # every operation
     assert refusal(lambda: secrets.put_secret_value(SecretId=NAME, SecretString="x"))[0] == "AccessDeniedException"
+    arn = secrets.describe_secret(SecretId=NAME + ".pending")["ARN"]
+    assert refusal(lambda: secrets.get_secret_value(SecretId=arn))[0] == "DecryptionFailure"  # by ARN as well
+    secrets.create_secret(Name=NAME + "-other", SecretString="value")  # a name the fault's is a prefix of
+    assert secrets.get_secret_value(SecretId=NAME + "-other")["SecretString"] == "value"
     strict_aws.clear_secret_faults()
     assert secrets.get_secret_value(SecretId=NAME + ".pending")["SecretString"] == "written"
