@@ -12,7 +12,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
@@ -25,6 +25,7 @@ from tests.stack.moto_server import ACCOUNT_HEADER, MotoControl, MotoServer, rep
 from tests.stack.pebble import Pebble, start_pebble
 from tests.stack.processes import Process, StackError, free_port, start_process, wait_until_ready
 from tests.stack.route53_emulation import normalize
+from tests.stack.strict import StrictControl
 from tests.stack.table import DEFAULT_TEMPLATE, REPO_ROOT, create_table
 from tests.stack.tls import TlsFiles, write_localhost_tls
 
@@ -251,6 +252,15 @@ class LocalStack:
     def reset_aws_calls(self) -> None:
         """Zero the call counters and items read."""
         self._control().reset_aws_calls()
+
+    def fail_secret(self, secret: str, code: str, message: str, operations: Sequence[str] = ()) -> None:
+        """From now on, the calls `operations` (every call when empty) on the secret named `secret` answer the AWS
+        error `code` with `message`, from any process: a real fault, as AccessDeniedException or KMS's
+        DecryptionFailure would come from AWS (tests/stack/strict.py). Until `clear_secret_faults`."""
+        StrictControl(self.moto_endpoint).fail_secret(secret, code, message, operations)
+
+    def clear_secret_faults(self) -> None:
+        StrictControl(self.moto_endpoint).clear_secret_faults()
 
     def set_dns_servfail(self, names: Iterable[str]) -> None:
         """Make our DNS server answer SERVFAIL for `names` and every name below them (a broken delegation),

@@ -35,7 +35,7 @@ from dnslib import (  # type: ignore[import-untyped]
 from dnslib.server import DNSHandler, DNSLogger, DNSServer  # type: ignore[import-untyped]
 
 from tests.stack.moto_server import MotoControl
-from tests.stack.route53_emulation import RecordSet, normalize
+from tests.stack.route53_emulation import MAX_CHARACTER_STRING_BYTES, RecordSet, character_strings, normalize
 
 # Zone name (lowercase, with trailing dot) -> its record sets.
 Zones = Mapping[str, Sequence[RecordSet]]
@@ -108,36 +108,11 @@ def to_rrs(record_set: RecordSet) -> list[Any]:
 
 
 def txt_strings(value: str) -> list[bytes]:
-    """Split one Route53 TXT value (`"a" "b"`, maybe unquoted) into its character-strings.
-
-    Escapes follow Route53: `\\"`, `\\\\` and three-digit *octal* codes such as `\\052`.
-    """
-    strings: list[bytes] = []
-    i, n = 0, len(value)
-    while i < n:
-        if value[i].isspace():
-            i += 1
-            continue
-        quoted = value[i] == '"'
-        i += 1 if quoted else 0
-        chunk = bytearray()
-        while i < n and (value[i] != '"' if quoted else not value[i].isspace()):
-            if value[i] == "\\" and i + 1 < n:
-                octal = value[i + 1 : i + 4]
-                if len(octal) == 3 and all(c in "01234567" for c in octal):
-                    chunk.append(int(octal, 8))
-                    i += 4
-                    continue
-                i += 1
-            chunk += value[i].encode()
-            i += 1
-        if quoted:
-            if i >= n:
-                raise ValueError(f"unterminated quoted string in TXT value {value!r}")
-            i += 1  # closing quote
-        if len(chunk) > 255:
-            raise ValueError(f"TXT string longer than 255 bytes in {value!r}; split it into quoted chunks")
-        strings.append(bytes(chunk))
+    """Split one Route53 TXT value (`"a" "b"`, maybe unquoted) into its character-strings; refuses a string that
+    Route53 would (longer than 255 bytes: see strict_route53.py)."""
+    strings = character_strings(value)
+    if any(len(string) > MAX_CHARACTER_STRING_BYTES for string in strings):
+        raise ValueError(f"TXT string longer than 255 bytes in {value!r}; split it into quoted chunks")
     return strings
 
 

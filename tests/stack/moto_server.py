@@ -2,7 +2,8 @@
 
 moto runs behind StackApp, a WSGI layer that counts every AWS call (from any process) and emulates Route53's
 propagation delay, which moto lacks. Both are read and set over private paths under `/_stack/` (MotoControl).
-It also refuses AssumeRole as AWS would, which moto never does: see StackApp._assume_role.
+It also refuses AssumeRole as AWS would, which moto never does: see StackApp._assume_role; and its strict layer
+(strict.py) refuses, as AWS does, other calls that moto accepts.
 Run as `python -m tests.stack.moto_server --port P [--route53-delay SECONDS]`.
 """
 
@@ -29,6 +30,7 @@ import requests
 from botocore.parsers import create_parser
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from tests.stack import strict_route53, strict_secrets
 from tests.stack.aws_calls import AwsCall, CallCounts, dynamodb_items_read, identify, service_model
 from tests.stack.processes import Process, StackError, free_port, start_process, wait_until_ready
 from tests.stack.route53_emulation import (
@@ -40,6 +42,7 @@ from tests.stack.route53_emulation import (
     record_key,
     zone_id_of,
 )
+from tests.stack.strict import StrictLayer
 from tests.stack.table import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -205,6 +208,7 @@ class StackApp:
         # AssumeRole. The served view covers the zones of all of them.
         self._accounts: dict[str, None] = {DEFAULT_ACCOUNT: None}
         self._zone_accounts: dict[str, str] = {}
+        self.strict = StrictLayer(self._forward, (strict_secrets.refuse, strict_route53.refuse))
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
@@ -221,7 +225,9 @@ class StackApp:
             return self._forward(environ)
         if account := environ.get(_ACCOUNT_ENVIRON):
             self._seen_account(str(account))
-        if call.service == "route53":
+        if refused := self.strict.refuse(call, environ, body):
+            reply = _Reply.of(refused.body, refused.content_type, refused.status)
+        elif call.service == "route53":
             reply = self._route53(call, environ, body)
         elif call.service == "sts" and call.operation == "AssumeRole":
             reply = self._assume_role(environ, body)
@@ -306,6 +312,8 @@ class StackApp:
                 return _Reply.json(self._served_zones())
             if (found := _SERVED_RECORD_SETS.fullmatch(path)) and method == "GET":
                 return _Reply.json(self._served_record_sets(found["zone_id"]))
+            if (answer := self.strict.control(method, path, _read_body(environ))) is not None:
+                return _Reply.json(answer)
         except ValueError as error:
             return _Reply.json({"error": str(error)}, "400 Bad Request")
         except MotoCallError as error:

@@ -61,6 +61,43 @@ def change_id_of(value: str) -> str:
     return value.removeprefix(CHANGE_ID_PREFIX)
 
 
+# RFC 1035 §3.3: a <character-string> is a length octet and that many octets; Route53 refuses longer ones.
+MAX_CHARACTER_STRING_BYTES = 255
+
+
+def character_strings(value: str) -> list[bytes]:
+    """Split one Route53 TXT (or SPF, CAA) value (`"a" "b"`, maybe unquoted) into its character-strings, whatever
+    their length; ValueError on an unterminated quote.
+
+    Escapes follow Route53: `\\"`, `\\\\` and three-digit *octal* codes such as `\\052`.
+    """
+    strings: list[bytes] = []
+    i, n = 0, len(value)
+    while i < n:
+        if value[i].isspace():
+            i += 1
+            continue
+        quoted = value[i] == '"'
+        i += 1 if quoted else 0
+        chunk = bytearray()
+        while i < n and (value[i] != '"' if quoted else not value[i].isspace()):
+            if value[i] == "\\" and i + 1 < n:
+                octal = value[i + 1 : i + 4]
+                if len(octal) == 3 and all(c in "01234567" for c in octal):
+                    chunk.append(int(octal, 8))
+                    i += 4
+                    continue
+                i += 1
+            chunk += value[i].encode()
+            i += 1
+        if quoted:
+            if i >= n:
+                raise ValueError(f"unterminated quoted string in TXT value {value!r}")
+            i += 1  # closing quote
+        strings.append(bytes(chunk))
+    return strings
+
+
 @dataclass(frozen=True)
 class ChangeBatch:
     """What a ChangeResourceRecordSets request touches, read from its XML body."""

@@ -9,6 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tests.stack.in_process import InProcessStack
+
 
 @pytest.fixture
 def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -29,3 +31,14 @@ def route53(mocked_aws: None) -> Any:
 @pytest.fixture
 def secrets(mocked_aws: None) -> Any:
     return boto3.client("secretsmanager", region_name="eu-west-1")
+
+
+@pytest.fixture
+def strict_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessStack]:
+    """The local stack's AWS side in this process: moto behind StackApp, whose strict layer refuses what AWS refuses
+    and moto accepts (tests/stack/strict.py). Clients come from `strict_aws.client(service)`."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    stack = InProcessStack()
+    yield stack
+    stack.reset()

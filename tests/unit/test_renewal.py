@@ -26,6 +26,7 @@ from acme_renewer.runtime import memoize
 from acme_renewer.settings import Settings
 from acme_renewer.stores.acm import AcmStore
 from acme_renewer.stores.secrets import PendingOrderStore, SecretStore
+from tests.stack.in_process import InProcessStack
 from tests.stack.table import create_table, write_item
 from tests.unit.fakes import FakeCa, FakeDns
 
@@ -316,10 +317,15 @@ def test_a_deleted_request_is_retired_by_the_full_run(aws: None) -> None:
     assert status is not None and "retired_at" in status
     assert "schedule" not in status and "due_at" not in status  # no renewal, no expiry alarm
     assert status["acm_arns"]  # what was stored is still known
-    # Added again: the same ARNs are renewed, and it is no longer retired.
+    # Added again, the certificate still far from its window: issued anew at once into the same ARNs (its secret
+    # may be scheduled for deletion by then), and no longer retired.
     arns = status["acm_arns"]
     put({"id": "web", "domains": ["example.com"]})
-    assert [o.result for o in renewer(FakeCa()).renew(["web"], force=True).outcomes] == [Result.RENEWED]
+    report = renewer(FakeCa()).run()
+    assert {o.id: (o.result, o.reason) for o in report.outcomes}["web"] == (
+        Result.RENEWED,
+        "added again after its request was deleted",
+    )
     again = raw(status_id("web"))
     assert again is not None and again["acm_arns"] == arns and "retired_at" not in again
 
@@ -617,3 +623,63 @@ def test_an_invalid_item_records_its_warnings_beside_the_error(aws: None) -> Non
     item = get("typo")
     assert item["status"] == "FAILED" and "domains must be a non-empty list" in item["last_error"]
     assert item["warnings"] == ["unknown attribute 'domain' ignored; did you mean 'domains'?"]
+
+
+def strict_renewer(stack: InProcessStack, ca: FakeCa) -> Renewer:
+    """The pipeline over the local stack's AWS side in this process, whose strict layer can fail one secret."""
+    ca.dns = DNS
+    secrets = stack.client("secretsmanager", REGION)
+    return Renewer(
+        settings=SETTINGS,
+        table=CertificateTable(stack.client("dynamodb", REGION), SETTINGS.table_name),
+        orders=ca,
+        dns=DNS,
+        pending=PendingOrderStore(secrets),
+        secrets=SecretStore(secrets),
+        acm=AcmStore(lambda region: stack.client("acm", region)),
+    )
+
+
+def put_via(stack: InProcessStack, item: dict[str, Any]) -> None:
+    write_item(stack.client("dynamodb", REGION), SETTINGS.table_name, item)
+
+
+def get_via(stack: InProcessStack, item_id: str) -> dict[str, Any]:
+    item = CertificateTable(stack.client("dynamodb", REGION), SETTINGS.table_name).get(item_id)
+    assert item is not None, item_id
+    return item
+
+
+def test_an_unreadable_pending_order_fails_that_certificate_only(strict_aws: InProcessStack) -> None:
+    """Any error reading the pending order's key (AccessDenied, KMS's DecryptionFailure) used to escape the run and
+    leave every other leased certificate undone; now it is that certificate's failure, its pending order kept."""
+    create_table(strict_aws.client("dynamodb", REGION), SETTINGS.table_name)
+    ca = FakeCa()
+    secret = SETTINGS.default_secret_name("stuck")
+    # A first attempt was issued, and its secret refused: the order stays pending, its key kept in `.pending`.
+    strict_aws.fail_secret(secret, "AccessDeniedException", "denied", ["PutSecretValue"])
+    put_via(strict_aws, {"id": "stuck", "domains": ["stuck.example.com"]})
+    assert [o.result for o in strict_renewer(strict_aws, ca).run().outcomes] == [Result.FAILED]
+    strict_aws.clear_secret_faults()
+    strict_aws.fail_secret(secret + ".pending", "DecryptionFailure", "KMS refused the key", ["GetSecretValue"])
+    put_via(strict_aws, {**get_via(strict_aws, "stuck"), "next_attempt_at": "2000-01-01T00:00:00Z"})
+    for name in ("one", "two"):
+        put_via(strict_aws, {"id": name, "domains": [f"{name}.example.com"]})
+
+    report = strict_renewer(strict_aws, ca).run()
+
+    assert {o.id: o.result for o in report.outcomes} == {
+        "stuck": Result.FAILED,
+        "one": Result.RENEWED,
+        "two": Result.RENEWED,
+    }
+    stuck = get_via(strict_aws, "stuck")
+    refused = f"Secrets Manager refused reading {secret}.pending: DecryptionFailure: KMS refused the key"
+    assert stuck["last_error"] == refused
+    assert "pending_order" in stuck and "lease_owner" not in stuck  # kept for the next run; the lease given back
+    assert stuck["failure_count"] == 2
+    assert ca.orders == ["stuck", "one", "two"]  # no second order for the pending one
+
+    strict_aws.clear_secret_faults()
+    put_via(strict_aws, {**get_via(strict_aws, "stuck"), "next_attempt_at": "2000-01-01T00:00:00Z"})
+    assert [o.result for o in strict_renewer(strict_aws, ca).run().outcomes if o.id == "stuck"] == [Result.RENEWED]

@@ -11,11 +11,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import botocore
 import botocore.session
 import pytest
-from botocore import xform_name
 
 from acme_renewer.inventory.table import DUE_INDEX, EXPIRY_INDEX
+from acme_renewer.report.handoff import Continuation
 from acme_renewer.settings import CA_ALIASES
 from tests.stack.table import REPO_ROOT, create_table_request, load_template, table_properties
 
@@ -32,6 +33,14 @@ IMPLIED_BY = {
     "kms:Decrypt": "get_secret_value",
     "lambda:InvokeFunction": "invoke",  # the API is Invoke; the IAM action is InvokeFunction
 }
+# The services the functions call, by IAM prefix (boto3 names them the same).
+SERVICES_CALLED = ("dynamodb", "route53", "acm", "secretsmanager", "events", "lambda", "sts")
+# The IAM action of an API whose name differs.
+ACTION_OF = {"lambda:Invoke": "lambda:InvokeFunction"}
+# Methods of other libraries that share an operation's name: socket.create_connection (endpoints.py).
+NOT_AWS_CALLS = {"events:CreateConnection"}
+# Invocations in one request chain after which Lambda's recursive loop detection acts ("approximately").
+LAMBDA_RECURSION_LIMIT = 16
 SCHEDULE_SECONDS = {"Fn::FindInMap": ["Schedule", {"Ref": "ScheduleEveryHours"}, "Seconds"]}
 WEEK_SECONDS = 7 * 24 * 3600
 
@@ -292,6 +301,7 @@ def test_secrets_are_reachable_only_under_the_prefix(template: dict[str, Any]) -
             "secretsmanager:CreateSecret",
             "secretsmanager:PutSecretValue",
             "secretsmanager:GetSecretValue",
+            "secretsmanager:RestoreSecret",
             "secretsmanager:TagResource",
         }
 
@@ -315,47 +325,6 @@ def test_every_granted_action_is_one_the_code_calls(template: dict[str, Any]) ->
             )
 
 
-# The AWS service each adapter's client speaks to; the CLI runs with the operator's credentials, not these.
-ADAPTER_SERVICES = {
-    "inventory/table.py": "dynamodb",
-    "stores/secrets.py": "secretsmanager",
-    "stores/acm.py": "acm",
-    "dns/route53.py": "route53",
-    "dns/propagation.py": "route53",
-    "report/drift.py": "acm",
-    "report/events.py": "events",
-    "report/handoff.py": "lambda",
-}
-
-
-# API operations whose IAM action has another name.
-IAM_ACTION = {"lambda:Invoke": "lambda:InvokeFunction"}
-
-
-def called_actions(module: str, service: str) -> set[str]:
-    """`service:Operation` of every client call in an adapter (`client.x(` or `get_paginator("x")`)."""
-    source = (PACKAGE / module).read_text()
-    methods = set(re.findall(r"\b_?client\.([a-z][a-z_]*)\(", source))
-    methods |= set(re.findall(r"""get_paginator\(["']([a-z_]+)["']\)""", source))
-    methods.discard("get_paginator")
-    operations = {
-        xform_name(op): op for op in botocore.session.get_session().get_service_model(service).operation_names
-    }
-    unknown = methods - set(operations)
-    assert not unknown, f"{module}: not {service} operations: {unknown}"
-    actions = {f"{service}:{operations[m]}" for m in methods}
-    return {IAM_ACTION.get(action, action) for action in actions}
-
-
-def test_every_call_of_the_functions_is_granted(template: dict[str, Any]) -> None:
-    """Least privilege the right way round: moto evaluates no IAM, so a call the policy lacks would pass every
-    test here and fail on AWS with AccessDenied."""
-    granted = {action for s in policy_statements(template) for action in as_list(s["Action"])}
-    for module, service in ADAPTER_SERVICES.items():
-        for action in called_actions(module, service):
-            assert action in granted, f"{module} calls {action}, which the functions' policy does not grant"
-
-
 def test_the_functions_write_only_status_items_and_read_requests(template: dict[str, Any]) -> None:
     """The renewer puts only `<id>#status` items (dynamodb:LeadingKeys, fine-grained access control:
     https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html), so an
@@ -365,6 +334,50 @@ def test_the_functions_write_only_status_items_and_read_requests(template: dict[
     for put in puts:
         assert as_list(put["Action"]) == ["dynamodb:PutItem"]
         assert put["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["*#status"]}}
+
+
+def test_every_call_the_functions_make_is_granted(template: dict[str, Any]) -> None:
+    """The other way round: moto evaluates no policy, so a call the code makes without its permission fails only on
+    AWS. Every operation of these services that the functions' code (not the CLI's, which runs with the operator's
+    credentials) calls must be granted."""
+    granted = {action for statement in policy_statements(template) for action in as_list(statement["Action"])}
+    sources = "\n".join(
+        path.read_text() for path in sorted(Path(PACKAGE).rglob("*.py")) if "cli" not in path.relative_to(PACKAGE).parts
+    )
+    session = botocore.session.get_session()
+    called = set()
+    for prefix in SERVICES_CALLED:
+        for operation in session.get_service_model(prefix).operation_names:
+            method = botocore.xform_name(operation)
+            if re.search(rf"""\.{method}\(|get_paginator\(["']{method}["']\)""", sources):
+                called.add(ACTION_OF.get(f"{prefix}:{operation}", f"{prefix}:{operation}"))
+    assert "secretsmanager:RestoreSecret" in called
+    assert called - NOT_AWS_CALLS <= granted, sorted(called - NOT_AWS_CALLS - granted)
+
+
+def test_a_failed_run_is_retried_by_the_next_tick_not_by_lambda(template: dict[str, Any]) -> None:
+    """Lambda retries a failed asynchronous invocation twice unless EventInvokeConfig says MaximumRetryAttempts 0
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html,
+    https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-configuring.html; SAM's EventInvokeConfig:
+    https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-property-function-eventinvokeconfiguration.html).
+    EventBridge Scheduler invokes asynchronously, and so does the hand-on."""
+    properties = template["Resources"]["RenewalFunction"]["Properties"]
+    assert properties["EventInvokeConfig"] == {"MaximumRetryAttempts": 0}
+    schedules = [e["Properties"] for e in properties["Events"].values() if e["Type"] == "ScheduleV2"]
+    assert len(schedules) == 2
+    for schedule in schedules:
+        assert schedule["RetryPolicy"]["MaximumRetryAttempts"] == 0  # nor does Scheduler retry
+    assert 'InvocationType="Event"' in (PACKAGE / "report" / "handoff.py").read_text()
+
+
+def test_the_hand_on_chain_ends_before_lambdas_recursion_detection_would(template: dict[str, Any]) -> None:
+    """Lambda's recursive loop detection stops a chain of invocations after about 16 and drops the event; a function
+    invoking itself through the Invoke API is such a chain, and RecursiveLoop says what Lambda does
+    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html). The scheduled run and its hand-ons
+    stay clear of 16, and Terminate, Lambda's default, is kept as the guard, explicitly."""
+    assert template["Resources"]["RenewalFunction"]["Properties"]["RecursiveLoop"] == "Terminate"
+    runs_in_a_chain = Continuation(lambda payload: None).max_generations + 1
+    assert runs_in_a_chain <= LAMBDA_RECURSION_LIMIT - 3  # "about" 16: a margin
 
 
 def test_a_secrets_key_of_your_own_is_usable_only_through_secrets_manager(template: dict[str, Any]) -> None:

@@ -40,7 +40,7 @@ class AcmeOrderError(RenewalError):
 
 
 class StoreError(RenewalError):
-    """The issued certificate could not be written to ACM or Secrets Manager."""
+    """ACM or Secrets Manager refused a write or a read: the certificate, its pending key, the ACME account key."""
 
 
 class CaRetryLaterError(AcmeOrderError):

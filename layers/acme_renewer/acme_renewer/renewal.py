@@ -323,7 +323,10 @@ class Renewer:
             issued: list[IssuedCertificate | Exception | None] = [None] * len(planned)
             for index, plan in enumerate(planned):
                 with log_keys(certificate_id=plan.request.id):
-                    issued[index] = self._recover(plan.request, plan.state, plan.request_fp)
+                    try:
+                        issued[index] = self._recover(plan.request, plan.state, plan.request_fp)
+                    except Exception as unreadable:  # its pending key's secret (StoreError): this certificate only
+                        issued[index] = unreadable
             fresh = [index for index, certificate in enumerate(issued) if certificate is None]
             issuer = BatchIssuer(
                 self.orders, self.dns, workers=self.settings.acme_workers, scope=_certificate_scope(self.owner)
@@ -455,7 +458,7 @@ class Renewer:
     ) -> Decision:
         if force:
             return Decision(True, "renewal requested by the operator")
-        return renewal_decision(
+        decision = renewal_decision(
             request,
             state,
             now,
@@ -463,6 +466,11 @@ class Renewer:
             issuance_fingerprint=self._fingerprint(item, ISSUANCE_FIELDS),
             policy=self.policy,
         )
+        if not decision.due and decision.held is None and "retired_at" in item:
+            # Deleted, then added again: its secret may be scheduled for deletion and its ACM certificate in use
+            # elsewhere; a new certificate into the same ARNs and secret makes every store whole again.
+            return Decision(True, "added again after its request was deleted")
+        return decision
 
     def _fingerprint(self, item: Mapping[str, Any], fields: tuple[str, ...]) -> str:
         return fingerprint(item, fields, account_directory(item, self.settings))

@@ -18,9 +18,11 @@ from acme_renewer.dns.route53 import (
     Route53Dns,
     quote_txt,
     split_changes,
+    unquote_txt,
 )
 from acme_renewer.errors import DnsPropagationError, DnsPublishError
 from acme_renewer.models import TxtRecord
+from tests.stack.in_process import InProcessStack
 
 
 def zone(client: Any, name: str, private: bool = False) -> str:
@@ -76,6 +78,37 @@ def test_values_of_others_survive_publish_and_remove(route53: Any) -> None:
     assert txt(route53, zone_id, name) == [quote_txt("theirs"), quote_txt("ours")]
     dns.remove([TxtRecord(name, "ours")])
     assert txt(route53, zone_id, name) == [quote_txt("theirs")]
+
+
+def test_a_long_value_of_others_is_written_back_as_it_was_split(strict_aws: InProcessStack) -> None:
+    """Route53's "Supported DNS record types", TXT: a string is at most 255 characters, a longer text is several
+    strings, and a change holding a longer string is refused whole, for every certificate of the zone
+    (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/ResourceRecordTypes.html#TXTFormat). Someone's
+    300-character value used to be joined into one string when ours were added, and so refused."""
+    route53 = strict_aws.client("route53")
+    zone_id = zone(route53, "example.test")
+    name = "_acme-challenge.example.test"
+    theirs = '"' + "d" * 255 + '" "' + "k" * 45 + '"'
+    others = [{"Value": theirs}, {"Value": quote_txt("short")}]
+    record_set = {"Name": name, "Type": "TXT", "TTL": 300, "ResourceRecords": others}
+    route53.change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": record_set}]}
+    )
+    dns = Route53Dns(route53, sleep=lambda _: None)
+    ours = [TxtRecord(name, "apex"), TxtRecord(name, "wild")]
+
+    dns.publish(ours)
+    assert txt(route53, zone_id, name) == [theirs, quote_txt("short"), quote_txt("apex"), quote_txt("wild")]
+    dns.remove(ours)
+
+    assert txt(route53, zone_id, name) == [theirs, quote_txt("short")]
+
+
+def test_our_values_are_written_in_strings_of_at_most_255_characters() -> None:
+    assert quote_txt("a" * 600) == '"' + "a" * 255 + '" "' + "a" * 255 + '" "' + "a" * 90 + '"'
+    assert quote_txt('say "hi"') == r'"say \"hi\""'
+    assert quote_txt("") == '""'
+    assert unquote_txt(quote_txt("b" * 300)) == "b" * 300
 
 
 def test_private_zones_are_never_used(route53: Any) -> None:

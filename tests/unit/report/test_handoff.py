@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from acme_renewer.report.handoff import HANDOFF, Continuation
+from acme_renewer.report.handoff import HANDOFF, MAX_GENERATIONS, Continuation
 from acme_renewer.report.outcomes import Outcome, Result, RunReport
 
 
@@ -65,3 +65,16 @@ def test_a_generation_in_a_foreign_event_is_ignored() -> None:
 
 def test_a_failed_invocation_leaves_them_to_the_next_scheduled_run() -> None:
     assert Continuation(Invoker(fail=True)).after({}, report(Result.RENEWED, Result.DEFERRED)) is None
+
+
+def test_a_chain_stops_by_default_after_twelve_hand_ons() -> None:
+    """Thirteen runs in all, clear of Lambda's recursive loop detection, which drops the event of a chain of about
+    16 invocations (https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html): the last word is ours,
+    logged, and what is left waits in the `due` index for the next scheduled run."""
+    invoker = Invoker()
+    continuation = Continuation(invoker)
+    event: dict[str, Any] = {"source": "schedule", "scan": "due"}
+    while (sent := continuation.after(event, report(Result.RENEWED, Result.DEFERRED))) is not None:
+        event = sent
+    assert [payload["generation"] for payload in invoker.sent] == list(range(1, MAX_GENERATIONS + 1))
+    assert MAX_GENERATIONS == 12

@@ -42,7 +42,8 @@ def merge_values(records: Iterable[TxtRecord]) -> dict[str, tuple[str, ...]]:
 
     Apex and wildcard of one name need two values on one record set (so do two names, or two
     certificates, delegated to one CNAME target); writing them one by one would make the second
-    overwrite the first.
+    overwrite the first. These are our values only, each one string: the values others hold on the name are
+    the provider's to keep exactly as they stand (Route53 splits a long one into several strings).
     """
     merged: dict[str, list[str]] = {}
     for record in records:

@@ -50,8 +50,15 @@ def longest_matching_zone(name: str, zones: Sequence[HostedZone]) -> HostedZone:
     return best[0]
 
 
+# Route53's "Supported DNS record types", TXT: each quoted string of a value is at most 255 characters; a longer
+# text is several strings (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/ResourceRecordTypes.html).
+MAX_TXT_STRING = 255
+
+
 def quote_txt(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A value as Route53 takes it: quoted and escaped, in strings of at most 255 characters (an ACME value is 43)."""
+    strings = [value[i : i + MAX_TXT_STRING] for i in range(0, len(value), MAX_TXT_STRING)] or [""]
+    return " ".join('"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"' for s in strings)
 
 
 def unquote_txt(value: str) -> str:
@@ -313,9 +320,14 @@ class Route53Dns:
     def _change_for(
         self, current: Any, name: str, add: tuple[str, ...] = (), drop: tuple[str, ...] = ()
     ) -> ChangeTypeDef | None:
-        current_values = [unquote_txt(r["Value"]) for r in current["ResourceRecords"]] if current else []
-        wanted = [v for v in current_values if v not in drop] + [v for v in add if v not in current_values]
-        if wanted == current_values:
+        """The change that adds or drops our values on one name. Every other value goes back exactly as Route53
+        holds it: joining someone's long value split into several strings would make one over 255 characters, and
+        Route53 would refuse the zone's whole change."""
+        records = [r["Value"] for r in current["ResourceRecords"]] if current else []
+        present = [unquote_txt(record) for record in records]
+        kept = [record for record, value in zip(records, present, strict=True) if value not in drop]
+        wanted = kept + [quote_txt(value) for value in add if value not in present]
+        if wanted == records:
             return None
         if not wanted:
             # Route53 deletes only on an exact match of the record set as it stands.
@@ -326,7 +338,7 @@ class Route53Dns:
                 "Name": name,
                 "Type": "TXT",
                 "TTL": self._ttl,
-                "ResourceRecords": [{"Value": quote_txt(v)} for v in wanted],
+                "ResourceRecords": [{"Value": record} for record in wanted],
             },
         }
 

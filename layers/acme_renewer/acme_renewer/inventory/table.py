@@ -275,13 +275,13 @@ class CertificateTable:
         (scheduled False: disabled). Not while a live run holds the lease: that run writes its own.
         Returns False when it is leased."""
         fields: dict[str, Any] = {}
-        remove: tuple[str, ...] = ("schedule", "due_at", "retired_at")
+        remove: tuple[str, ...] = ("schedule", "due_at")
         if scheduled:
             fields["schedule"] = SCHEDULED
-            remove = ("due_at", "retired_at")
+            remove = ("due_at",)
             if due_at is not None:
                 fields["due_at"] = iso(due_at)
-                remove = ("retired_at",)
+                remove = ()
         try:
             self._update(item_id, fields, remove=remove, unleased_at=now)
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -310,7 +310,7 @@ class CertificateTable:
             response = self._client.update_item(
                 TableName=self._table,
                 Key=_status_key(item_id),
-                UpdateExpression="SET lease_owner = :owner, lease_until = :until, #of = :id REMOVE retired_at",
+                UpdateExpression="SET lease_owner = :owner, lease_until = :until, #of = :id",
                 ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now",
                 ExpressionAttributeNames={"#of": STATUS_OF},
                 ExpressionAttributeValues={
@@ -383,7 +383,9 @@ class CertificateTable:
             "last_attempt_at": iso(now),
             "last_renewed_at": iso(now),
         }
-        remove: tuple[str, ...] = ("last_error", "next_attempt_at", "lease_owner", "lease_until", "pending_order")
+        remove: tuple[str, ...] = (
+            "last_error", "next_attempt_at", "lease_owner", "lease_until", "pending_order", "retired_at",
+        )  # fmt: skip
         if warnings:
             facts["warnings"] = list(warnings)
         else:

@@ -14,14 +14,22 @@ from typing import TYPE_CHECKING
 
 from acme import client, crypto_util, errors, messages
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from josepy import json_util, jwa, jwk
+from josepy.errors import DeserializationError
 
 from acme_renewer import SERVICE
-from acme_renewer.errors import AcmeOrderError
+from acme_renewer.errors import AcmeOrderError, StoreError
 from acme_renewer.order.transport import USER_AGENT, RenewerNetwork
-from acme_renewer.stores.secrets import create_secret
+from acme_renewer.stores.secrets import (
+    create_secret,
+    refusal,
+    restoring,
+    scheduled_for_deletion,
+    secrets_manager_errors,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -45,12 +53,22 @@ class EabError(AcmeOrderError):
 
 
 def load_eab(client: SecretsManagerClient, secret_name: str) -> EabCredentials:
-    """EAB credentials from a secret whose SecretString is {"key_id": "...", "hmac_key": "..."}."""
+    """EAB credentials from a secret whose SecretString is {"key_id": "...", "hmac_key": "..."}.
+
+    The secret is the operator's: one scheduled for deletion is not restored here, the message says how.
+    """
     expected = 'a JSON SecretString {"key_id": "<the CA\'s EAB key id>", "hmac_key": "<its base64url HMAC key>"}'
     try:
         secret = client.get_secret_value(SecretId=secret_name)
     except client.exceptions.ResourceNotFoundException:
         raise EabError(f"EAB secret {secret_name!r} does not exist; create it with {expected}") from None
+    except (ClientError, BotoCoreError) as refused:
+        hint = ""
+        if isinstance(refused, ClientError) and scheduled_for_deletion(refused):
+            hint = f"; restore it (aws secretsmanager restore-secret --secret-id {secret_name}) or name another secret"
+        raise EabError(
+            f"Secrets Manager refused reading EAB secret {secret_name!r}: {refusal(refused)}{hint}"
+        ) from None
     try:
         document = json.loads(secret.get("SecretString") or "")
         key_id, hmac_key = document["key_id"], document["hmac_key"]
@@ -106,7 +124,11 @@ class AcmeSession:
 
 
 class AccountKeyStore:
-    """Keeps one ACME account key per (directory, EAB key) in a Secrets Manager secret, created on first use."""
+    """Keeps one ACME account key per (directory, EAB key) in a Secrets Manager secret, created on first use.
+
+    A secret that cannot be read or written fails the certificates of that account with a StoreError; one scheduled
+    for deletion is restored, so that the account stays the same (stores/secrets.py, `restoring`).
+    """
 
     def __init__(
         self,
@@ -123,6 +145,10 @@ class AccountKeyStore:
         self._eab_key_id = eab_key_id
 
     def load_or_create(self) -> jwk.JWK:
+        with secrets_manager_errors(f"{self._name} (the ACME account key)", "reading or creating"):
+            return self._load_or_create()
+
+    def _load_or_create(self) -> jwk.JWK:
         existing = self._load()
         if existing is not None:
             return existing
@@ -155,12 +181,19 @@ class AccountKeyStore:
 
     def _load(self) -> jwk.JWK | None:
         try:
-            secret = self._client.get_secret_value(SecretId=self._name)
+            secret = restoring(self._client, self._name, lambda: self._client.get_secret_value(SecretId=self._name))
         except self._client.exceptions.ResourceNotFoundException:
             return None
-        key = jwk.JWK.from_json(json.loads(secret["SecretString"])["account_key"])
+        try:
+            key = jwk.JWK.from_json(json.loads(secret["SecretString"])["account_key"])
+        except (KeyError, ValueError, TypeError, DeserializationError):
+            key = None
         if not isinstance(key, jwk.JWK):
-            raise TypeError(f"secret {self._name} does not hold a JWK account key")
+            # Not overwritten: the key of an existing ACME account may be all that is left of it.
+            raise StoreError(
+                f"secret {self._name} does not hold an ACME account key (a JSON SecretString with the account's JWK);"
+                " restore its previous version or delete it"
+            )
         return key
 
 

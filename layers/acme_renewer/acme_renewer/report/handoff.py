@@ -26,13 +26,18 @@ if TYPE_CHECKING:
 logger = Logger(service=SERVICE, child=True)
 
 HANDOFF = "handoff"
+# Lambda's recursive loop detection stops a chain of invocations of one request chain after about 16 and drops
+# the event (https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html); the Lambda Invoke API is one
+# of the links it follows. A chain is the scheduled run and its hand-ons: at most MAX_GENERATIONS + 1 runs, kept
+# clear of 16, so that the last hand-on is ours to refuse (and to log) rather than Lambda's to drop.
+MAX_GENERATIONS = 12
 
 
 @dataclass
 class Continuation:
     # Sends the event to a new, asynchronous invocation of this function.
     invoke: Callable[[dict[str, Any]], None]
-    max_generations: int = 20
+    max_generations: int = MAX_GENERATIONS
 
     def after(self, event: Mapping[str, Any], report: RunReport) -> dict[str, Any] | None:
         """Hand on what this run deferred; returns the event sent, or None when nothing was sent."""
