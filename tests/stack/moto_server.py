@@ -2,7 +2,8 @@
 
 moto runs behind StackApp, a WSGI layer that counts every AWS call (from any process) and emulates Route53's
 propagation delay, which moto lacks. Both are read and set over private paths under `/_stack/` (MotoControl).
-It also refuses AssumeRole as AWS would, which moto never does: see StackApp._assume_role.
+It also refuses AssumeRole as AWS would, which moto never does: see StackApp._assume_role; and ACM calls as ACM
+would (re-import rules, ImportCertificate's rate): see strict_acm.py, the layer between StackApp and moto.
 Run as `python -m tests.stack.moto_server --port P [--route53-delay SECONDS]`.
 """
 
@@ -40,6 +41,8 @@ from tests.stack.route53_emulation import (
     record_key,
     zone_id_of,
 )
+from tests.stack.strict_acm import CONTROL_PREFIX as ACM_CONTROL_PREFIX
+from tests.stack.strict_acm import StrictAcm
 from tests.stack.table import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -190,7 +193,7 @@ class StackApp:
     def __init__(
         self, moto: WSGIApplication, propagation: Propagation | None = None, calls: CallCounts | None = None
     ) -> None:
-        self._moto = moto
+        self._moto = StrictAcm(moto)  # ACM's rules; its private paths are under /_stack/acm/
         self.propagation = propagation or Propagation()
         self.calls = calls or CallCounts()
         # Held while a change is applied and while the served view is read, so neither sees half of the other.
@@ -306,6 +309,8 @@ class StackApp:
                 return _Reply.json(self._served_zones())
             if (found := _SERVED_RECORD_SETS.fullmatch(path)) and method == "GET":
                 return _Reply.json(self._served_record_sets(found["zone_id"]))
+            if path.startswith(ACM_CONTROL_PREFIX):
+                return self._forward(environ)
         except ValueError as error:
             return _Reply.json({"error": str(error)}, "400 Bad Request")
         except MotoCallError as error:
