@@ -53,11 +53,15 @@ class InProcessAcm:
     clock: FakeClock
 
     @classmethod
-    def start(cls) -> InProcessAcm:
+    def start(cls, imports_per_second: float = 1.0) -> InProcessAcm:
+        """ACM's own rate by default; the clock moves only when a test moves it."""
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         clock = FakeClock()
-        return cls(StrictAcm(DomainDispatcherApplication(create_backend_app), clock=clock), clock)
+        app = StrictAcm(
+            DomainDispatcherApplication(create_backend_app), imports_per_second=imports_per_second, clock=clock
+        )
+        return cls(app, clock)
 
     def client(self, region: str = "eu-west-1") -> ACMClient:
         client: ACMClient = boto3.client(
