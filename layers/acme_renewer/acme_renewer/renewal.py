@@ -37,7 +37,7 @@ from acme_renewer.inventory.policy import (
 from acme_renewer.inventory.table import SCHEDULED, CertificateTable, ari_from_item, ari_to_item, iso, state_from_item
 from acme_renewer.inventory.validation import account_directory, check_against_lifetime, parse_item
 from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate, TxtRecord
-from acme_renewer.report.events import EventPublisher, outcome_event, stale_endpoint_event
+from acme_renewer.report.events import EventPublisher, outcome_event, replaced_events, stale_endpoint_event
 from acme_renewer.report.fleet import FleetChecks
 from acme_renewer.report.outcomes import Failure, Outcome, Published, Result, RunReport
 from acme_renewer.settings import Settings
@@ -155,9 +155,12 @@ class Renewer:
         report.outcomes = [outcome for _, _, outcome in processed]
         if whole_table and self.fleet is not None:
             checked = [(item, outcome) for _, item, outcome in processed]
-            report.unmanaged_expiring, report.stale_endpoints = self.fleet.inspect(checked, self.clock())
+            report.unmanaged_expiring, report.stale_endpoints, report.superseded_in_use = self.fleet.inspect(
+                checked, self.clock()
+            )
         if self.events is not None:
             events = [e for e in map(outcome_event, report.outcomes) if e is not None]
+            events += [e for outcome in report.outcomes for e in replaced_events(outcome)]
             events += [stale_endpoint_event(s) for s in report.stale_endpoints or []]
             self.events.publish(events)
         return report
@@ -348,6 +351,8 @@ class Renewer:
             acm_arns=stored.acm_arns,
             secret_arn=stored.secret_arn,
             first_issuance=state.not_after is None,
+            superseded=stored.superseded,
+            replacements=stored.replacements,
         )
         return Outcome(
             request.id,
@@ -437,8 +442,8 @@ class Renewer:
             },
         )
         secret_arn, version_id = self.secrets.put(request, certificate)
-        acm_arns = self.acm.import_all(request, certificate, plan.state.acm_arns)
-        stored = StoredCertificate(acm_arns, secret_arn, version_id)
+        acm = self.acm.import_all(request, certificate, plan.state.acm_arns, plan.state.superseded)
+        stored = StoredCertificate(acm.arns, secret_arn, version_id, acm.superseded, acm.replacements)
         self.table.record_success(
             request.id,
             certificate,
@@ -472,6 +477,7 @@ class Renewer:
         next_attempt = self.policy.next_attempt(count, now, retry_after)
         paused = count >= self.policy.max_consecutive_failures
         arns = {**state.acm_arns, **error.imported} if isinstance(error, PartialImportError) else None
+        superseded = error.superseded if isinstance(error, PartialImportError) else ()
         try:
             self.table.record_failure(
                 item_id,
@@ -483,6 +489,7 @@ class Renewer:
                 owner=owner,
                 due_at=None if paused else next_attempt,
                 acm_arns=arns,
+                superseded=superseded,
             )
         except Exception:
             logger.exception("could not record the failure on the item")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ from acme_renewer.models import (
     IssuedCertificate,
     Status,
     StoredCertificate,
+    SupersededArn,
     TxtRecord,
     ZoneRole,
 )
@@ -59,7 +60,22 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         failure_count=int(failure_count) if isinstance(failure_count, (int, Decimal)) else 0,
         next_attempt_at=parse_time(item.get("next_attempt_at")),
         ari=ari_from_item(item.get("ari")),
+        superseded=superseded_from_item(item.get("superseded_arns")),
     )
+
+
+def superseded_from_item(raw: Any) -> tuple[SupersededArn, ...]:
+    """The item's `superseded_arns`; an entry the renewer cannot read is left out."""
+    entries = []
+    for entry in raw if isinstance(raw, list) else []:
+        replaced_at = parse_time(entry.get("replaced_at")) if isinstance(entry, dict) else None
+        if replaced_at is not None and isinstance(entry.get("region"), str) and isinstance(entry.get("arn"), str):
+            entries.append(SupersededArn(entry["region"], entry["arn"], replaced_at))
+    return tuple(entries)
+
+
+def superseded_to_item(entries: Sequence[SupersededArn]) -> list[dict[str, str]]:
+    return [{"region": e.region, "arn": e.arn, "replaced_at": iso(e.replaced_at)} for e in entries]
 
 
 def ari_from_item(raw: Any) -> AriState | None:
@@ -207,6 +223,34 @@ class CertificateTable:
             return False
         return True
 
+    def set_superseded(self, item_id: str, entries: Sequence[SupersededArn], *, read: Sequence[SupersededArn]) -> bool:
+        """Replace the item's `superseded_arns` (as `read`) with `entries`; False, writing nothing, when the list
+        changed meanwhile (a renewal superseded another ARN) or the item is gone."""
+        names = {"#superseded": "superseded_arns", "#by": "written_by"}
+        values: dict[str, Any] = {":renewer": {"S": RENEWER}}
+        if read:
+            condition = "attribute_exists(id) AND #superseded = :read"
+            values[":read"] = _serializer.serialize(superseded_to_item(read))
+        else:
+            condition = "attribute_exists(id) AND attribute_not_exists(#superseded)"
+        if entries:
+            values[":entries"] = _serializer.serialize(superseded_to_item(entries))
+            expression = "SET #superseded = :entries, #by = :renewer"
+        else:
+            expression = "SET #by = :renewer REMOVE #superseded"
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": item_id}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def acquire_lease(self, item_id: str, owner: str, now: datetime, until: datetime) -> dict[str, Any] | None:
         """Take the item's lease unless another run holds an unexpired one; return the item as it is now.
 
@@ -289,6 +333,10 @@ class CertificateTable:
             facts["ari"] = ari_to_item(AriState(certificate.ari_id))
         else:
             remove += ("ari",)
+        if stored.superseded:
+            facts["superseded_arns"] = superseded_to_item(stored.superseded)
+        else:
+            remove += ("superseded_arns",)
         try:
             self._update(item_id, facts, remove=remove, owner=owner)
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -308,6 +356,7 @@ class CertificateTable:
         owner: str | None,
         due_at: datetime | None,
         acm_arns: Mapping[str, str] | None = None,
+        superseded: Sequence[SupersededArn] = (),
     ) -> None:
         """`due_at` None: out of the due index (paused until the item changes), still in the expiry index."""
         fields: dict[str, Any] = {
@@ -324,6 +373,9 @@ class CertificateTable:
         if acm_arns:
             # A partial store still created ARNs; keep them so the next run re-imports in place.
             fields["acm_arns"] = dict(acm_arns)
+        if superseded:
+            # ...and the ARNs it replaced, which are then still in use.
+            fields["superseded_arns"] = superseded_to_item(superseded)
         remove = ("lease_owner", "lease_until") if owner else ()
         self._update(item_id, fields, remove=remove if due_at is not None else (*remove, "due_at"), owner=owner)
 
