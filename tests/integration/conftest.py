@@ -14,6 +14,7 @@ import pytest
 from acme_renewer import runtime
 from acme_renewer.order.account import AcmeClient
 from tests.stack import LocalStack
+from tests.stack.strict_acm import IMPORT_QUOTA_PER_SECOND
 
 # pebble issues 5-year certificates by default; give them a realistic 90-day lifetime.
 LIFETIME = timedelta(days=90)
@@ -57,6 +58,21 @@ def env(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     yield values
     runtime.client.cache_clear()
     assert os.environ["TABLE_NAME"] == table
+
+
+@pytest.fixture
+def acm_imports_per_second(stack: LocalStack, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """`acm_imports_per_second(R)`: ACM in the stack takes R imports per second, and the renewer paces its imports
+    to R (ACM_IMPORTS_PER_SECOND), both at once, so that a test importing many certificates stays fast and is
+    never throttled. ACM's own rate comes back afterwards."""
+
+    def set_rate(per_second: float) -> None:
+        stack.acm.set_import_rate(per_second)
+        monkeypatch.setenv("ACM_IMPORTS_PER_SECOND", repr(per_second))
+        runtime.client.cache_clear()  # the ACM clients keep the limiter they were built with
+
+    yield set_rate
+    stack.acm.set_import_rate(IMPORT_QUOTA_PER_SECOND)
 
 
 @pytest.fixture

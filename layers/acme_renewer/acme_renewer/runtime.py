@@ -121,12 +121,19 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
 
         return order.AcmeOrders(open_session, settings.order_timeout_seconds)
 
+    acm_clients: dict[str, ACMClient] = {}
+    acm_lock = threading.Lock()
+
     def acm_client(acm_region: str) -> ACMClient:
-        acm: ACMClient = client("acm", acm_region)
-        # ImportCertificate has its own quota per account and region: one limiter per region's client, shared
-        # by the store threads. A client already paced keeps its limiter, so this is cheap on every call.
-        RateLimiter(settings.acm_imports_per_second).attach(acm, "ImportCertificate")
-        return acm
+        """ImportCertificate has its own quota per account and region: one client per region, paced by one
+        limiter that the store threads share. The store threads ask for it at the same moment, and
+        functools.cache alone would let each of them build a client (and a limiter) of its own."""
+        with acm_lock:
+            if acm_region not in acm_clients:
+                acm: ACMClient = client("acm", acm_region)
+                RateLimiter(settings.acm_imports_per_second).attach(acm, "ImportCertificate")
+                acm_clients[acm_region] = acm
+            return acm_clients[acm_region]
 
     dns = AccountRoutedDns(lambda role: route53_dns(settings, role), settings.zone_roles)
     table = CertificateTable(client("dynamodb", region), settings.table_name)
