@@ -60,18 +60,19 @@ def env(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     assert os.environ["TABLE_NAME"] == table
 
 
+# ImportCertificate calls per second that tests importing many certificates allow themselves (`fast_acm_imports`).
+FAST_ACM_IMPORTS = 50.0
+
+
 @pytest.fixture
-def acm_imports_per_second(stack: LocalStack, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """`acm_imports_per_second(R)`: ACM in the stack takes R imports per second, and the renewer paces its imports
-    to R (ACM_IMPORTS_PER_SECOND), both at once, so that a test importing many certificates stays fast and is
-    never throttled. ACM's own rate comes back afterwards."""
-
-    def set_rate(per_second: float) -> None:
-        stack.acm.set_import_rate(per_second)
-        monkeypatch.setenv("ACM_IMPORTS_PER_SECOND", repr(per_second))
-        runtime.client.cache_clear()  # the ACM clients keep the limiter they were built with
-
-    yield set_rate
+def fast_acm_imports(stack: LocalStack, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
+    """ACM in the stack takes FAST_ACM_IMPORTS imports per second, and the renewer paces its imports to as many
+    (ACM_IMPORTS_PER_SECOND), both at once: a test importing many certificates stays fast and is never throttled.
+    The renewer's ACM clients are built at its first run, after this, so they get this rate; ACM's own rate comes
+    back afterwards."""
+    stack.acm.set_import_rate(FAST_ACM_IMPORTS)
+    monkeypatch.setenv("ACM_IMPORTS_PER_SECOND", repr(FAST_ACM_IMPORTS))
+    yield FAST_ACM_IMPORTS
     stack.acm.set_import_rate(IMPORT_QUOTA_PER_SECOND)
 
 
