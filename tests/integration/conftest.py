@@ -14,6 +14,7 @@ import pytest
 from acme_renewer import runtime
 from acme_renewer.order.account import AcmeClient
 from tests.stack import LocalStack
+from tests.stack.strict_acm import IMPORT_QUOTA_PER_SECOND
 
 # pebble issues 5-year certificates by default; give them a realistic 90-day lifetime.
 LIFETIME = timedelta(days=90)
@@ -57,6 +58,22 @@ def env(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     yield values
     runtime.client.cache_clear()
     assert os.environ["TABLE_NAME"] == table
+
+
+# ImportCertificate calls per second that tests importing many certificates allow themselves (`fast_acm_imports`).
+FAST_ACM_IMPORTS = 50.0
+
+
+@pytest.fixture
+def fast_acm_imports(stack: LocalStack, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
+    """ACM in the stack takes FAST_ACM_IMPORTS imports per second, and the renewer paces its imports to as many
+    (ACM_IMPORTS_PER_SECOND), both at once: a test importing many certificates stays fast and is never throttled.
+    The renewer's ACM clients are built at its first run, after this, so they get this rate; ACM's own rate comes
+    back afterwards."""
+    stack.acm.set_import_rate(FAST_ACM_IMPORTS)
+    monkeypatch.setenv("ACM_IMPORTS_PER_SECOND", repr(FAST_ACM_IMPORTS))
+    yield FAST_ACM_IMPORTS
+    stack.acm.set_import_rate(IMPORT_QUOTA_PER_SECOND)
 
 
 @pytest.fixture

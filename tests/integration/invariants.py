@@ -2,7 +2,8 @@
 
 - the secret's AWSCURRENT holds a certificate and the key that matches it, chaining to pebble's root;
   AWSPREVIOUS keeps the one before when asked for;
-- every ACM ARN on the item exists and holds a currently valid certificate;
+- every ACM ARN on the item exists and holds a currently valid certificate, and it is the item's only ACM
+  certificate in that region, but for the ARNs superseded on purpose (a re-import ACM refuses: `superseded_arns`);
 - no `_acme-challenge` TXT record is left in the zones;
 - the item tells the truth: ISSUED with the certificate that ACM and the secret hold, or FAILED with
   last_error, failure_count and a future next_attempt_at, and the certificate still in force in ACM.
@@ -118,10 +119,13 @@ def assert_nothing_lost(
     zone_ids: Iterable[str],
     *,
     previous_serial: str | None = None,
+    superseded_earlier: Iterable[str] = (),
 ) -> tuple[dict[str, Any], Stored | None]:
     """Check every invariant for one item; returns the item and what is stored (None if nothing ever was).
 
     `previous_serial`: the certificate that AWSPREVIOUS must hold (the last good one before this run).
+    `superseded_earlier`: ARNs the item superseded and has since forgotten (nothing used them any more); ACM
+    keeps them.
     """
     assert challenge_records(stack, zone_ids) == [], "challenge TXT records were left behind"
     item = read_item(stack, table, item_id)
@@ -145,6 +149,9 @@ def assert_nothing_lost(
         acm[region] = x509.load_pem_x509_certificate(response["Certificate"].encode())
         chain = x509.load_pem_x509_certificates(current["chain"].encode())
         assert_valid(stack, acm[region], chain)
+        superseded = {entry["arn"] for entry in item.get("superseded_arns", []) if entry["region"] == region}
+        extra = item_certificates(stack, region, item) - {arn} - superseded - set(superseded_earlier)
+        assert not extra, f"ACM in {region} holds more certificates of the item than its ARN: {sorted(extra)}"
 
     in_force = next(iter(acm.values()), current_leaf)
     assert item["not_after"] == in_force.not_valid_after_utc.strftime(TIME_FORMAT), (
@@ -154,6 +161,25 @@ def assert_nothing_lost(
         assert item["serial"] == current["serial"], "the item does not name the secret's current certificate"
         assert all(leaf == current_leaf for leaf in acm.values()), "ACM and the secret disagree on an ISSUED item"
     return item, Stored(current, previous, acm)
+
+
+# ListCertificates returns RSA-2048 and RSA-1024 certificates only, unless asked for the others.
+ALL_KEY_TYPES: Any = ["RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1"]
+
+
+def item_certificates(stack: LocalStack, region: str, item: dict[str, Any]) -> set[str]:
+    """ARNs of the ACM certificates in `region` that the renewer imported for this item (tagged with its id)."""
+    client = acm_client(stack, region)
+    subject = (item.get("issued_domains") or item["domains"])[0]
+    found = set()
+    for page in client.get_paginator("list_certificates").paginate(Includes={"keyTypes": ALL_KEY_TYPES}):
+        for summary in page["CertificateSummaryList"]:
+            if summary.get("DomainName") != subject:
+                continue
+            tags = client.list_tags_for_certificate(CertificateArn=summary["CertificateArn"]).get("Tags", [])
+            if {"Key": "acme-renewer:id", "Value": item["id"]} in tags:
+                found.add(summary["CertificateArn"])
+    return found
 
 
 def _assert_status_is_explained(item: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ def zones_with_certificates(stack: LocalStack, env: dict[str, str], zones: int, 
 
 
 def test_a_run_publishes_once_per_zone_and_pebble_validates_every_name(
-    stack: LocalStack, env: dict[str, str], calls: Calls
+    stack: LocalStack, env: dict[str, str], calls: Calls, fast_acm_imports: float
 ) -> None:
     placed = zones_with_certificates(stack, env, zones=2, per_zone=4)
     result = invoke_with("renewal", {"source": "schedule", "scan": "full"})
@@ -106,7 +106,7 @@ def test_the_propagation_check_asks_the_authoritative_server_before_answering(
 
 
 def test_with_route53_propagation_delay_the_run_waits_once(
-    stack: LocalStack, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+    stack: LocalStack, env: dict[str, str], capsys: pytest.CaptureFixture[str], fast_acm_imports: float
 ) -> None:
     """With changes PENDING for D seconds (and the DNS server serving nothing new until then), every certificate
     of the run shares one wait: Route53 calls are counted by the server, whatever the client did."""

@@ -53,7 +53,9 @@ def acm_leaf(stack: LocalStack, region: str, arn: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode())
 
 
-def test_every_key_type_is_issued_in_one_run_and_imported_into_acm(stack: LocalStack, env: dict[str, str]) -> None:
+def test_every_key_type_is_issued_in_one_run_and_imported_into_acm(
+    stack: LocalStack, env: dict[str, str], fast_acm_imports: float
+) -> None:
     items = {key_type: add(stack, env["TABLE_NAME"], key_type, key_type=key_type) for key_type in KEY_TYPES}
 
     result = run()

@@ -289,3 +289,41 @@ def test_restart_pebble_gives_a_new_root_and_keeps_the_dns_server(stack: LocalSt
     assert f"pebble {pebble.process.pid}" in (stack.workdir / "pids").read_text()
     assert pebble.process.pid != old_pid
     assert f"127.0.0.1:{stack.dns_address[1]}" in pebble.process.log_path.read_text()
+
+
+def test_a_conditional_write_takes_effect_for_one_writer_only(stack: LocalStack, env: dict[str, str]) -> None:
+    """DynamoDB checks a write's condition and applies it as one step, so of several runs taking one lease at once
+    exactly one succeeds (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html);
+    moto alone lets several through. Each round, eight writers race for a lease on a new item."""
+    import threading
+
+    for round_ in range(15):
+        barrier = threading.Barrier(8)
+        won: list[str] = []
+
+        def take(
+            owner: str,
+            key: str = f"race-{round_}#status",
+            barrier: threading.Barrier = barrier,
+            won: list[str] = won,
+        ) -> None:
+            client = stack.client("dynamodb")  # one client per thread, as runs have
+            barrier.wait()
+            try:
+                client.update_item(
+                    TableName=env["TABLE_NAME"],
+                    Key={"id": {"S": key}},
+                    UpdateExpression="SET lease_owner = :me",
+                    ConditionExpression="attribute_not_exists(lease_owner)",
+                    ExpressionAttributeValues={":me": {"S": owner}},
+                )
+                won.append(owner)
+            except client.exceptions.ConditionalCheckFailedException:
+                pass
+
+        threads = [threading.Thread(target=take, args=(f"run-{n}",)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert len(won) == 1, (round_, won)

@@ -26,6 +26,7 @@ from tests.stack.pebble import Pebble, start_pebble
 from tests.stack.processes import Process, StackError, free_port, start_process, wait_until_ready
 from tests.stack.route53_emulation import normalize
 from tests.stack.strict import StrictControl
+from tests.stack.strict_acm import AcmControl
 from tests.stack.table import DEFAULT_TEMPLATE, REPO_ROOT, create_table
 from tests.stack.tls import TlsFiles, write_localhost_tls
 
@@ -261,6 +262,14 @@ class LocalStack:
 
     def clear_secret_faults(self) -> None:
         StrictControl(self.moto_endpoint).clear_secret_faults()
+
+    # --- ACM as AWS enforces it (strict_acm.py) -----------------------------------------------------------------
+
+    @property
+    def acm(self) -> AcmControl:
+        """ImportCertificate's rate (ACM's quota by default; raise it only together with the renewer's
+        ACM_IMPORTS_PER_SECOND), the ARNs that "are in use", and the errors ACM's rules answered."""
+        return AcmControl(self.moto_endpoint)
 
     def set_dns_servfail(self, names: Iterable[str]) -> None:
         """Make our DNS server answer SERVFAIL for `names` and every name below them (a broken delegation),

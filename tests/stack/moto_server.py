@@ -2,8 +2,9 @@
 
 moto runs behind StackApp, a WSGI layer that counts every AWS call (from any process) and emulates Route53's
 propagation delay, which moto lacks. Both are read and set over private paths under `/_stack/` (MotoControl).
-It also refuses AssumeRole as AWS would, which moto never does: see StackApp._assume_role; and its strict layer
-(strict.py) refuses, as AWS does, other calls that moto accepts.
+It also refuses AssumeRole as AWS would, which moto never does: see StackApp._assume_role; its strict layer
+(strict.py) refuses, as AWS does, other calls that moto accepts; and ACM calls go through strict_acm.py, the layer
+between StackApp and moto (re-import rules, ImportCertificate's rate).
 Run as `python -m tests.stack.moto_server --port P [--route53-delay SECONDS]`.
 """
 
@@ -43,6 +44,8 @@ from tests.stack.route53_emulation import (
     zone_id_of,
 )
 from tests.stack.strict import StrictLayer
+from tests.stack.strict_acm import CONTROL_PREFIX as ACM_CONTROL_PREFIX
+from tests.stack.strict_acm import StrictAcm
 from tests.stack.table import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -60,6 +63,8 @@ _INTERNAL_AUTHORIZATION = (
 # moto keeps one set of backends per account; this header picks one (else the caller's access key does).
 ACCOUNT_HEADER = "x-moto-account-id"
 DEFAULT_ACCOUNT = "123456789012"  # moto's, for requests that name no other account
+# Writes whose condition DynamoDB checks and applies as one step.
+DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 _ROLE_ARN_ACCOUNT = re.compile(r"arn:[^:]+:iam::(\d{12}):role/(?:.*/)?([^/]+)")
 
 
@@ -193,11 +198,12 @@ class StackApp:
     def __init__(
         self, moto: WSGIApplication, propagation: Propagation | None = None, calls: CallCounts | None = None
     ) -> None:
-        self._moto = moto
+        self._moto = StrictAcm(moto)  # ACM's rules; its private paths are under /_stack/acm/
         self.propagation = propagation or Propagation()
         self.calls = calls or CallCounts()
         # Held while a change is applied and while the served view is read, so neither sees half of the other.
         self._lock = threading.Lock()
+        self._dynamodb_writes = threading.Lock()
         # Bumped by every Route53 call that may write; the served view read from moto is kept until it moves.
         # pebble validating a batch asks the DNS server a hundred questions at once, and reading moto's XML
         # for each of them took long enough for pebble's 2-second DNS timeouts to fire.
@@ -231,6 +237,13 @@ class StackApp:
             reply = self._route53(call, environ, body)
         elif call.service == "sts" and call.operation == "AssumeRole":
             reply = self._assume_role(environ, body)
+        elif call.service == "dynamodb" and call.operation in DYNAMODB_WRITES:
+            # DynamoDB applies a conditional write atomically ("a conditional write succeeds only if the item
+            # attributes meet one or more expected conditions", serialized per item:
+            # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate);
+            # moto reads, checks and writes without a lock, so two threads could both take one lease.
+            with self._dynamodb_writes:
+                reply = self._forward(environ)
         else:
             reply = self._forward(environ)
         if call.service == "route53" and not call.operation.startswith(("Get", "List")):
@@ -314,6 +327,8 @@ class StackApp:
                 return _Reply.json(self._served_record_sets(found["zone_id"]))
             if (answer := self.strict.control(method, path, _read_body(environ))) is not None:
                 return _Reply.json(answer)
+            if path.startswith(ACM_CONTROL_PREFIX):
+                return self._forward(environ)
         except ValueError as error:
             return _Reply.json({"error": str(error)}, "400 Bad Request")
         except MotoCallError as error:

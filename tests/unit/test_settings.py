@@ -16,6 +16,13 @@ def test_defaults() -> None:
     assert settings.default_secret_name("www") == "acme-renewer/certificates/www"
 
 
+def test_acm_imports_are_paced_to_acms_quota_unless_set() -> None:
+    """ImportCertificate: 1 request per second per account and region
+    (https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html#api-rate-limits)."""
+    assert Settings.from_env(BASE).acm_imports_per_second == 1.0
+    assert Settings.from_env({**BASE, "ACM_IMPORTS_PER_SECOND": "20"}).acm_imports_per_second == 20.0
+
+
 def test_one_account_secret_per_directory() -> None:
     production = Settings.from_env(BASE).account_secret_name
     staging = Settings.from_env({**BASE, "ACME_DIRECTORY_URL": LETSENCRYPT_STAGING}).account_secret_name
@@ -60,6 +67,7 @@ def test_eab_secret_for_the_functions_directory() -> None:
         ({**BASE, "PROPAGATION_TIMEOUT_SECONDS": "soon"}, "PROPAGATION_TIMEOUT_SECONDS must be a number"),
         ({**BASE, "ORDER_TIMEOUT_SECONDS": "-1"}, "ORDER_TIMEOUT_SECONDS must not be negative"),
         ({**BASE, "ORDER_TIMEOUT_SECONDS": "0"}, "ORDER_TIMEOUT_SECONDS must be positive"),
+        ({**BASE, "ACM_IMPORTS_PER_SECOND": "0"}, "ACM_IMPORTS_PER_SECOND must be positive"),
     ],
 )
 def test_bad_environment_is_refused(env: dict[str, str], message: str) -> None:

@@ -314,6 +314,22 @@ def test_acm_may_import_and_tag_certificates_of_this_account_only(template: dict
         assert statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:acm:*:${AWS::AccountId}:certificate/*"}
 
 
+def test_acm_certificates_are_described_in_this_account_only(template: dict[str, Any]) -> None:
+    """DescribeCertificate tells what a re-import would change, and whether a superseded certificate is in use."""
+    statements = [s for s in statements_granting(template, "acm:") if "acm:DescribeCertificate" in s["Action"]]
+    assert [s["Action"] for s in statements] == [["acm:DescribeCertificate"]] * len(FUNCTIONS)
+    for statement in statements:
+        assert statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:acm:*:${AWS::AccountId}:certificate/*"}
+
+
+def test_every_acm_call_of_the_code_is_granted(template: dict[str, Any]) -> None:
+    """The other way round for ACM: every client method the package calls on ACM has its action granted."""
+    granted = {a for s in statements_granting(template, "acm:") for a in as_list(s["Action"])}
+    called = set(re.findall(r"client\.(import_certificate|describe_certificate|list_certificates|get_certificate)\(",
+                            package_sources())) | {"list_certificates"}  # fmt: skip
+    assert {f"acm:{''.join(part.title() for part in name.split('_'))}" for name in called} <= granted
+
+
 def test_every_granted_action_is_one_the_code_calls(template: dict[str, Any]) -> None:
     """Least privilege the other way round: a permission nobody calls any more is taken away."""
     sources = package_sources()

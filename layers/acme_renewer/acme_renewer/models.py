@@ -96,6 +96,8 @@ class CertificateState:
     pending_order: tuple[str, str] | None = None
     # Set when the certificate's CA offers renewalInfo; None: the local renewal window alone decides.
     ari: AriState | None = None
+    # ACM certificates this item's certificate moved away from, reported while something still uses them.
+    superseded: tuple[SupersededArn, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,12 +125,35 @@ class IssuedCertificate:
 
 
 @dataclass(frozen=True)
+class SupersededArn:
+    """An ACM certificate that the item no longer imports into, because ACM refuses the re-import (another key
+    type or size, a usage dropped): it keeps the last certificate it got, which the resources still attached
+    to it serve until it expires. Item attribute `superseded_arns`."""
+
+    region: str
+    arn: str
+    replaced_at: datetime
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """This run imported into a new ARN instead of re-importing into `superseded.arn`, and why."""
+
+    superseded: SupersededArn
+    new_arn: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class StoredCertificate:
     """Where a certificate landed: one ACM ARN per region and the secret."""
 
     acm_arns: dict[str, str]
     secret_arn: str
     secret_version_id: str
+    # Every ARN of the item now superseded (the earlier ones and this run's), and this run's replacements.
+    superseded: tuple[SupersededArn, ...] = ()
+    replacements: tuple[Replacement, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,18 @@ from acme_renewer.inventory.policy import (
     renewal_decision,
     renewal_time,
 )
-from acme_renewer.inventory.table import SCHEDULED, CertificateTable, ari_from_item, ari_to_item, iso, state_from_item
+from acme_renewer.inventory.table import (
+    SCHEDULED,
+    CertificateTable,
+    ari_from_item,
+    ari_to_item,
+    iso,
+    state_from_item,
+    superseded_from_item,
+)
 from acme_renewer.inventory.validation import account_directory, check_against_lifetime, parse_item
 from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate, TxtRecord
-from acme_renewer.report.events import EventPublisher, outcome_event, stale_endpoint_event
+from acme_renewer.report.events import EventPublisher, outcome_event, replaced_events, stale_endpoint_event
 from acme_renewer.report.fleet import FleetChecks
 from acme_renewer.report.outcomes import Failure, Outcome, Published, Result, RunReport
 from acme_renewer.settings import Settings
@@ -181,12 +189,20 @@ class Renewer:
         if whole_table and self.fleet is not None:
             checked = [(item, outcome) for _, item, outcome in processed]
             # Items are consumed by now, so the scan has listed the deleted certificates, whose ARNs are not drift.
-            retired = [arn for orphan in self.table.orphans for arn in (orphan.get("acm_arns") or {}).values()]
-            report.unmanaged_expiring, report.stale_endpoints = self.fleet.inspect(
+            retired = [
+                arn
+                for orphan in self.table.orphans
+                for arn in [
+                    *(orphan.get("acm_arns") or {}).values(),
+                    *(s.arn for s in superseded_from_item(orphan.get("superseded_arns"))),
+                ]
+            ]
+            report.unmanaged_expiring, report.stale_endpoints, report.superseded_in_use = self.fleet.inspect(
                 checked, self.clock(), known_arns=retired
             )
         if self.events is not None:
             events = [e for e in map(outcome_event, report.outcomes) if e is not None]
+            events += [e for outcome in report.outcomes for e in replaced_events(outcome)]
             events += [stale_endpoint_event(s) for s in report.stale_endpoints or []]
             self.events.publish(events)
         return report
@@ -391,6 +407,8 @@ class Renewer:
             acm_arns=stored.acm_arns,
             secret_arn=stored.secret_arn,
             first_issuance=state.not_after is None,
+            superseded=stored.superseded,
+            replacements=stored.replacements,
         )
         return Outcome(
             request.id,
@@ -485,8 +503,8 @@ class Renewer:
             },
         )
         secret_arn, version_id = self.secrets.put(request, certificate)
-        acm_arns = self.acm.import_all(request, certificate, plan.state.acm_arns)
-        stored = StoredCertificate(acm_arns, secret_arn, version_id)
+        acm = self.acm.import_all(request, certificate, plan.state.acm_arns, plan.state.superseded)
+        stored = StoredCertificate(acm.arns, secret_arn, version_id, acm.superseded, acm.replacements)
         self.table.record_success(
             request.id,
             certificate,
@@ -522,6 +540,7 @@ class Renewer:
         next_attempt = self.policy.next_attempt(count, now, retry_after)
         paused = count >= self.policy.max_consecutive_failures
         arns = {**state.acm_arns, **error.imported} if isinstance(error, PartialImportError) else None
+        superseded = error.superseded if isinstance(error, PartialImportError) else ()
         try:
             self.table.record_failure(
                 item_id,
@@ -534,6 +553,7 @@ class Renewer:
                 due_at=None if paused else next_attempt,
                 acm_arns=arns,
                 warnings=warnings,
+                superseded=superseded,
             )
         except Exception:
             logger.exception("could not record the failure on the item")

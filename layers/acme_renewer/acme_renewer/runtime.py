@@ -17,7 +17,7 @@ from josepy import jwk
 
 from acme_renewer import __version__
 from acme_renewer.dns.accounts import AccountRoutedDns
-from acme_renewer.dns.route53 import RateLimiter, Route53Dns, VisibilityCheck
+from acme_renewer.dns.route53 import Route53Dns, VisibilityCheck
 from acme_renewer.errors import ZoneRoleError
 from acme_renewer.inventory.ari import RenewalInfoClient
 from acme_renewer.inventory.policy import FailurePolicy
@@ -26,6 +26,7 @@ from acme_renewer.models import AcmeAccount, ZoneRole
 from acme_renewer.order import orders as order
 from acme_renewer.order.account import AccountKeyStore, AccountSessions, AcmeSession, connect, load_eab
 from acme_renewer.order.transport import anonymous_network
+from acme_renewer.pacing import RateLimiter
 from acme_renewer.renewal import Renewer
 from acme_renewer.report.events import EventPublisher
 from acme_renewer.report.fleet import FleetChecks
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from mypy_boto3_acm import ACMClient
 
 # Adaptive mode rate-limits the client itself after Throttling / PriorRequestNotComplete (Route53 allows
-# 5 requests per second per account).
+# 5 requests per second per account) or ThrottlingException (ACM), behind our own pacing (pacing.py).
 CLIENT_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 10},
     connect_timeout=10,
@@ -123,14 +124,26 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
         sessions = AccountSessions(register, settings.acme_network_timeout_seconds)
         return order.AcmeOrders(sessions, settings.order_timeout_seconds)
 
+    acm_clients: dict[str, ACMClient] = {}
+    acm_lock = threading.Lock()
+
     def acm_client(acm_region: str) -> ACMClient:
-        return client("acm", acm_region)  # type: ignore[no-any-return]
+        """ImportCertificate has its own quota per account and region: one client per region, paced by one
+        limiter that the store threads share. The store threads ask for it at the same moment, and
+        functools.cache alone would let each of them build a client (and a limiter) of its own."""
+        with acm_lock:
+            if acm_region not in acm_clients:
+                acm: ACMClient = client("acm", acm_region)
+                RateLimiter(settings.acm_imports_per_second).attach(acm, "ImportCertificate")
+                acm_clients[acm_region] = acm
+            return acm_clients[acm_region]
 
     dns = AccountRoutedDns(lambda role: route53_dns(settings, role), settings.zone_roles)
+    table = CertificateTable(client("dynamodb", region), settings.table_name)
 
     return Renewer(
         settings=settings,
-        table=CertificateTable(client("dynamodb", region), settings.table_name),
+        table=table,
         # Sessions are opened on the first due certificate only: a run with nothing due never contacts the CA.
         orders=order.AccountOrders(orders_for, AcmeAccount(settings.acme_directory_url, settings.acme_eab_secret)),
         dns=dns,
@@ -143,6 +156,7 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
             default_region=region,
             expiry_warning=timedelta(days=settings.expiry_warning_days),
             endpoint_grace=timedelta(minutes=settings.endpoint_grace_minutes),
+            record_superseded=lambda item_id, kept, read: table.set_superseded(item_id, kept, read=read),
         ),
         secrets=SecretStore(client("secretsmanager", region), settings.secrets_kms_key_id),
         acm=AcmStore(acm_client),

@@ -28,6 +28,9 @@ CA_ALIASES = {
     "buypass": "https://api.buypass.com/acme/directory",
 }
 DEFAULT_SECRET_PREFIX = "acme-renewer/"
+# ACM's request rate quota for ImportCertificate, per account and region ("API rate quotas",
+# https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html#api-rate-limits).
+ACM_IMPORTS_PER_SECOND = 1.0
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]+$")
 # IAM's own limits: a role name is 1-64 of these characters, under an optional path /a/b/; the partition is aws,
 # aws-cn, aws-us-gov, ...
@@ -215,6 +218,8 @@ class Settings:
     acme_workers: int = 8
     # Route53 requests per second from one run (Route53 allows 5 per account).
     route53_requests_per_second: float = 4.0
+    # ACM ImportCertificate calls per second from one run, per region: ACM's quota per account and region.
+    acm_imports_per_second: float = ACM_IMPORTS_PER_SECOND
     # After INSYNC, optionally wait until the zone's authoritative servers serve the values (dns/propagation.py).
     propagation: PropagationSettings = field(default_factory=lambda: PropagationSettings())
     # Roles to assume for the hosted zones of other accounts, by zone (ZONE_ROLES); items may name their own.
@@ -280,6 +285,7 @@ class Settings:
             max_certificates_per_run=_whole(env, "MAX_CERTIFICATES_PER_RUN", 100),
             acme_workers=_whole(env, "ACME_WORKERS", 8),
             route53_requests_per_second=_positive(env, "ROUTE53_REQUESTS_PER_SECOND", 4.0),
+            acm_imports_per_second=_positive(env, "ACM_IMPORTS_PER_SECOND", ACM_IMPORTS_PER_SECOND),
             propagation=PropagationSettings.from_env(env),
             zone_roles=ZoneRoles.parse(env.get("ZONE_ROLES", "")),
         )

@@ -14,7 +14,6 @@ from acme_renewer.dns.route53 import (
     INSYNC_POLL_MAX_DELAY,
     MAX_RECORDS_PER_CHANGE,
     MAX_VALUE_CHARACTERS_PER_CHANGE,
-    RateLimiter,
     Route53Dns,
     quote_txt,
     split_changes,
@@ -22,6 +21,7 @@ from acme_renewer.dns.route53 import (
 )
 from acme_renewer.errors import DnsPropagationError, DnsPublishError
 from acme_renewer.models import TxtRecord
+from acme_renewer.pacing import RateLimiter
 from tests.stack.in_process import InProcessStack
 
 

@@ -68,6 +68,7 @@ def test_a_scheduled_run_emits_every_metric(capsys: pytest.CaptureFixture[str]) 
         outcomes=[renewed(), failed, idle],
         unmanaged_expiring=[UnmanagedCertificate("arn", "us-east-1", "old.example.com", NOW + timedelta(days=3))],
         stale_endpoints=[],
+        superseded_in_use=[],
     )
     values = emitted(report, True, capsys)
     assert values["CertificatesRenewed"] == [1]
@@ -79,6 +80,7 @@ def test_a_scheduled_run_emits_every_metric(capsys: pytest.CaptureFixture[str]) 
     assert values["DnsPropagationSeconds"] == [1.25]
     assert values["UnmanagedExpiringCertificates"] == [1]
     assert values["StaleEndpoints"] == [0]
+    assert values["SupersededCertificatesInUse"] == [0]
 
 
 def test_a_stream_run_emits_no_fleet_wide_figures(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,6 @@ INSYNC."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -397,39 +396,3 @@ def split_changes(changes: list[ChangeTypeDef]) -> list[list[ChangeTypeDef]]:
         records += change_records
         characters += change_characters
     return batches
-
-
-class RateLimiter:
-    """At most `per_second` calls per second from this process, spaced evenly; thread-safe.
-
-    Route53 allows 5 requests per second per account. Registered on the client's before-send event, so
-    retries count too; botocore's adaptive retry mode slows down further when Route53 still throttles.
-    """
-
-    def __init__(
-        self,
-        per_second: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._interval = 1.0 / per_second
-        self._clock = clock
-        self._sleep = sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self._interval
-        if slot > now:
-            self._sleep(slot - now)
-
-    def __call__(self, **_: Any) -> None:
-        self.wait()
-
-    def attach(self, client: Route53Client) -> None:
-        """Pace every request of the client; a client already paced keeps its first limiter."""
-        client.meta.events.register("before-send.route53", self, unique_id="acme-renewer-route53-pace")

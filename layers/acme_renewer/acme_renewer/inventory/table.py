@@ -24,6 +24,7 @@ from acme_renewer.models import (
     IssuedCertificate,
     Status,
     StoredCertificate,
+    SupersededArn,
     TxtRecord,
     ZoneRole,
 )
@@ -73,7 +74,22 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         failure_count=int(failure_count) if isinstance(failure_count, (int, Decimal)) else 0,
         next_attempt_at=parse_time(item.get("next_attempt_at")),
         ari=ari_from_item(item.get("ari")),
+        superseded=superseded_from_item(item.get("superseded_arns")),
     )
+
+
+def superseded_from_item(raw: Any) -> tuple[SupersededArn, ...]:
+    """The item's `superseded_arns`; an entry the renewer cannot read is left out."""
+    entries = []
+    for entry in raw if isinstance(raw, list) else []:
+        replaced_at = parse_time(entry.get("replaced_at")) if isinstance(entry, dict) else None
+        if replaced_at is not None and isinstance(entry.get("region"), str) and isinstance(entry.get("arn"), str):
+            entries.append(SupersededArn(entry["region"], entry["arn"], replaced_at))
+    return tuple(entries)
+
+
+def superseded_to_item(entries: Sequence[SupersededArn]) -> list[dict[str, str]]:
+    return [{"region": e.region, "arn": e.arn, "replaced_at": iso(e.replaced_at)} for e in entries]
 
 
 def ari_from_item(raw: Any) -> AriState | None:
@@ -297,6 +313,36 @@ class CertificateTable:
             return False
         return True
 
+    def set_superseded(self, item_id: str, entries: Sequence[SupersededArn], *, read: Sequence[SupersededArn]) -> bool:
+        """Replace the status's `superseded_arns` (as `read`) with `entries`; False, writing nothing, when the list
+        changed meanwhile (a renewal superseded another ARN) or the status is gone."""
+        names = {"#superseded": "superseded_arns"}
+        values: dict[str, Any] = {}
+        if read:
+            condition = "attribute_exists(id) AND #superseded = :read"
+            values[":read"] = _serializer.serialize(superseded_to_item(read))
+        else:
+            condition = "attribute_exists(id) AND attribute_not_exists(#superseded)"
+        if entries:
+            values[":entries"] = _serializer.serialize(superseded_to_item(entries))
+            expression = "SET #superseded = :entries"
+        else:
+            expression = "REMOVE #superseded"
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _status_key(item_id),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        try:
+            self._client.update_item(**request)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def acquire_lease(
         self, item_id: str, owner: str, now: datetime, until: datetime, request: Mapping[str, Any] | None = None
     ) -> dict[str, Any] | None:
@@ -395,6 +441,10 @@ class CertificateTable:
             facts["ari"] = ari_to_item(AriState(certificate.ari_id))
         else:
             remove += ("ari",)
+        if stored.superseded:
+            facts["superseded_arns"] = superseded_to_item(stored.superseded)
+        else:
+            remove += ("superseded_arns",)
         try:
             self._update(item_id, facts, remove=remove, owner=owner)
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -415,6 +465,7 @@ class CertificateTable:
         due_at: datetime | None,
         acm_arns: Mapping[str, str] | None = None,
         warnings: Sequence[str] = (),
+        superseded: Sequence[SupersededArn] = (),
     ) -> None:
         """`due_at` None: out of the due index (paused until the request changes), still in the expiry index.
         `warnings` as in record_success."""
@@ -437,6 +488,9 @@ class CertificateTable:
             fields["warnings"] = list(warnings)
         else:
             remove += ("warnings",)
+        if superseded:
+            # ...and the ARNs it replaced, which are then still in use.
+            fields["superseded_arns"] = superseded_to_item(superseded)
         self._update(item_id, fields, remove=remove if due_at is not None else (*remove, "due_at"), owner=owner)
 
     # --- reading ---

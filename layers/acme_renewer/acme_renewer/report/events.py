@@ -24,6 +24,7 @@ SOURCE = "acme-renewer"
 ISSUED = "Certificate Issued"
 RENEWED = "Certificate Renewed"
 FAILED = "Certificate Renewal Failed"
+REPLACED = "Certificate Replaced"
 ENDPOINT_STALE = "Endpoint Stale"
 _BATCH = 10  # PutEvents takes at most 10 entries
 
@@ -52,6 +53,30 @@ def outcome_event(outcome: Outcome) -> tuple[str, dict[str, Any]] | None:
             detail["next_attempt_at"] = outcome.failure.next_attempt_at.isoformat()
         return FAILED, detail
     return None
+
+
+def replaced_events(outcome: Outcome) -> list[tuple[str, dict[str, Any]]]:
+    """One event per region where the certificate went into a new ACM ARN because ACM refuses the re-import:
+    whatever uses the old ARN keeps the old certificate until it is moved to the new one."""
+    if outcome.result is not Result.RENEWED or outcome.published is None:
+        return []
+    published = outcome.published
+    return [
+        (
+            REPLACED,
+            {
+                "id": outcome.id,
+                "region": replacement.superseded.region,
+                "old_acm_certificate_arn": replacement.superseded.arn,
+                "new_acm_certificate_arn": replacement.new_arn,
+                "reason": replacement.reason,
+                "domains": list(published.domains),
+                "serial": published.serial,
+                "not_after": published.not_after.isoformat(),
+            },
+        )
+        for replacement in published.replacements
+    ]
 
 
 def stale_endpoint_event(stale: StaleEndpoint) -> tuple[str, dict[str, Any]]:

@@ -1,7 +1,9 @@
 """Report stage, whole table: checks that only a scheduled run, which saw every item, can make.
 
 - drift: imported ACM certificates outside the inventory that expire soon (drift.py);
-- served certificates: each item's `endpoints` must serve a certificate at least as new as ours.
+- served certificates: each item's `endpoints` must serve a certificate at least as new as ours;
+- superseded ARNs: an item's ACM certificates that ACM would not let us re-import into (stores/acm.py), reported
+  while ACM says something uses them; forgotten (never deleted) once nothing does, or they expired or are gone.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 
 from acme_renewer import SERVICE
-from acme_renewer.inventory.table import parse_time
+from acme_renewer.inventory.table import parse_time, superseded_from_item
 from acme_renewer.inventory.validation import known_regions
+from acme_renewer.models import SupersededArn
 from acme_renewer.report.drift import unmanaged_expiring
 from acme_renewer.report.endpoints import (
     Endpoint,
@@ -24,13 +27,15 @@ from acme_renewer.report.endpoints import (
     fetch_served_certificate,
     parse_endpoints,
 )
-from acme_renewer.report.outcomes import Outcome, Result, StaleEndpoint, UnmanagedCertificate
+from acme_renewer.report.outcomes import Outcome, Result, StaleEndpoint, SupersededInUse, UnmanagedCertificate
 
 if TYPE_CHECKING:
     from mypy_boto3_acm import ACMClient
 
 logger = Logger(service=SERVICE, child=True)
 Processed = Sequence[tuple[Mapping[str, Any], Outcome]]
+# Writes an item's superseded ARNs (id, the ones kept, the ones read); False when the item changed meanwhile.
+RecordSuperseded = Callable[[str, Sequence[SupersededArn], Sequence[SupersededArn]], bool]
 
 
 @dataclass
@@ -42,12 +47,18 @@ class FleetChecks:
     # A consumer gets this long after a renewal to pick up the new certificate before its endpoint counts as stale.
     endpoint_grace: timedelta
     fetch: Callable[[Endpoint, str], ServedCertificate] = fetch_served_certificate
+    # Forgets the superseded ARNs nothing uses any more; None: they are only reported.
+    record_superseded: RecordSuperseded | None = None
 
     def inspect(
         self, processed: Processed, now: datetime, known_arns: Iterable[str] = ()
-    ) -> tuple[list[UnmanagedCertificate], list[StaleEndpoint]]:
+    ) -> tuple[list[UnmanagedCertificate], list[StaleEndpoint], list[SupersededInUse]]:
         """`known_arns`: ACM certificates of the renewer's that no item renews any more (retired on purpose)."""
-        return self._drift(processed, now, set(known_arns)), self._stale_endpoints(processed, now)
+        return (
+            self._drift(processed, now, set(known_arns)),
+            self._stale_endpoints(processed, now),
+            self._superseded(processed, now),
+        )
 
     def _drift(self, processed: Processed, now: datetime, known: set[str]) -> list[UnmanagedCertificate]:
         managed: set[str] = set(known)
@@ -56,6 +67,8 @@ class FleetChecks:
             managed.update(v for v in (item.get("acm_arns") or {}).values() if isinstance(v, str))
             if outcome.published is not None:
                 managed.update(outcome.published.acm_arns.values())
+            # Superseded ARNs are reported on their own (below), not as drift, while the item lists them.
+            managed.update(entry.arn for entry in _superseded_of(item, outcome))
             raw_regions = item.get("acm_regions")
             if isinstance(raw_regions, list):
                 regions.update(r for r in raw_regions if isinstance(r, str) and r in known_regions())
@@ -99,6 +112,72 @@ class FleetChecks:
                 )
                 stale.append(StaleEndpoint(outcome.id, str(check.endpoint), check.describe()))
         return stale
+
+    def _superseded(self, processed: Processed, now: datetime) -> list[SupersededInUse]:
+        in_use: list[SupersededInUse] = []
+        for item, outcome in processed:
+            listed = _superseded_of(item, outcome)
+            if not listed:
+                continue
+            current_arns = outcome.published.acm_arns if outcome.published is not None else item.get("acm_arns") or {}
+            kept = []
+            for entry in listed:
+                found = self._still_in_use(outcome.id, entry, now, current_arns.get(entry.region))
+                if found is not False:
+                    kept.append(entry)
+                if isinstance(found, SupersededInUse):
+                    in_use.append(found)
+            if len(kept) < len(listed) and self.record_superseded is not None:
+                try:
+                    self.record_superseded(outcome.id, kept, listed)
+                except Exception:
+                    logger.exception(
+                        "could not forget superseded ACM certificates", extra={"certificate_id": outcome.id}
+                    )
+        return in_use
+
+    def _still_in_use(self, item_id: str, entry: SupersededArn, now: datetime, new_arn: Any) -> SupersededInUse | bool:
+        """The superseded certificate's use, from DescribeCertificate; False: to be forgotten (unused, expired or
+        gone); True: unknown this time (kept, not reported)."""
+        log = {"certificate_id": item_id, "region": entry.region, "superseded_arn": entry.arn}
+        client = self.acm_client_for_region(entry.region)
+        try:
+            described = client.describe_certificate(CertificateArn=entry.arn)["Certificate"]
+        except client.exceptions.ResourceNotFoundException:
+            logger.info("superseded ACM certificate is gone; forgotten", extra=log)
+            return False
+        except Exception:
+            logger.exception("could not check a superseded ACM certificate", extra=log)
+            return True
+        users = tuple(described.get("InUseBy", []))
+        not_after = described.get("NotAfter")
+        if not users:
+            logger.info("superseded ACM certificate is no longer in use; forgotten (not deleted)", extra=log)
+            return False
+        if (not_after is not None and not_after <= now) or described.get("Status") == "EXPIRED":
+            logger.warning(
+                "superseded ACM certificate expired while in use; forgotten", extra={**log, "in_use_by": users}
+            )
+            return False
+        found = SupersededInUse(item_id, entry.region, entry.arn, new_arn if isinstance(new_arn, str) else None,
+                                users, not_after)  # fmt: skip
+        logger.warning(
+            "superseded ACM certificate is still in use: move its users to the new ARN before it expires",
+            extra={
+                **log,
+                "arn": found.new_arn,
+                "in_use_by": list(users),
+                "not_after": not_after.isoformat() if not_after else None,
+            },
+        )
+        return found
+
+
+def _superseded_of(item: Mapping[str, Any], outcome: Outcome) -> tuple[SupersededArn, ...]:
+    """The item's superseded ARNs now: as this run stored them, else as the item was read."""
+    if outcome.published is not None:
+        return outcome.published.superseded
+    return superseded_from_item(item.get("superseded_arns"))
 
 
 def _server_name(item: Mapping[str, Any], outcome: Outcome) -> str | None:

@@ -10,6 +10,8 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from acme_renewer.models import Replacement, SupersededArn
+
 
 class Result(enum.Enum):
     RENEWED = "renewed"
@@ -32,6 +34,9 @@ class Published:
     acm_arns: dict[str, str]
     secret_arn: str
     first_issuance: bool
+    # The item's superseded ACM ARNs after this store, and the ones this store replaced (region, old, new, why).
+    superseded: tuple[SupersededArn, ...] = ()
+    replacements: tuple[Replacement, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,18 @@ class StaleEndpoint:
 
 
 @dataclass(frozen=True)
+class SupersededInUse:
+    """A superseded ACM certificate of an item that ACM says is still in use: its users must move to `new_arn`."""
+
+    certificate_id: str
+    region: str
+    arn: str
+    new_arn: str | None  # the item's ARN in that region now; None when the item no longer imports there
+    in_use_by: tuple[str, ...]
+    not_after: datetime | None
+
+
+@dataclass(frozen=True)
 class UnmanagedCertificate:
     arn: str
     region: str
@@ -77,6 +94,7 @@ class RunReport:
     # Whole-table facts, known only to a full run that saw every item; None otherwise.
     unmanaged_expiring: list[UnmanagedCertificate] | None = None
     stale_endpoints: list[StaleEndpoint] | None = None
+    superseded_in_use: list[SupersededInUse] | None = None
     # A due-only run saw few items: the fleet figures come from the table's indexes instead.
     managed_certificates: int | None = None
     soonest_not_after: datetime | None = None
@@ -128,6 +146,8 @@ class RunReport:
             metrics.add_metric(name="UnmanagedExpiringCertificates", unit=count, value=len(self.unmanaged_expiring))
         if self.stale_endpoints is not None:
             metrics.add_metric(name="StaleEndpoints", unit=count, value=len(self.stale_endpoints))
+        if self.superseded_in_use is not None:
+            metrics.add_metric(name="SupersededCertificatesInUse", unit=count, value=len(self.superseded_in_use))
 
     def as_dict(self) -> dict[str, Any]:
         min_days = self.min_days_until_expiry
@@ -155,5 +175,17 @@ class RunReport:
         if self.stale_endpoints is not None:
             summary["stale_endpoints"] = [
                 {"id": s.certificate_id, "endpoint": s.endpoint, "detail": s.detail} for s in self.stale_endpoints
+            ]
+        if self.superseded_in_use is not None:
+            summary["superseded_in_use"] = [
+                {
+                    "id": s.certificate_id,
+                    "region": s.region,
+                    "arn": s.arn,
+                    "new_arn": s.new_arn,
+                    "in_use_by": list(s.in_use_by),
+                    "not_after": s.not_after.isoformat() if s.not_after else None,
+                }
+                for s in self.superseded_in_use
             ]
         return summary

@@ -1,42 +1,180 @@
-"""Stores stage, ACM: import the certificate into every requested region, re-importing into the known ARN."""
+"""Stores stage, ACM: import the certificate into every requested region, re-importing into the known ARN when
+ACM allows it, else into a new ARN, and the old one is superseded.
+
+ACM refuses a re-import that changes the key algorithm or size, or drops a Key Usage or Extended Key Usage value
+the imported certificate has (keyEncipherment on ECDSA and the clientAuth EKU excepted), or adds one of those
+extensions where it had none (https://docs.aws.amazon.com/acm/latest/userguide/import-reimport.html,
+https://docs.aws.amazon.com/acm/latest/userguide/import-certificate-prerequisites.html). Such a certificate goes
+into a new ARN; the resources attached to the old ARN keep its last certificate until someone moves them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from acme_renewer import SERVICE
 from acme_renewer.errors import StoreError
-from acme_renewer.models import CertificateRequest, IssuedCertificate
+from acme_renewer.models import CertificateRequest, IssuedCertificate, Replacement, SupersededArn
 from acme_renewer.stores.secrets import MANAGED_BY
 
 if TYPE_CHECKING:
     from mypy_boto3_acm import ACMClient
-    from mypy_boto3_acm.type_defs import ImportCertificateRequestTypeDef
+    from mypy_boto3_acm.type_defs import CertificateDetailTypeDef, ImportCertificateRequestTypeDef
 
 logger = Logger(service=SERVICE, child=True)
 
+# ACM's names (DescribeCertificate KeyUsages) of the Key Usage bits, as cryptography's KeyUsage spells them.
+KEY_USAGE_NAMES = {
+    "digital_signature": "DIGITAL_SIGNATURE",
+    "content_commitment": "NON_REPUDIATION",
+    "key_encipherment": "KEY_ENCIPHERMENT",
+    "data_encipherment": "DATA_ENCIPHERMENT",
+    "key_agreement": "KEY_AGREEMENT",
+    "key_cert_sign": "CERTIFICATE_SIGNING",
+    "crl_sign": "CRL_SIGNING",
+}
+# ACM's names (DescribeCertificate ExtendedKeyUsages) of the EKU OIDs it knows; any other OID is CUSTOM.
+EXTENDED_KEY_USAGE_NAMES = {
+    ExtendedKeyUsageOID.SERVER_AUTH.dotted_string: "TLS_WEB_SERVER_AUTHENTICATION",
+    ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string: "TLS_WEB_CLIENT_AUTHENTICATION",
+    ExtendedKeyUsageOID.CODE_SIGNING.dotted_string: "CODE_SIGNING",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION.dotted_string: "EMAIL_PROTECTION",
+    ExtendedKeyUsageOID.TIME_STAMPING.dotted_string: "TIME_STAMPING",
+    ExtendedKeyUsageOID.OCSP_SIGNING.dotted_string: "OCSP_SIGNING",
+    "1.3.6.1.5.5.7.3.5": "IPSEC_END_SYSTEM",
+    "1.3.6.1.5.5.7.3.6": "IPSEC_TUNNEL",
+    "1.3.6.1.5.5.7.3.7": "IPSEC_USER",
+}
+_EKU_OIDS = {name: oid for oid, name in EXTENDED_KEY_USAGE_NAMES.items()}
+# What ACM lets a re-import drop: keyEncipherment on ECDSA (RFC 5480 §3 does not allow it there), and clientAuth,
+# which public CAs stopped issuing for Chrome's root program.
+DROPPABLE_EC_KEY_USAGE = "KEY_ENCIPHERMENT"
+DROPPABLE_EXTENDED_KEY_USAGE = ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string
+
+
+@dataclass(frozen=True)
+class KeyProfile:
+    """What ACM compares when a certificate is re-imported over another."""
+
+    key_algorithm: str  # ACM's name: RSA_2048, EC_prime256v1, EC_secp384r1, ...
+    key_usages: frozenset[str] | None  # ACM's names; None: no Key Usage extension
+    extended_key_usages: frozenset[str] | None  # OIDs; None: no Extended Key Usage extension
+
+    @classmethod
+    def of_certificate(cls, certificate_pem: str) -> KeyProfile:
+        certificate = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+        return cls(
+            _key_algorithm(certificate.public_key()), _key_usages(certificate), _extended_key_usages(certificate)
+        )
+
+    @classmethod
+    def of_description(cls, described: CertificateDetailTypeDef) -> KeyProfile:
+        """From DescribeCertificate. No values for an extension means the certificate has none: a Key Usage or
+        EKU extension always holds at least one."""
+        key_usages = {usage["Name"] for usage in described.get("KeyUsages", []) if "Name" in usage}
+        extended = {
+            usage.get("OID") or _EKU_OIDS.get(usage.get("Name", ""), usage.get("Name", "?"))
+            for usage in described.get("ExtendedKeyUsages", [])
+        }
+        return cls(
+            # ACM's enum is RSA_2048; some DescribeCertificate answers have been seen spelling it RSA-2048.
+            key_algorithm=str(described.get("KeyAlgorithm", "?")).replace("-", "_"),
+            key_usages=frozenset(key_usages) or None,
+            extended_key_usages=frozenset(extended) or None,
+        )
+
+
+def reimport_refusals(imported: KeyProfile, new: KeyProfile) -> list[str]:
+    """Why ACM would refuse to re-import a certificate of profile `new` over the one imported; empty: it allows it."""
+    refusals = []
+    if new.key_algorithm != imported.key_algorithm:
+        refusals.append(f"the key changes from {imported.key_algorithm} to {new.key_algorithm}")
+    refusals += _dropped_or_added(
+        "Key Usage",
+        imported.key_usages,
+        new.key_usages,
+        droppable={DROPPABLE_EC_KEY_USAGE} if new.key_algorithm.startswith("EC_") else set(),
+        name=str,
+    )
+    refusals += _dropped_or_added(
+        "Extended Key Usage",
+        imported.extended_key_usages,
+        new.extended_key_usages,
+        droppable={DROPPABLE_EXTENDED_KEY_USAGE},
+        name=lambda oid: EXTENDED_KEY_USAGE_NAMES.get(oid, oid),
+    )
+    return refusals
+
+
+def _dropped_or_added(
+    what: str,
+    imported: frozenset[str] | None,
+    new: frozenset[str] | None,
+    *,
+    droppable: set[str],
+    name: Callable[[str], str],
+) -> list[str]:
+    if imported is None:
+        return [f"it adds the {what} extension, which the imported certificate does not have"] if new else []
+    dropped = sorted(name(value) for value in imported - (new or frozenset()) - droppable)
+    return [f"it lacks the {what} {', '.join(dropped)} of the imported certificate"] if dropped else []
+
+
+@dataclass(frozen=True)
+class AcmImports:
+    """The item's ARN per region after a store; `superseded` lists every superseded ARN of the item, the
+    earlier ones and this store's."""
+
+    arns: dict[str, str]
+    superseded: tuple[SupersededArn, ...] = ()
+    replacements: tuple[Replacement, ...] = ()
+
 
 class AcmStore:
-    """Imports into ACM per region, re-importing into the known ARN so that attached resources keep working."""
+    """Imports into ACM per region, re-importing into the known ARN so that attached resources keep working, as
+    long as ACM allows the re-import."""
 
-    def __init__(self, client_for_region: Callable[[str], ACMClient]) -> None:
+    def __init__(
+        self, client_for_region: Callable[[str], ACMClient], clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._client_for_region = client_for_region
+        self._clock = clock
 
     def import_all(
-        self, request: CertificateRequest, certificate: IssuedCertificate, known_arns: Mapping[str, str]
-    ) -> dict[str, str]:
+        self,
+        request: CertificateRequest,
+        certificate: IssuedCertificate,
+        known_arns: Mapping[str, str],
+        superseded: Sequence[SupersededArn] = (),
+    ) -> AcmImports:
+        profile = KeyProfile.of_certificate(certificate.certificate_pem)
         arns: dict[str, str] = {}
+        replacements: list[Replacement] = []
         for region in request.acm_regions:
             try:
-                arns[region] = self._import(region, request, certificate, known_arns.get(region))
+                arns[region], replacement = self._import(region, request, certificate, profile, known_arns.get(region))
             except Exception as exc:
-                raise PartialImportError(region, arns, exc) from exc
-        return arns
+                raise PartialImportError(region, arns, exc, _with(superseded, replacements)) from exc
+            if replacement is not None:
+                replacements.append(replacement)
+        return AcmImports(arns, _with(superseded, replacements), tuple(replacements))
 
-    def _import(self, region: str, request: CertificateRequest, certificate: IssuedCertificate, arn: str | None) -> str:
+    def _import(
+        self,
+        region: str,
+        request: CertificateRequest,
+        certificate: IssuedCertificate,
+        profile: KeyProfile,
+        arn: str | None,
+    ) -> tuple[str, Replacement | None]:
         client = self._client_for_region(region)
         material: ImportCertificateRequestTypeDef = {
             "Certificate": certificate.certificate_pem.encode("ascii"),
@@ -44,25 +182,92 @@ class AcmStore:
         }
         if certificate.chain_pem:  # ACM rejects an empty CertificateChain
             material["CertificateChain"] = certificate.chain_pem.encode("ascii")
+        refusals: list[str] = []
         if arn:
             try:
-                reimport: ImportCertificateRequestTypeDef = {**material, "CertificateArn": arn}
-                return client.import_certificate(**reimport)["CertificateArn"]
+                described = client.describe_certificate(CertificateArn=arn)["Certificate"]
+                refusals = reimport_refusals(KeyProfile.of_description(described), profile)
+                if not refusals:
+                    reimport: ImportCertificateRequestTypeDef = {**material, "CertificateArn": arn}
+                    return client.import_certificate(**reimport)["CertificateArn"], None
             except client.exceptions.ResourceNotFoundException:
                 logger.warning("ACM certificate is gone; importing a new one", extra={"region": region, "arn": arn})
-        # Tags only on the first import: ACM refuses tags on a re-import.
-        material["Tags"] = [
-            {"Key": "managed-by", "Value": MANAGED_BY},
-            {"Key": "acme-renewer:id", "Value": request.id},
-        ]
-        new_arn = client.import_certificate(**material)["CertificateArn"]
-        logger.info("imported new ACM certificate", extra={"region": region, "arn": new_arn})
-        return new_arn
+                arn = None
+            except client.exceptions.ValidationException as refused:
+                # A rule of ACM's that the comparison above does not know: the certificate still goes to ACM,
+                # and the old ARN is reported like any other superseded one. Were the certificate itself wrong,
+                # the new import below fails too, and nothing is superseded.
+                refusals = [f"ACM refused the re-import: {_message(refused)}"]
+        new_arn = self._import_new(client, request, material)
+        if arn is None:
+            logger.info("imported new ACM certificate", extra={"region": region, "arn": new_arn})
+            return new_arn, None
+        reason = "; ".join(refusals)
+        logger.warning(
+            "ACM refuses a re-import of this certificate: imported it into a new ARN, the old one is superseded."
+            " Move what uses the old ARN to the new one before its certificate expires",
+            extra={"region": region, "arn": new_arn, "superseded_arn": arn, "reason": reason},
+        )
+        return new_arn, Replacement(SupersededArn(region, arn, self._clock()), new_arn, reason)
+
+    @staticmethod
+    def _import_new(client: ACMClient, request: CertificateRequest, material: ImportCertificateRequestTypeDef) -> str:
+        # Tags only on the first import of an ARN: ACM refuses tags on a re-import.
+        tagged: ImportCertificateRequestTypeDef = {
+            **material,
+            "Tags": [{"Key": "managed-by", "Value": MANAGED_BY}, {"Key": "acme-renewer:id", "Value": request.id}],
+        }
+        return client.import_certificate(**tagged)["CertificateArn"]
 
 
 class PartialImportError(StoreError):
-    """ACM import failed in one region; `imported` holds the regions already done, to be kept on the item."""
+    """ACM import failed in one region; `imported` holds the regions already done, and `superseded` every
+    superseded ARN of the item, this store's included: both are kept on the item."""
 
-    def __init__(self, region: str, imported: dict[str, str], cause: Exception) -> None:
+    def __init__(
+        self,
+        region: str,
+        imported: dict[str, str],
+        cause: Exception,
+        superseded: tuple[SupersededArn, ...] = (),
+    ) -> None:
         self.imported = imported
+        self.superseded = superseded
         super().__init__(f"ACM import into {region} failed: {type(cause).__name__}: {cause}")
+
+
+def _with(superseded: Sequence[SupersededArn], replacements: Sequence[Replacement]) -> tuple[SupersededArn, ...]:
+    known = {entry.arn for entry in superseded}
+    return (*superseded, *(r.superseded for r in replacements if r.superseded.arn not in known))
+
+
+def _message(error: Any) -> str:
+    return str(error.response.get("Error", {}).get("Message", error))
+
+
+def _key_algorithm(public_key: Any) -> str:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"RSA_{public_key.key_size}"
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return "EC_" + {"secp256r1": "prime256v1"}.get(public_key.curve.name, public_key.curve.name)
+    return type(public_key).__name__  # a type ACM does not import at all
+
+
+def _key_usages(certificate: x509.Certificate) -> frozenset[str] | None:
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    names = {name for attribute, name in KEY_USAGE_NAMES.items() if getattr(usage, attribute)}
+    if usage.key_agreement:  # cryptography reads these two only with keyAgreement
+        names |= {"ENCIPHER_ONLY"} if usage.encipher_only else set()
+        names |= {"DECIPHER_ONLY"} if usage.decipher_only else set()
+    return frozenset(names)
+
+
+def _extended_key_usages(certificate: x509.Certificate) -> frozenset[str] | None:
+    try:
+        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    return frozenset(oid.dotted_string for oid in usages)
