@@ -474,3 +474,26 @@ def test_roles_in_other_accounts_are_assumable_only_when_listed(template: dict[s
     assert parameters["ZoneRoles"]["Default"] == ""
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["ZONE_ROLES"] == {"Ref": "ZoneRoles"}
+
+
+def schedule_inputs(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each ScheduleV2 event of the renewal function -> the JSON its Input sends."""
+    events = template["Resources"]["RenewalFunction"]["Properties"]["Events"]
+    return {name: json.loads(e["Properties"]["Input"]) for name, e in events.items() if e["Type"] == "ScheduleV2"}
+
+
+@pytest.mark.parametrize(
+    ("event_file", "schedule"), [("schedule.json", "RenewalSchedule"), ("schedule_full.json", "DailyFullScan")]
+)
+def test_the_sample_schedule_events_are_what_the_schedules_send(
+    template: dict[str, Any], event_file: str, schedule: str
+) -> None:
+    """`sam local invoke -e events/<file>` and the tests run what Scheduler sends: the schedule's `Input`
+    (https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-property-function-schedulev2.html)."""
+    sent = json.loads((REPO_ROOT / "events" / event_file).read_text())
+    assert sent == schedule_inputs(template)[schedule]
+
+
+def test_every_schedule_has_its_sample_event(template: dict[str, Any]) -> None:
+    samples = [json.loads(p.read_text()) for p in sorted((REPO_ROOT / "events").glob("schedule*.json"))]
+    assert sorted(samples, key=json.dumps) == sorted(schedule_inputs(template).values(), key=json.dumps)
