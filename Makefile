@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-py313 unit integration lint sam-check checkov check build clean bench
+.PHONY: demo stack test test-py313 unit integration lint sam-check checkov check build clean bench
 
 # The venv is rebuilt when the dependency list or the constraints change.
 $(STAMP): pyproject.toml constraints.txt
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(PY) -m tests.stack.demo
+
+# The local stack until Ctrl-C, with the hosted zone example.test; `source .stack/env` in another shell.
+stack: $(STAMP)
+	$(PY) -m tests.stack up --zone example.test --env-file .stack/env
 
 test: $(STAMP)
 	$(PY) -m pytest -q

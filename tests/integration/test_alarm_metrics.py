@@ -11,22 +11,22 @@ from typing import Any
 
 import pytest
 
+from acme_renewer import SERVICE
 from tests.integration.test_renewal import put_item, run, unique
 from tests.stack import LocalStack
 from tests.stack.handler import emf_documents
 from tests.stack.table import load_template
-from tests.unit.test_template import custom_metric_alarms, graphed_metrics, render_dashboard
+from tests.unit.test_template import Stack, custom_metric_alarms, graphed_metrics, render_dashboard
 
 # (namespace, metric name, dimensions as sorted (name, value) pairs)
 MetricKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
-def deployed_value(template: dict[str, Any], value: Any) -> Any:
-    """A literal, or a `!Ref` to a parameter resolved to its default; None for anything else."""
-    if isinstance(value, dict):
-        name = value.get("Ref")
-        return template["Parameters"][name]["Default"] if name in template.get("Parameters", {}) else None
-    return value
+def deployed(template: dict[str, Any]) -> Stack:
+    """The template as a stack resolves it, with parameters at their defaults. The stack is named after the
+    service the package runs as in this process (`acme_renewer.SERVICE`, read once at import), because the
+    stack sets POWERTOOLS_SERVICE_NAME to its name; tests/unit/test_template.py covers other names."""
+    return Stack(template, SERVICE)
 
 
 def emitted(output: str) -> set[MetricKey]:
@@ -47,9 +47,9 @@ def scheduled_run_metrics(
 ) -> set[MetricKey]:
     """The metrics of one scheduled run that issued a certificate, under the metric settings the stack deploys."""
     template = load_template()
-    for name, value in template["Globals"]["Function"]["Environment"]["Variables"].items():
+    for name, value in deployed(template).environment("RenewalFunction").items():
         if name.startswith("POWERTOOLS_METRICS_") or name == "POWERTOOLS_SERVICE_NAME":
-            monkeypatch.setenv(name, str(deployed_value(template, value)))
+            monkeypatch.setenv(name, value)
     zone = unique("alarms") + ".test"
     stack.create_hosted_zone(zone)
     put_item(stack, env, {"id": "alarms", "domains": [zone]})
@@ -69,7 +69,7 @@ def test_every_custom_metric_alarm_watches_an_emitted_metric(scheduled_run_metri
         alarm: (
             namespace,
             metric["MetricName"],
-            tuple(sorted((d["Name"], str(deployed_value(template, d["Value"]))) for d in metric["Dimensions"])),
+            tuple(sorted((d["Name"], str(deployed(template).resolve(d["Value"]))) for d in metric["Dimensions"])),
         )
         for alarm, metrics in custom_metric_alarms(template).items()
         for metric in metrics
@@ -83,6 +83,6 @@ def test_every_custom_metric_alarm_watches_an_emitted_metric(scheduled_run_metri
 def test_every_dashboard_graph_of_ours_has_data(scheduled_run_metrics: set[MetricKey]) -> None:
     template = load_template()
     namespace = template["Parameters"]["MetricsNamespace"]["Default"]
-    graphed = {key for key in graphed_metrics(render_dashboard(template)) if key[0] == namespace}
+    graphed = {key for key in graphed_metrics(render_dashboard(template, SERVICE)) if key[0] == namespace}
     assert graphed
     assert not graphed - scheduled_run_metrics, f"graphs with no data: {graphed - scheduled_run_metrics}"

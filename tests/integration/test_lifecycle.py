@@ -226,7 +226,7 @@ def test_a_run_close_to_its_deadline_starts_nothing_and_the_next_run_does(
     budget = Settings.from_env().renewal_budget_seconds
 
     # Lambda says less time is left than one renewal may need.
-    result = invoke_with("renewal", event("schedule.json"), FakeLambdaContext(timeout_seconds=budget - 10))
+    result = invoke_with("renewal", event("schedule_full.json"), FakeLambdaContext(timeout_seconds=budget - 10))
 
     assert result["deferred"] == 2
     assert result["handed_on"] is None  # no progress in this run: another run now would fare no better

@@ -39,7 +39,7 @@ def get_item(stack: LocalStack, env: dict[str, str], item_id: str) -> dict[str, 
 
 
 def run() -> dict[str, Any]:
-    result: dict[str, Any] = invoke("renewal", "schedule.json")
+    result: dict[str, Any] = invoke("renewal", "schedule_full.json")
     return result
 
 

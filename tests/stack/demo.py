@@ -52,7 +52,7 @@ def main() -> int:
         output = io.StringIO()
         started = time.monotonic()
         with contextlib.redirect_stdout(output):
-            result = invoke("renewal", "schedule.json")
+            result = invoke("renewal", "schedule_full.json")
         run_seconds = time.monotonic() - started
         if args.verbose:
             print(output.getvalue(), end="")

@@ -6,8 +6,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 import re
+import shlex
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +23,8 @@ import pytest
 
 from acme_renewer.inventory.table import DUE_INDEX, EXPIRY_INDEX
 from acme_renewer.report.handoff import Continuation
-from acme_renewer.settings import CA_ALIASES
+from acme_renewer.settings import CA_ALIASES, Settings
+from tests.stack.handler import emf_documents
 from tests.stack.table import REPO_ROOT, create_table_request, load_template, table_properties
 
 ALARM_TYPE = "AWS::CloudWatch::Alarm"
@@ -113,18 +120,100 @@ def package_sources() -> str:
     return "\n".join(path.read_text() for path in sorted(Path(PACKAGE).rglob("*.py")))
 
 
-def render_dashboard(template: dict[str, Any]) -> dict[str, Any]:
-    """The dashboard body as the stack would render it: parameters at their defaults, `${Resource.Attr}` as the
-    resource's logical id (so `${ExpiryAlarm.Arn}` reads `ExpiryAlarm`)."""
-    parameters = template["Parameters"]
-
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        return str(parameters[name]["Default"]) if name in parameters else name.split(".")[0]
-
-    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
-    dashboard: dict[str, Any] = json.loads(re.sub(r"\$\{([^}]+)\}", substitute, body))
+def render_dashboard(template: dict[str, Any], stack_name: str = "acme-renewer") -> dict[str, Any]:
+    """The dashboard body as the stack `stack_name` would render it: parameters at their defaults,
+    `${Resource.Attr}` as the resource's logical id (so `${ExpiryAlarm.Arn}` reads `ExpiryAlarm`)."""
+    dashboard: dict[str, Any] = json.loads(
+        Stack(template, stack_name).resolve(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"])
+    )
     return dashboard
+
+
+NO_VALUE = object()
+
+
+class Stack:
+    """The template's values as CloudFormation resolves them in one stack: `Ref` of a parameter is its value
+    (given, else its default), of a pseudo parameter the stack's; a resource's `Ref`, `Fn::GetAtt` or `${A.B}` is
+    its logical id; conditions, `Fn::If`, `Fn::Sub` (both forms), `Fn::Join` and `Fn::FindInMap` are evaluated
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference.html)."""
+
+    def __init__(self, template: dict[str, Any], name: str, **parameters: str) -> None:
+        self.template = template
+        self.values: dict[str, Any] = {
+            key: parameters.get(key, spec.get("Default", "")) for key, spec in template["Parameters"].items()
+        }
+        for key, spec in template["Parameters"].items():
+            if spec["Type"] == "CommaDelimitedList":
+                self.values[key] = [v for v in str(self.values[key]).split(",") if v]
+        self.values |= {
+            "AWS::StackName": name,
+            "AWS::Region": "us-east-1",
+            "AWS::AccountId": "123456789012",
+            "AWS::Partition": "aws",
+        }
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template["Conditions"][name]))
+
+    def resolve(self, node: Any) -> Any:
+        """`node` resolved; what resolves to `AWS::NoValue` is left out of its list or mapping."""
+        if isinstance(node, list):
+            return [item for item in (self.resolve(item) for item in node) if item is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) != 1:
+            resolved = {key: self.resolve(value) for key, value in node.items()}
+            return {key: value for key, value in resolved.items() if value is not NO_VALUE}
+        ((function, argument),) = node.items()
+        if function == "Ref":
+            return NO_VALUE if argument == "AWS::NoValue" else self.values.get(argument, argument)
+        if function == "Condition":
+            return self.condition(argument)
+        if function == "Fn::GetAtt":
+            return argument[0]
+        if function == "Fn::If":
+            condition, when_true, when_false = argument
+            return self.resolve(when_true if self.condition(condition) else when_false)
+        if function == "Fn::Equals":
+            left, right = self.resolve(argument)
+            return left == right
+        if function == "Fn::Not":
+            return not self.resolve(argument[0])
+        if function == "Fn::And":
+            return all(self.resolve(argument))
+        if function == "Fn::Or":
+            return any(self.resolve(argument))
+        if function == "Fn::Join":
+            separator, items = argument
+            return separator.join(self.resolve(items))
+        if function == "Fn::FindInMap":
+            table, key, field = self.resolve(argument)
+            return self.template["Mappings"][table][key][field]
+        if function == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+            variables = {key: self.resolve(value) for key, value in variables.items()}
+
+            def substitute(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name in variables:
+                    return str(variables[name])
+                return str(self.values[name]) if name in self.values else name.split(".")[0]
+
+            return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+        return {function: self.resolve(argument)}
+
+    def environment(self, function: str) -> dict[str, str]:
+        """The function's variables as Lambda sets them (strings)."""
+        return {key: str(self.resolve(v)) for key, v in function_environment(self.template, function).items()}
+
+    def resources(self) -> dict[str, dict[str, Any]]:
+        """The resources this stack creates (their conditions hold), resolved."""
+        return {
+            name: self.resolve(resource)
+            for name, resource in self.template["Resources"].items()
+            if "Condition" not in resource or self.condition(resource["Condition"])
+        }
 
 
 def graphed_metrics(dashboard: dict[str, Any]) -> set[tuple[str, str, tuple[tuple[str, str], ...]]]:
@@ -293,9 +382,14 @@ def test_write_actions_never_have_a_wildcard_resource(template: dict[str, Any]) 
 def test_secrets_are_reachable_only_under_the_prefix(template: dict[str, Any]) -> None:
     statements = statements_granting(template, "secretsmanager:")
     assert statements
+    prefix = template["Globals"]["Function"]["Environment"]["Variables"]["SECRET_PREFIX"]
     for statement in statements:
+        # The very prefix the functions get, whether given or derived from the stack name.
         assert statement["Resource"] == {
-            "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*"
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Prefix}*",
+                {"Prefix": prefix},
+            ]
         }
         assert set(statement["Action"]) == {
             "secretsmanager:CreateSecret",
@@ -414,9 +508,9 @@ def test_a_secrets_key_of_your_own_is_usable_only_through_secrets_manager(templa
         assert statement["Resource"] == {"Ref": "SecretsKmsKeyArn"}
         condition = statement["Condition"]
         assert condition["StringEquals"]["kms:ViaService"] == {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}
-        assert condition["StringLike"]["kms:EncryptionContext:SecretARN"]["Fn::Sub"].endswith(
-            ":secret:${SecretPrefix}*"
-        )
+        secret_arns, variables = condition["StringLike"]["kms:EncryptionContext:SecretARN"]["Fn::Sub"]
+        assert secret_arns.endswith(":secret:${Prefix}*")
+        assert variables == {"Prefix": function_environment(template, FUNCTIONS[0])["SECRET_PREFIX"]}
     for function in FUNCTIONS:
         assert function_environment(template, function)["SECRETS_KMS_KEY_ID"] == {"Ref": "SecretsKmsKeyArn"}
 
@@ -490,3 +584,273 @@ def test_roles_in_other_accounts_are_assumable_only_when_listed(template: dict[s
     assert parameters["ZoneRoles"]["Default"] == ""
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["ZONE_ROLES"] == {"Ref": "ZoneRoles"}
+
+
+def schedule_inputs(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each ScheduleV2 event of the renewal function -> the JSON its Input sends."""
+    events = template["Resources"]["RenewalFunction"]["Properties"]["Events"]
+    return {name: json.loads(e["Properties"]["Input"]) for name, e in events.items() if e["Type"] == "ScheduleV2"}
+
+
+@pytest.mark.parametrize(
+    ("event_file", "schedule"), [("schedule.json", "RenewalSchedule"), ("schedule_full.json", "DailyFullScan")]
+)
+def test_the_sample_schedule_events_are_what_the_schedules_send(
+    template: dict[str, Any], event_file: str, schedule: str
+) -> None:
+    """`sam local invoke -e events/<file>` and the tests run what Scheduler sends: the schedule's `Input`
+    (https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-property-function-schedulev2.html)."""
+    sent = json.loads((REPO_ROOT / "events" / event_file).read_text())
+    assert sent == schedule_inputs(template)[schedule]
+
+
+def test_every_schedule_has_its_sample_event(template: dict[str, Any]) -> None:
+    samples = [json.loads(p.read_text()) for p in sorted((REPO_ROOT / "events").glob("schedule*.json"))]
+    assert sorted(samples, key=json.dumps) == sorted(schedule_inputs(template).values(), key=json.dumps)
+
+
+# --- Two stacks in one account; samconfig's environments; the guided deploy's questions; chat channels ----------
+
+# Properties whose value must be unique in an account and region (CloudFormation fails the second stack's create).
+UNIQUE_NAME_PROPERTIES = {
+    "FunctionName", "LogGroupName", "ConfigurationName", "RoleName", "TopicName", "QueueName", "DashboardName",
+    "AlarmName", "TableName", "ScheduleName", "AliasName",
+}  # fmt: skip
+CHAT_PARAMETERS = {
+    "SlackWorkspaceId": "T012ABCDEFG",
+    "SlackChannelId": "C0123ABCDEF",
+    "TeamsTenantId": "1a2b3c4d-5e6f-1a2b-3c4d-1a2b3c4d5e6f",
+    "TeamsTeamId": "0a1b2c3d-4e5f-1a2b-3c4d-0a1b2c3d4e5f",
+    "TeamsChannelId": "19%3ab6ef35dc342d56ba5654e6fc6d25a071%40thread.tacv2",
+}
+SAMCONFIG = REPO_ROOT / "samconfig.toml"
+LETS_ENCRYPT_STAGING = {"letsencrypt-staging", "https://acme-staging-v02.api.letsencrypt.org/directory"}
+LETS_ENCRYPT_PRODUCTION = {"letsencrypt", "https://acme-v02.api.letsencrypt.org/directory"}
+SECRET_ARN_PREFIX = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+
+
+def unique_names(resources: dict[str, Any]) -> set[str]:
+    """The names the resources set on themselves (a reference to another resource's name is not one)."""
+    found: set[str] = set()
+    for resource in resources.values():
+        properties = resource.get("Properties", {})
+        found |= {v for k, v in properties.items() if k in UNIQUE_NAME_PROPERTIES and isinstance(v, str)}
+        found |= {e["Properties"]["Name"] for e in properties.get("Events", {}).values() if "Name" in e["Properties"]}
+    return found
+
+
+def secret_patterns(stack: Stack) -> set[str]:
+    """The secret names (glob patterns) the stack's policy grants, read from the resolved Secrets statements."""
+    patterns = set()
+    for function in FUNCTIONS:
+        for policy in stack.resources()[function]["Properties"]["Policies"]:
+            for statement in policy.get("Statement", []):
+                if any(str(a).startswith("secretsmanager:") for a in as_list(statement.get("Action", []))):
+                    (resource,) = as_list(statement["Resource"])
+                    assert resource.startswith(SECRET_ARN_PREFIX), resource
+                    patterns.add(resource.removeprefix(SECRET_ARN_PREFIX))
+    return patterns
+
+
+def settings_of(stack: Stack, function: str = "RenewalFunction") -> Settings:
+    return Settings.from_env({**stack.environment(function), "TABLE_NAME": "certificates", "AWS_REGION": "us-east-1"})
+
+
+def samconfig_environments() -> dict[str, dict[str, Any]]:
+    """Environment -> {"stack_name": ..., "overrides": {parameter: value}} from samconfig.toml (a list of
+    `Key=Value` strings, or one string as `sam deploy --guided` writes it)."""
+    config = tomllib.loads(SAMCONFIG.read_text())
+    environments = {}
+    for name, commands in config.items():
+        if not isinstance(commands, dict) or "deploy" not in commands:
+            continue
+        raw = commands["deploy"]["parameters"].get("parameter_overrides", [])
+        pairs = raw if isinstance(raw, list) else shlex.split(raw)
+        environments[name] = {
+            "stack_name": commands["global"]["parameters"]["stack_name"],
+            "overrides": dict(pair.split("=", 1) for pair in pairs),
+        }
+    return environments
+
+
+@pytest.mark.parametrize("secret_prefix", ["", "shared/"])
+def test_secret_prefix_is_the_stack_name_unless_given_and_policy_and_code_agree(
+    template: dict[str, Any], secret_prefix: str
+) -> None:
+    stack = Stack(template, "acme-renewer-prod", SecretPrefix=secret_prefix)
+    expected = secret_prefix or "acme-renewer-prod/"
+    for function in FUNCTIONS:
+        assert stack.environment(function)["SECRET_PREFIX"] == expected
+    assert secret_patterns(stack) == {f"{expected}*"}
+    # Every secret the code writes (certificates, the ACME account key) is one the policy grants.
+    settings = settings_of(stack)
+    for name in (settings.default_secret_name("www"), settings.account_secret_name):
+        assert fnmatch.fnmatchcase(name, f"{expected}*"), name
+    kms = Stack(template, "acme-renewer-prod", SecretPrefix=secret_prefix, SecretsKmsKeyArn="arn:aws:kms:x")
+    (statement,) = [
+        s
+        for s in kms.resources()["RenewalFunction"]["Properties"]["Policies"][0]["Statement"]
+        if isinstance(s, dict) and s.get("Sid") == "SecretsKmsKey"
+    ]
+    assert statement["Condition"]["StringLike"]["kms:EncryptionContext:SecretARN"] == f"{SECRET_ARN_PREFIX}{expected}*"
+    assert stack.resolve(template["Outputs"]["SecretPrefix"]["Value"]) == expected
+
+
+def test_two_stacks_in_one_account_share_no_secret_no_metric_and_no_name(template: dict[str, Any]) -> None:
+    """Staging and production side by side, with every optional resource (chat channels) created."""
+    staging, prod = (Stack(template, name, **CHAT_PARAMETERS) for name in ("acme-renewer-staging", "acme-renewer"))
+    # Neither stack's policy reaches the other's secrets (acme-renewer/* must not match acme-renewer-staging/...).
+    for one, other in ((staging, prod), (prod, staging)):
+        others_secrets = [settings_of(other).default_secret_name("www"), settings_of(other).account_secret_name]
+        for pattern in secret_patterns(one):
+            assert not [name for name in others_secrets if fnmatch.fnmatchcase(name, pattern)], pattern
+    # Their metrics differ by the service dimension, which is what the alarms and dashboard select on.
+    services = {stack.environment(f)["POWERTOOLS_SERVICE_NAME"] for stack in (staging, prod) for f in FUNCTIONS}
+    assert services == {"acme-renewer-staging", "acme-renewer"}
+    # Names that must be unique in an account and region.
+    staging_names, prod_names = unique_names(staging.resources()), unique_names(prod.resources())
+    assert {"acme-renewer-staging-renewal", "acme-renewer-staging-alarms-slack"} <= staging_names
+    assert staging_names.isdisjoint(prod_names), staging_names & prod_names
+    # Schedules are named by CloudFormation, so they cannot collide either.
+    events = template["Resources"]["RenewalFunction"]["Properties"]["Events"].values()
+    assert all(e["Properties"]["OmitName"] is True for e in events if e["Type"] == "ScheduleV2")
+
+
+@pytest.mark.parametrize("stack_name", ["acme-renewer", "acme-renewer-prod"])
+def test_alarms_and_dashboard_read_the_metrics_the_functions_emit(template: dict[str, Any], stack_name: str) -> None:
+    """The namespace and `service` the code puts on its metrics (the handlers' own Powertools Metrics, fed the
+    stack's environment) are what every custom-metric alarm and dashboard graph of that stack select."""
+    stack = Stack(template, stack_name)
+    emitted = set()
+    for function in FUNCTIONS:
+        directory = "renewal" if function == "RenewalFunction" else "stream"
+        environment = {**os.environ, **stack.environment(function), "TABLE_NAME": "t", "AWS_REGION": "us-east-1"}
+        probe = (
+            "from tests.stack.handler import load_function\n"
+            f"metrics = load_function({directory!r}).metrics\n"
+            "metrics.add_metric(name='Probe', unit='Count', value=1)\n"
+            "metrics.flush_metrics()\n"
+        )
+        printed = subprocess.run(
+            [sys.executable, "-c", probe], env=environment, cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout
+        for document in emf_documents(printed):
+            for directive in document["_aws"]["CloudWatchMetrics"]:
+                dimensions = tuple((name, document[name]) for names in directive["Dimensions"] for name in names)
+                emitted.add((directive["Namespace"], dimensions))
+    assert emitted == {("AcmeRenewer", (("service", stack_name),))}
+    (namespace, dimensions) = emitted.pop()
+
+    for name, metrics in custom_metric_alarms(template).items():
+        for metric in metrics:
+            resolved = stack.resolve(metric)
+            assert resolved["Namespace"] == namespace, name
+            assert tuple((d["Name"], d["Value"]) for d in resolved["Dimensions"]) == dimensions, name
+    custom_rows = [row for row in graphed_metrics(render_dashboard(template, stack_name)) if row[0] == namespace]
+    assert custom_rows
+    for _, metric, row_dimensions in custom_rows:
+        assert row_dimensions == dimensions, metric
+
+
+def test_samconfig_deploys_staging_by_default_and_production_with_prod(template: dict[str, Any]) -> None:
+    environments = samconfig_environments()
+    assert set(environments) == {"default", "prod"}  # [staging] is folded into [default]
+    default, prod = environments["default"], environments["prod"]
+    assert default["overrides"]["AcmeDirectoryUrl"] in LETS_ENCRYPT_STAGING
+    assert prod["overrides"]["AcmeDirectoryUrl"] in LETS_ENCRYPT_PRODUCTION
+    assert default["stack_name"] != prod["stack_name"]
+    stacks = {}
+    for name, environment in environments.items():
+        for parameter, value in environment["overrides"].items():
+            spec = template["Parameters"][parameter]  # only parameters the template has
+            if "AllowedPattern" in spec:
+                assert re.fullmatch(spec["AllowedPattern"], value), (name, parameter, value)
+            if "AllowedValues" in spec:
+                assert value in [str(v) for v in spec["AllowedValues"]], (name, parameter, value)
+        stacks[name] = Stack(template, environment["stack_name"], **environment["overrides"])
+    # Production keeps the prefix its secrets already live under; the two environments' secrets stay apart.
+    assert stacks["prod"].environment("RenewalFunction")["SECRET_PREFIX"] == "acme-renewer/"
+    assert secret_patterns(stacks["default"]).isdisjoint(secret_patterns(stacks["prod"]))
+    for pattern in secret_patterns(stacks["default"]):
+        assert not fnmatch.fnmatchcase(settings_of(stacks["prod"]).default_secret_name("www"), pattern)
+    assert unique_names(stacks["default"].resources()).isdisjoint(unique_names(stacks["prod"].resources()))
+
+
+def test_every_question_of_the_guided_deploy_says_what_to_type(template: dict[str, Any]) -> None:
+    """`sam deploy --guided` asks every parameter; the console shows each Description and the Metadata's groups
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-cloudformation-interface.html)."""
+    parameters = template["Parameters"]
+    for name, spec in parameters.items():
+        description = " ".join(spec["Description"].split())
+        assert "e.g." in description, f"{name}: no example"
+        if spec.get("Default") == "":
+            assert "Empty" in description, f"{name}: does not say what empty means"
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [p for group in groups for p in group["Parameters"]]
+    assert sorted(grouped) == sorted(parameters)  # each exactly once
+    assert "notify nobody" in " ".join(parameters["AlarmEmail"]["Description"].split())
+
+
+@pytest.mark.parametrize(
+    ("given", "created"),
+    [
+        ({}, set()),
+        ({"SlackWorkspaceId": "T012ABCDEFG"}, set()),  # a workspace without a channel is no channel
+        ({k: CHAT_PARAMETERS[k] for k in ("SlackWorkspaceId", "SlackChannelId")}, {"Slack"}),
+        ({k: CHAT_PARAMETERS[k] for k in ("TeamsTenantId", "TeamsTeamId")}, set()),
+        ({k: CHAT_PARAMETERS[k] for k in ("TeamsTenantId", "TeamsTeamId", "TeamsChannelId")}, {"Teams"}),
+        (CHAT_PARAMETERS, {"Slack", "Teams"}),
+    ],
+)
+def test_chat_channels_exist_only_when_their_ids_are_given(
+    template: dict[str, Any], given: dict[str, str], created: set[str]
+) -> None:
+    resources = Stack(template, "acme-renewer", **given).resources()
+    kinds = {
+        "AWS::Chatbot::SlackChannelConfiguration": "Slack",
+        "AWS::Chatbot::MicrosoftTeamsChannelConfiguration": "Teams",
+    }
+    assert {kinds[r["Type"]] for r in resources.values() if r["Type"] in kinds} == created
+    assert ("ChatbotChannelRole" in resources) == bool(created)
+    for parameter, value in CHAT_PARAMETERS.items():
+        assert re.fullmatch(template["Parameters"][parameter]["AllowedPattern"], value), parameter
+        assert not re.fullmatch(template["Parameters"][parameter]["AllowedPattern"], "not an id!"), parameter
+
+
+def test_chat_channels_get_the_alarm_topic_a_read_only_role_and_a_read_only_guardrail(
+    template: dict[str, Any],
+) -> None:
+    resources = template["Resources"]
+    channels = [r for r in resources.values() if r["Type"].startswith("AWS::Chatbot::")]
+    assert len(channels) == 2
+    for channel in channels:
+        properties = channel["Properties"]
+        assert properties["SnsTopicArns"] == [{"Ref": "AlarmTopic"}]
+        assert properties["IamRoleArn"] == {"Fn::GetAtt": ["ChatbotChannelRole", "Arn"]}
+        # Without guardrails Chatbot applies AdministratorAccess to whatever channel members ask for.
+        assert properties["GuardrailPolicies"] == [
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/CloudWatchReadOnlyAccess"}
+        ]
+        assert properties["UserRoleRequired"] is False
+    role = resources["ChatbotChannelRole"]
+    assert template["Conditions"]["HasChatChannel"] == {
+        "Fn::Or": [{"Condition": "HasSlackChannel"}, {"Condition": "HasTeamsChannel"}]
+    }
+    properties = role["Properties"]
+    assert role["Condition"] == "HasChatChannel"
+    (trust,) = properties["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "chatbot.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
+    assert "ManagedPolicyArns" not in properties
+    statements = [s for policy in properties["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    for statement in statements:
+        actions = as_list(statement["Action"])
+        assert all(re.fullmatch(r"cloudwatch:(Describe|Get)[A-Za-z]+", a) for a in actions), actions
+        if "*" in as_list(statement["Resource"]):
+            assert set(actions) <= {"cloudwatch:GetMetricData", "cloudwatch:GetMetricWidgetImage"}
+
+
+def test_the_readme_parameter_table_lists_every_parameter(template: dict[str, Any]) -> None:
+    section = (REPO_ROOT / "README.md").read_text().split("\n## Deploy to AWS\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    listed = {name for row in rows for name in re.findall(r"`([A-Za-z]+)`", row.split("|")[1])}
+    assert set(template["Parameters"]) <= listed, set(template["Parameters"]) - listed
