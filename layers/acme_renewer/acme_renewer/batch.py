@@ -143,9 +143,7 @@ class BatchIssuer(Generic[OrderT]):
                         extra={"certificates": len(live), "records": len(records), "seconds": round(propagation, 2)},
                     )
                     if records:
-                        self._phase(
-                            Phase(Step.LIVE, certificates=len(live), records=len(records), seconds=propagation)
-                        )
+                        self._phase(Phase(Step.LIVE, certificates=len(live), records=len(records), seconds=propagation))
                 except DnsPublishError as partial:
                     # The names that failed take down the certificates needing them, each with the reasons of
                     # its own names only; the others were published.
