@@ -65,8 +65,8 @@ def test_list_fits_80_columns_and_an_error_keeps_the_name_it_is_about() -> None:
     assert max(map(len, lines)) <= 80
     assert lines[0].split() == ["ID", "NAMES", "STATUS", "EXPIRES", "DAYS", "LAST", "ERROR"]
     [failed] = [line for line in lines if "FAILED (disabled)" in line]
-    # The id cut in its middle, the first name too with the count of the others, the dates whole.
-    assert failed.startswith("cus…-eu  3 names     FAILED (disabled)  ")
+    # The id cut in its middle, the names down to their count, the status and dates whole.
+    assert failed.startswith("cus…eu  3 names     FAILED (disabled)  ")
     assert f"{NOW + timedelta(days=3):%Y-%m-%d}  3.0" in failed
     # The error cut to the end of the name it is about, where its zone is.
     assert failed.endswith("…est.example-corp.test'")
