@@ -156,12 +156,10 @@ def _finding_json(finding: Finding) -> dict[str, str]:
 
 
 def _print(certificates: Sequence[Checked], settings: Settings, identities: CaIdentities, resolver: Resolver) -> None:
-    out(f"CA        {settings.acme_directory_url}")
-    if identities.domains:
-        out(f"CAA ids   {', '.join(identities.domains)} ({identities.source})")
-    else:
-        out(f"CAA ids   {identities.source}")
-    out(f"resolver  {resolver.description}")
+    caa = f"{', '.join(identities.domains)} ({identities.source})" if identities.domains else identities.source
+    for label, value in (("CA", settings.acme_directory_url), ("CAA ids", caa), ("resolver", resolver.description)):
+        for line in wrap(value, f"{label:<9} "):
+            out(line)
     for certificate in certificates:
         out("")
         out(f"{certificate.id}{'' if certificate.enabled else ' (disabled)'}")
