@@ -110,19 +110,49 @@ def certificates(stack: LocalStack, env: dict[str, str]) -> dict[str, dict[str, 
 def rows(listing: str) -> dict[str, list[str]]:
     """`list` output -> id: cells, split on the runs of two or more spaces between columns."""
     lines = listing.splitlines()
-    assert lines[0].split() == ["ID", "NAMES", "STATUS", "EXPIRES", "DAYS", "LEFT", "LAST", "ERROR"]
+    assert lines[0].split() == ["ID", "NAMES", "STATUS", "EXPIRES", "DAYS", "LAST", "ERROR"]
+    assert max(map(len, lines)) <= 80
     return {cells[0]: cells for cells in (re.split(r"\s{2,}", line) for line in lines[1:])}
 
 
 def show_rows(output: str) -> dict[str, str]:
-    """`show` output -> label: value (labels are padded to 20 characters)."""
-    return {line[:20].rstrip(): line[21:] for line in output.splitlines()}
+    """`show` output -> label: value (labels are padded to 20 characters; a value wrapped at 80 columns goes on
+    under its label)."""
+    shown: dict[str, str] = {}
+    label = ""
+    for line in output.splitlines():
+        if line[:20].strip():
+            label = line[:20].rstrip()
+            shown[label] = line[21:]
+        else:
+            shown[label] += " " + line[21:]
+    return shown
+
+
+def unwrapped_show(output: str) -> list[str]:
+    """`show` lines with the wrapped values joined again."""
+    lines: list[str] = []
+    for line in output.splitlines():
+        if lines and not line[:20].strip():
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    return lines
+
+
+def unwrapped(output: str) -> list[str]:
+    """`check` lines with the wrapped details joined again (a continuation is indented past the check name)."""
+    lines: list[str] = []
+    for line in output.splitlines():
+        if lines and line.startswith(" " * 16) and line.strip():
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    return lines
 
 
 def check_lines(output: str, level: str, check: str) -> list[str]:
-    return [
-        line.strip() for line in output.splitlines() if line.strip().startswith(f"{level} ") and f" {check} " in line
-    ]
+    return [line.strip() for line in unwrapped(output) if line.strip().startswith(f"{level} ") and f" {check} " in line]
 
 
 # --- add, list, renew, show, remove --------------------------------------------------------------
@@ -151,7 +181,7 @@ def test_add_list_renew_show_remove(
     renewed = acme_renewer(capsys, "renew", "www")
     assert renewed.code == 0, renewed.err
     item = certificates(stack, operator_env)["www"]
-    assert renewed.err == f"[1/1] www: renewed (not_after {item['not_after'][:10]})\n"
+    assert renewed.err.splitlines()[-1] == f"[1/1] www: renewed (not_after {item['not_after'][:10]})"
     assert renewed.out.startswith("1 renewed, 0 failed (1 certificate in ")
 
     # The certificate is in ACM with the requested names, and `show` says where it is.
@@ -308,7 +338,8 @@ def test_renew_all_due_shows_progress_and_exits_1_when_one_fails(
     result = acme_renewer(capsys, "renew", "--all-due")
 
     assert result.code == 1
-    progress = sorted(result.err.splitlines(), key=lambda line: line.split("] ", 1)[1])
+    done = [line for line in result.err.splitlines() if line.startswith("[")]
+    progress = sorted(done, key=lambda line: line.split("] ", 1)[1])
     not_after = certificates(stack, operator_env)["good"]["not_after"][:10]
     assert progress[0].endswith(f"] good: renewed (not_after {not_after})")
     assert progress[1].endswith(
@@ -346,10 +377,12 @@ def test_check_of_a_clean_zone_is_all_ok(
 
     assert result.code == 0, result.out
     assert result.out.splitlines()[-1] == "1 certificate, 2 names: 8 OK, 0 WARN, 0 FAIL"
-    assert f"OK    zone      Route53 hosted zone {zone} ({zone_id})" in result.out
-    assert f"OK    NS        {zone} is delegated to the hosted zone's 4 name servers" in result.out
-    assert f"OK    CAA       no CAA record at {zone}, test: any CA may issue" in result.out
-    assert f"OK    challenge _acme-challenge.{zone} is not a CNAME" in result.out
+    lines = "\n".join(unwrapped(result.out))
+    assert f"OK    zone      Route53 hosted zone {zone} ({zone_id})" in lines
+    assert f"OK    NS        {zone} is delegated to the hosted zone's 4 name servers" in lines
+    assert f"OK    CAA       no CAA record at {zone}, test: any CA may issue" in lines
+    assert f"OK    challenge _acme-challenge.{zone} is not a CNAME" in lines
+    assert max(map(len, result.out.splitlines())) <= 80
 
 
 def test_check_finds_a_caa_record_that_forbids_the_ca(
@@ -428,7 +461,8 @@ def test_a_typo_on_an_item_shows_up_on_the_item_and_in_check(
     assert check_lines(result.out, "WARN", "item") == [f"WARN  item      {cloudfront}", f"WARN  item      {typo}"]
     assert result.out.splitlines()[-1] == "1 certificate, 1 name: 4 OK, 2 WARN, 0 FAIL"
     shown = acme_renewer(capsys, "show", "www").out
-    assert f"warning              {cloudfront}\nwarning              {typo}\n" in shown
+    warnings = [" ".join(line.split()) for line in unwrapped_show(shown) if line.startswith("warning ")]
+    assert warnings == [f"warning {cloudfront}", f"warning {typo}"]
     assert "\nwarnings " not in shown  # the item's attribute is not shown a second time
 
 
@@ -464,3 +498,152 @@ def test_the_console_script(stack: LocalStack, operator_env: dict[str, str]) -> 
         "acme-renewer: error: table 'no-such-table' not found in this account and region; "
         "check --table / TABLE_NAME and AWS_REGION\n"
     )
+
+
+# --- phases, add's zone checks, status, JSON --------------------------------------------------------
+
+WAIT = 6.0  # past WAIT_LINE_SECONDS: the wait is long enough for a line with the seconds so far
+
+
+def test_renew_prints_its_phases_as_they_happen(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With Route53 changes PENDING for a while, the lines say what the run is waiting for, in order."""
+    zone, _ = new_zone(stack, "phases")
+    assert acme_renewer(capsys, "add", "www", zone, f"*.{zone}").code == 0
+    stack.set_route53_delay(WAIT)
+    try:
+        result = acme_renewer(capsys, "renew", "www")
+    finally:
+        stack.set_route53_delay(0)
+    assert result.code == 0, result.err
+    lines = result.err.splitlines()
+    not_after = certificates(stack, operator_env)["www"]["not_after"][:10]
+    # The apex and the wildcard share one record set: two values on one name, one change.
+    assert lines[:4] == [
+        "considering 1 certificate",
+        "ordering 1 certificate from the CA",
+        "publishing 2 TXT records in 1 hosted zone",
+        "waiting for Route53 to apply 1 change",
+    ]
+    waits = [line for line in lines[4:] if line.startswith("waiting for Route53: ")]
+    assert waits and all(re.fullmatch(r"waiting for Route53: \d+ s so far, 1 change pending", w) for w in waits)
+    rest = [line for line in lines[4:] if line not in waits]
+    assert re.fullmatch(r"2 TXT records live after \d+\.\d s", rest[0])
+    assert rest[1:] == ["the CA is validating 1 order", f"[1/1] www: renewed (not_after {not_after})"]
+
+    # --quiet: nothing on stderr; --json: one JSON object a line there, one document on stdout.
+    quiet = acme_renewer(capsys, "renew", "www", "--quiet")
+    assert (quiet.code, quiet.err) == (0, "")
+    as_json = acme_renewer(capsys, "renew", "www", "--json")
+    phases = [json.loads(line)["phase"] for line in as_json.err.splitlines()]
+    assert phases[:3] == ["considered", "ordering", "publishing"]
+    assert phases[-2:] == ["validating", "done"]
+    document = json.loads(as_json.out)
+    assert (document["renewed"], document["failed"], document["run"]) == (1, 0, "ids")
+    [outcome] = document["outcomes"]
+    item = certificates(stack, operator_env)["www"]
+    assert (outcome["id"], outcome["result"], outcome["secret_arn"]) == ("www", "renewed", item["secret_arn"])
+    assert outcome["acm_arns"] == item["acm_arns"]
+
+
+def test_renew_all_due_renews_the_due_items_only_and_all_considers_every_item(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone, _ = new_zone(stack, "alldue")
+    assert acme_renewer(capsys, "add", "done", zone).code == 0
+    assert acme_renewer(capsys, "renew", "done", "--quiet").code == 0
+    assert acme_renewer(capsys, "add", "new", f"new.{zone}").code == 0
+
+    due = acme_renewer(capsys, "renew", "--all-due", "--json", "--quiet")
+    assert due.code == 0, due.out
+    document = json.loads(due.out)
+    assert document["run"] == "due"
+    assert [(o["id"], o["result"]) for o in document["outcomes"]] == [("new", "renewed")]
+
+    full = json.loads(acme_renewer(capsys, "renew", "--all", "--json", "--quiet").out)
+    assert full["run"] == "full"
+    assert sorted((o["id"], o["result"]) for o in full["outcomes"]) == [("done", "not_due"), ("new", "not_due")]
+
+
+def test_add_warns_of_a_name_without_hosted_zone_and_strict_writes_nothing(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone, _ = new_zone(stack, "addcheck")
+    added = acme_renewer(capsys, "add", "mixed", zone, "www.nowhere.invalid")
+    assert added.code == 0
+    [warning] = [line for line in added.out.splitlines() if line.startswith("  warning: ")]
+    assert warning.startswith("  warning: www.nowhere.invalid: no public Route53 hosted zone contains")
+    assert "mixed" in certificates(stack, operator_env)
+
+    strict = acme_renewer(capsys, "add", "strict", "www.nowhere.invalid", "--strict")
+    assert strict.code == 1
+    assert strict.err.startswith("acme-renewer: error: www.nowhere.invalid: no public Route53 hosted zone contains")
+    assert strict.err.endswith("; nothing written (--strict)\n")
+    assert "strict" not in table_items(stack, operator_env)
+    # A zone that is there and delegated to it passes --strict.
+    assert acme_renewer(capsys, "add", "clean", f"api.{zone}", "--strict").code == 0
+
+
+def test_add_warns_of_a_zone_delegated_elsewhere(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone, zone_id = new_zone(stack, "addns")
+    upsert(stack, zone_id, f"{zone}.", "NS", "ns1.old-provider.example.", "ns2.old-provider.example.")
+    added = acme_renewer(capsys, "add", "www", zone, "--json")
+    assert added.code == 0
+    document = json.loads(added.out)
+    assert document["action"] == "added"
+    assert document["request"] == {"id": "www", "domains": [zone]}
+    [ns] = [check for check in document["zone_checks"] if check["check"] == "NS"]
+    assert ns["level"] == "FAIL"
+    assert "delegated to ns1.old-provider.example, ns2.old-provider.example, not to this hosted zone" in ns["detail"]
+    assert document["warnings"] == [f"{zone}: {ns['detail']}"]
+    assert acme_renewer(capsys, "add", "api", f"api.{zone}", "--strict").code == 1
+
+
+def test_status_and_the_json_of_every_command(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone, _ = new_zone(stack, "status")
+    assert acme_renewer(capsys, "add", "www", zone, "--no-acm", "--json").code == 0
+    assert acme_renewer(capsys, "add", "bad", "www.nowhere.invalid", "--regions", "us-east-1,us-west-2").code == 0
+    assert table_items(stack, operator_env)["bad"]["acm_regions"] == ["us-east-1", "us-west-2"]
+    assert acme_renewer(capsys, "renew", "www", "bad", "--quiet").code == 1
+
+    shown = acme_renewer(capsys, "status")
+    assert shown.code == 0
+    lines = shown.out.splitlines()
+    assert lines[:3] == ["certificates  2 (1 new)", "due now       0", "failing       1"]
+    not_after = certificates(stack, operator_env)["www"]["not_after"]
+    assert lines[3].startswith(f"soonest       www, {not_after[:10]} (")
+    assert lines[4].startswith("last attempt  ")
+    assert lines[-1].startswith("bad ") and "'_acme-challenge.www.nowhere.invalid'" in lines[-1]
+    assert max(map(len, lines)) <= 80
+
+    status = json.loads(acme_renewer(capsys, "status", "--json").out)
+    assert (status["certificates"], status["failing"], status["paused"]) == (2, 1, 0)
+    assert status["soonest_expiry"]["id"] == "www"
+    assert [failure["id"] for failure in status["failures"]] == ["bad"]
+
+    listed = json.loads(acme_renewer(capsys, "list", "--json").out)
+    assert [item["id"] for item in listed] == ["bad", "www"]
+    assert json.loads(acme_renewer(capsys, "show", "www", "--json").out)["acm_regions"] == []
+    checked = acme_renewer(capsys, "check", "--json")
+    assert checked.code == 1  # bad has no hosted zone
+    document = json.loads(checked.out)
+    assert [certificate["id"] for certificate in document["certificates"]] == ["bad", "www"]
+    assert document["summary"]["FAIL"] >= 1
+    assert document["certificates"][1]["names"][0]["name"] == zone
+
+    removed = json.loads(acme_renewer(capsys, "remove", "www", "--json").out)
+    assert (removed["id"], removed["removed"], removed["never_renewed"]) == ("www", True, False)
+    assert removed["kept"]["acm_arns"] == {}
+    assert removed["kept"]["secrets"] == ["acme-renewer/certificates/www", "acme-renewer/certificates/www.pending"]
+    # An error with --json: the code stays, stdout holds one document saying it.
+    missing = acme_renewer(capsys, "remove", "www", "--json")
+    assert missing.code == 1
+    assert json.loads(missing.out) == {
+        "error": f"no certificate with id www in {operator_env['TABLE_NAME']}",
+        "exit_code": 1,
+    }

@@ -28,7 +28,7 @@ from aws_lambda_powertools import Logger
 from acme_renewer import SERVICE
 from acme_renewer.dns.challenge import ChallengeDns, Journal
 from acme_renewer.errors import DnsPublishError, RenewalError
-from acme_renewer.models import CertificateRequest, IssuedCertificate, TxtRecord
+from acme_renewer.models import CertificateRequest, IssuedCertificate, Phase, PhaseObserver, Step, TxtRecord
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -87,6 +87,8 @@ class BatchIssuer(Generic[OrderT]):
     workers: int = 8
     # Entered around each job's work on its worker thread, e.g. to put the certificate id on log lines.
     scope: Callable[[Job], AbstractContextManager[object]] = lambda job: nullcontext()
+    # Told of each step as the batch reaches it, for a progress display (the CLI); never needed to issue.
+    on_phase: PhaseObserver | None = None
 
     def issue(self, jobs: Sequence[Job]) -> list[Result]:
         """Issue every job's certificate; one result per job, in order. Only BaseException escapes."""
@@ -108,6 +110,7 @@ class BatchIssuer(Generic[OrderT]):
                 return list(pool.map(run, zip(indexes, args, strict=True)))
 
             everyone = list(range(len(jobs)))
+            self._phase(Phase(Step.ORDERING, certificates=len(jobs)))
             opened = each(everyone, lambda job, _: self.orders.begin(job.request, job.replaces), [None] * len(jobs))
             live = _keep(everyone, opened, results)
             orders: dict[int, OrderT] = {
@@ -139,6 +142,8 @@ class BatchIssuer(Generic[OrderT]):
                         "challenge records live",
                         extra={"certificates": len(live), "records": len(records), "seconds": round(propagation, 2)},
                     )
+                    if records:
+                        self._phase(Phase(Step.LIVE, certificates=len(live), records=len(records), seconds=propagation))
                 except DnsPublishError as partial:
                     # The names that failed take down the certificates needing them, each with the reasons of
                     # its own names only; the others were published.
@@ -155,6 +160,8 @@ class BatchIssuer(Generic[OrderT]):
                 # Every order is answered before any is polled: by then the CA has validated most of them.
                 answered = each(live, lambda job, i: self.orders.answer(orders[i]), live)
                 live = _keep(live, answered, results)
+                if live:
+                    self._phase(Phase(Step.VALIDATING, certificates=len(live)))
                 validated = each(live, lambda job, i: self.orders.validate(orders[i]), live)
                 live = _keep(live, validated, results)
             finally:
@@ -167,6 +174,10 @@ class BatchIssuer(Generic[OrderT]):
                     certificate = replace(certificate, propagation_seconds=propagation)
                 results[i] = certificate
         return [r if r is not None else RenewalError("the batch ended without a result") for r in results]
+
+    def _phase(self, phase: Phase) -> None:
+        if self.on_phase is not None:
+            self.on_phase(phase)
 
     def _remove(self, records: list[TxtRecord], journaled: list[Job]) -> None:
         """Take every value of the batch away; a failure is logged, not raised: it must not turn issued

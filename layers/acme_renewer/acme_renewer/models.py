@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -183,3 +184,29 @@ class TxtRecord:
     @property
     def written_at(self) -> str:
         return self.target or self.name
+
+
+class Step(enum.Enum):
+    """A phase of a run, as a progress display shows it (the CLI's `renew`); the pipeline only reports them."""
+
+    CONSIDERED = "considered"  # `certificates`: the items this run looks at (the due ones on a due-only run)
+    ORDERING = "ordering"  # `certificates`: due and leased, their orders are being opened
+    PUBLISHING = "publishing"  # `records` TXT values going out to `zones` hosted zones (one adapter's account)
+    WAITING = "waiting"  # Route53 still has `changes` changes PENDING, `seconds` after the first poll
+    CHECKING = "checking"  # INSYNC; asking the authoritative servers of `zones` zones for the values
+    LIVE = "live"  # the `records` values of `certificates` certificates are live, after `seconds`
+    VALIDATING = "validating"  # the CA is validating the `certificates` answered orders
+
+
+@dataclass(frozen=True)
+class Phase:
+    step: Step
+    certificates: int = 0
+    records: int = 0
+    zones: int = 0
+    changes: int = 0
+    seconds: float | None = None
+
+
+# Called from whichever thread reaches the phase (several accounts publish at once).
+PhaseObserver = Callable[[Phase], None]

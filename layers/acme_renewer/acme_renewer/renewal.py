@@ -44,7 +44,16 @@ from acme_renewer.inventory.table import (
     superseded_from_item,
 )
 from acme_renewer.inventory.validation import account_directory, check_against_lifetime, parse_item
-from acme_renewer.models import CertificateRequest, CertificateState, IssuedCertificate, StoredCertificate, TxtRecord
+from acme_renewer.models import (
+    CertificateRequest,
+    CertificateState,
+    IssuedCertificate,
+    Phase,
+    PhaseObserver,
+    Step,
+    StoredCertificate,
+    TxtRecord,
+)
 from acme_renewer.report.events import EventPublisher, outcome_event, replaced_events, stale_endpoint_event
 from acme_renewer.report.fleet import FleetChecks
 from acme_renewer.report.outcomes import Failure, Outcome, Published, Result, RunReport
@@ -112,6 +121,9 @@ class Renewer:
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
     # Called after each certificate, for progress displays.
     on_outcome: Callable[[Outcome], None] | None = None
+    # Called as the run reaches each phase (how many certificates, the DNS wait, the CA validating), for the same
+    # displays; the DNS adapter reports its own phases to the observer runtime.build_renewer gives it.
+    on_phase: PhaseObserver | None = None
     # Report stage: events for consumers, and the whole-table checks (drift, served certificates).
     events: EventPublisher | None = None
     fleet: FleetChecks | None = None
@@ -172,6 +184,9 @@ class Renewer:
         with log_keys(run_id=self.owner):
             if self.renewal_info is not None and not force:
                 items = self._ask_for_renewal_info(list(items), report.now)
+            if self.on_phase is not None:
+                items = list(items)
+                self.on_phase(Phase(Step.CONSIDERED, certificates=len(items)))
             for index, item in enumerate(items):
                 # Every log line of the pipeline below carries the certificate's id and the run's.
                 with log_keys(certificate_id=str(item.get("id"))):
@@ -345,7 +360,11 @@ class Renewer:
                         issued[index] = unreadable
             fresh = [index for index, certificate in enumerate(issued) if certificate is None]
             issuer = BatchIssuer(
-                self.orders, self.dns, workers=self.settings.acme_workers, scope=_certificate_scope(self.owner)
+                self.orders,
+                self.dns,
+                workers=self.settings.acme_workers,
+                scope=_certificate_scope(self.owner),
+                on_phase=self.on_phase,
             )
             for index, result in zip(fresh, issuer.issue([self._job(planned[i]) for i in fresh]), strict=True):
                 issued[index] = result

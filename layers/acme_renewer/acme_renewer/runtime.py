@@ -22,7 +22,7 @@ from acme_renewer.errors import ZoneRoleError
 from acme_renewer.inventory.ari import RenewalInfoClient
 from acme_renewer.inventory.policy import FailurePolicy
 from acme_renewer.inventory.table import CertificateTable
-from acme_renewer.models import AcmeAccount, ZoneRole
+from acme_renewer.models import AcmeAccount, PhaseObserver, ZoneRole
 from acme_renewer.order import orders as order
 from acme_renewer.order.account import AccountKeyStore, AccountSessions, AcmeSession, connect, load_eab
 from acme_renewer.order.transport import anonymous_network
@@ -93,7 +93,10 @@ def _assumed_session(role: ZoneRole, region: str) -> boto3.session.Session:
     return boto3.session.Session(botocore_session=core)
 
 
-def build_renewer(settings: Settings, time_left: Callable[[], float] | None = None) -> Renewer:
+def build_renewer(
+    settings: Settings, time_left: Callable[[], float] | None = None, *, on_phase: PhaseObserver | None = None
+) -> Renewer:
+    """The pipeline; `on_phase` is told of each phase of a run (the CLI's progress lines), the DNS wait included."""
     region = settings.region
     secrets = client("secretsmanager", region)
 
@@ -138,7 +141,7 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
                 acm_clients[acm_region] = acm
             return acm_clients[acm_region]
 
-    dns = AccountRoutedDns(lambda role: route53_dns(settings, role), settings.zone_roles)
+    dns = AccountRoutedDns(lambda role: route53_dns(settings, role, on_phase), settings.zone_roles)
     table = CertificateTable(client("dynamodb", region), settings.table_name)
 
     return Renewer(
@@ -161,13 +164,14 @@ def build_renewer(settings: Settings, time_left: Callable[[], float] | None = No
         secrets=SecretStore(client("secretsmanager", region), settings.secrets_kms_key_id),
         acm=AcmStore(acm_client),
         renewal_info=RenewalInfoClient(lambda: anonymous_network(settings.acme_network_timeout_seconds)),
+        on_phase=on_phase,
     )
 
 
 T = TypeVar("T")
 
 
-def route53_dns(settings: Settings, role: ZoneRole | None = None) -> Route53Dns:
+def route53_dns(settings: Settings, role: ZoneRole | None = None, on_phase: PhaseObserver | None = None) -> Route53Dns:
     """The Route53 adapter of the function's own account, or of a role's; each account has its own rate limit."""
     # Route53 is global: its API lives in us-east-1 whatever the function's region.
     # Without a role, called exactly as elsewhere (the CLI, tests' hooks): functools.cache keys on the arguments.
@@ -178,6 +182,7 @@ def route53_dns(settings: Settings, role: ZoneRole | None = None) -> Route53Dns:
         ttl=settings.txt_ttl_seconds,
         timeout_seconds=settings.propagation_timeout_seconds,
         visibility_check=_visibility_check(settings, route53),
+        on_phase=on_phase,
     )
 
 

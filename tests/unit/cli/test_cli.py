@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from acme_renewer import cli, runtime
-from acme_renewer.cli import entry, output, renew, show
+from acme_renewer.cli import add, entry, output, renew, show
 from acme_renewer.report.outcomes import Outcome, Result
 from acme_renewer.settings import Settings
 
@@ -49,8 +49,10 @@ def test_a_secret_outside_the_prefix_is_refused(capsys: pytest.CaptureFixture[st
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["renew"], "give the ids to renew, or --all-due"),
-        (["renew", "www", "--all-due"], "give the ids to renew, or --all-due"),
+        (["renew"], "give the ids to renew, or --all-due or --all"),
+        (["renew", "www", "--all-due"], "give the ids to renew, or --all-due or --all"),
+        (["renew", "www", "--all"], "give the ids to renew, or --all-due or --all"),
+        (["renew", "--all", "--all-due"], "not allowed with argument"),
     ],
 )
 def test_renew_needs_ids_or_all_due(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,17 +82,57 @@ def test_common_options_go_before_or_after_the_command() -> None:
     assert parser.parse_args(["list"]).table is None
 
 
-def test_regions_alone_means_no_acm_import() -> None:
+def regions_of(*argv: str) -> list[str] | None:
+    return add.acm_regions(entry.build_parser().parse_args(["add", *argv]))
+
+
+def test_regions_alone_or_empty_or_no_acm_means_no_acm_import() -> None:
+    assert regions_of("www", "example.com", "--regions") == []
+    assert regions_of("www", "example.com", "--regions", "") == []
+    assert regions_of("www", "example.com", "--no-acm") == []
+    assert regions_of("www", "example.com") is None
+
+
+def test_regions_repeat_or_come_comma_separated_and_never_swallow_the_domains() -> None:
     parser = entry.build_parser()
-    assert parser.parse_args(["add", "www", "example.com", "--regions"]).regions == []
-    assert parser.parse_args(["add", "www", "example.com"]).regions is None
+    args = parser.parse_args(["add", "r1", "--regions", "us-west-2", "r1.example.test"])
+    assert (args.id, args.domains, add.acm_regions(args)) == ("r1", ["r1.example.test"], ["us-west-2"])
+    args = parser.parse_args(["add", "r1", "--region", "us-west-2", "--region", "eu-west-1", "r1.example.test"])
+    assert (args.domains, add.acm_regions(args)) == (["r1.example.test"], ["us-west-2", "eu-west-1"])
+    assert regions_of("www", "example.com", "--regions", "us-east-1, eu-west-1", "--region", "us-east-1") == [
+        "us-east-1",
+        "eu-west-1",
+    ]
+
+
+def test_options_before_the_domains_reach_validation(capsys: pytest.CaptureFixture[str]) -> None:
+    """Parsed as id, regions, domain: validation (before any AWS call) is what refuses the key type."""
+    assert cli.main(["add", "r1", "--regions", "us-west-2", "r1.example.test", "--key-type", "dsa"]) == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required" not in err
+    assert "key_type 'dsa' is not one of" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["add", "www", "--regions", "us-east-1", "eu-west-1", "example.com"], "eu-west-1 looks like an AWS region"),
+        (["add", "www", "example.com", "--no-acm", "--region", "us-east-1"], "--no-acm cannot go with ACM regions"),
+    ],
+)
+def test_regions_that_cannot_be_meant_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_names_are_cut_at_whole_names() -> None:
     names = ["example.com", "*.example.com", "www.example.org", "api.example.org"]
     assert output.shorten_names(names, 40) == "example.com, *.example.com, +2 more"
     assert output.shorten_names(names[:2], 40) == "example.com, *.example.com"
-    assert output.shorten_names(["a-very-long-name." * 4 + "com"], 20).startswith("a-very-long-name.")
+    # One name longer than the room keeps both its ends: the zone stays visible.
+    assert output.shorten_names(["a-very-long-name." * 4 + "com"], 20) == "a-very-lon…-name.com"
     assert output.shorten_names([], 20) == "-"
 
 

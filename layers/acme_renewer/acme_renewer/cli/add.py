@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from acme_renewer.cli.common import EXIT_OK, OperatorError, load_settings, open_table
-from acme_renewer.cli.output import out
+from acme_renewer import runtime
+from acme_renewer.cli.common import EXIT_OK, EXIT_USAGE, OperatorError, build_resolver, load_settings, open_table
+from acme_renewer.cli.output import out, to_json
+from acme_renewer.dns.challenge import challenge_record_name
+from acme_renewer.dns.preflight import CaIdentities, Level, Preflight
 from acme_renewer.inventory.validation import parse_item
 from acme_renewer.models import CertificateRequest
+from acme_renewer.settings import Settings
+
+# us-east-1, eu-west-1, ap-southeast-2, us-gov-west-1, cn-north-1: what a domain almost never is.
+AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+# The zone checks need no CA.
+NO_IDENTITIES = CaIdentities((), "not needed")
 
 if TYPE_CHECKING:
     from acme_renewer.cli.common import Commands
@@ -20,11 +31,20 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     add.add_argument("domains", nargs="+", metavar="DOMAIN", help="DNS names; the first one is the subject")
     add.add_argument("--key-type", help="ec-p256 (default), ec-p384, rsa-2048, rsa-3072 or rsa-4096")
     add.add_argument(
-        "--regions",
-        nargs="*",
+        "--region",
+        action="append",
         metavar="REGION",
-        help="ACM regions to import into (default: the function's region); --regions alone: no ACM import",
+        help="an ACM region to import into (repeatable; default: the function's region)",
     )
+    add.add_argument(
+        "--regions",
+        action="append",
+        nargs="?",
+        const="",
+        metavar="R1,R2",
+        help="ACM regions, comma-separated; --regions '' (or alone): no ACM import, as --no-acm",
+    )
+    add.add_argument("--no-acm", action="store_true", help="no ACM import: the secret only")
     add.add_argument("--secret-name", help="Secrets Manager secret (default: <SECRET_PREFIX>certificates/<id>)")
     add.add_argument("--renew-before-days", type=int, metavar="N", help="renew when fewer than N days are left")
     add.add_argument("--disabled", action="store_true", help="add it with enabled = false")
@@ -57,6 +77,17 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     add.add_argument("--zone-role-arn", metavar="ARN", help="role to assume for the Route53 zones in another account")
     add.add_argument("--zone-external-id", metavar="ID", help="external id for --zone-role-arn")
     add.add_argument(
+        "--strict",
+        action="store_true",
+        help="a name without a hosted zone, or a zone delegated elsewhere, is an error: exit 1, nothing written",
+    )
+    add.add_argument("--no-check", action="store_true", help="skip the hosted zone and delegation checks")
+    add.add_argument(
+        "--resolver",
+        metavar="HOST:PORT",
+        help="DNS server for the delegation check (default: $ACME_RENEWER_RESOLVER, else the system resolver)",
+    )
+    add.add_argument(
         "--replace",
         action="store_true",
         help="replace the request of an existing item; its issued certificate, ARNs and secret are kept",
@@ -69,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     item: dict[str, Any] = {"id": args.id, "domains": list(args.domains)}
     given = {
         "key_type": args.key_type,
-        "acm_regions": args.regions,
+        "acm_regions": acm_regions(args),
         "secret_name": args.secret_name,
         "renew_before_days": args.renew_before_days,
         "enabled": False if args.disabled else None,
@@ -85,22 +116,90 @@ def run(args: argparse.Namespace) -> int:
     }
     item.update({name: value for name, value in given.items() if value is not None})
     request = parse_item(item, settings)  # a bad item stops here: nothing is written
+    findings = [] if args.no_check else zone_findings(request, settings, args.resolver)
+    problems = [finding for finding in findings if finding.level is not Level.OK]
+    if args.strict and problems:
+        lines = "; ".join(f"{finding.name}: {finding.detail}" for finding in problems)
+        raise OperatorError(f"{lines}; nothing written (--strict)")
     table = open_table(settings)
     if args.replace and table.replace_request(item):
-        out(f"replaced the request of {request.id}: {describe(request)}")
-        out("  what the renewer knows stays on its status item (ACM ARNs, secret, expiry): a re-issue renews in place")
+        action = "replaced"
     elif table.create(item):
-        out(f"added {request.id}: {describe(request)}")
+        action = "added"
     else:
         raise OperatorError(
             f"a certificate with id {args.id!r} already exists in {settings.table_name}; "
             "use `add --replace` to change it"
         )
-    for warning in request.warnings:
+    warnings = [*request.warnings, *(f"{finding.name}: {finding.detail}" for finding in problems)]
+    if args.json:
+        out(
+            to_json(
+                {
+                    "action": action,
+                    "id": request.id,
+                    "request": item,
+                    "warnings": warnings,
+                    "zone_checks": [finding.as_json() for finding in findings],
+                }
+            )
+        )
+        return EXIT_OK
+    if action == "replaced":
+        out(f"replaced the request of {request.id}: {describe(request)}")
+        out("  what the renewer knows stays on its status item (ACM ARNs, secret, expiry): a re-issue renews in place")
+    else:
+        out(f"added {request.id}: {describe(request)}")
+    for warning in warnings:
         out(f"  warning: {warning}")
     # The stream function (or else the next scheduled run) acts on the write; `renew` does it from here.
     out(f"  the renewer picks it up by itself; to renew it from here now: acme-renewer renew {request.id}")
     return EXIT_OK
+
+
+def acm_regions(args: argparse.Namespace) -> list[str] | None:
+    """--region (repeatable) and --regions (comma-separated) together; --no-acm or an empty --regions: []."""
+    listed = [region.strip() for text in args.regions or [] for region in text.split(",") if region.strip()] + list(
+        args.region or []
+    )
+    if args.no_acm and listed:
+        raise OperatorError("--no-acm cannot go with ACM regions", EXIT_USAGE)
+    if args.no_acm or (args.regions is not None and not listed):
+        return []
+    # An old habit, `--regions a b`, would now make b a domain: say so rather than order a certificate for it.
+    mistaken = [domain for domain in args.domains if AWS_REGION.fullmatch(domain)]
+    if mistaken:
+        raise OperatorError(
+            f"{', '.join(mistaken)} looks like an AWS region, not a domain: "
+            f"give regions as --regions a,b or --region a --region b",
+            EXIT_USAGE,
+        )
+    return list(dict.fromkeys(listed)) or None
+
+
+@dataclass(frozen=True)
+class NamedFinding:
+    name: str
+    check: str
+    level: Level
+    detail: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"name": self.name, "check": self.check, "level": self.level.value, "detail": self.detail}
+
+
+def zone_findings(request: CertificateRequest, settings: Settings, resolver_text: str | None) -> list[NamedFinding]:
+    """check's zone and NS checks of every name, as the renewer would find the zones; a name the item sends
+    elsewhere (its own hosted zone, alias or zone role, or ZONE_ROLES) is not checked here: `check` says why."""
+    if request.hosted_zone_id or request.challenge_alias or request.zone_role is not None:
+        return []
+    preflight = Preflight(runtime.client("route53", "us-east-1"), build_resolver(resolver_text), NO_IDENTITIES)
+    return [
+        NamedFinding(name, finding.check, finding.level, finding.detail)
+        for name in request.domains
+        if settings.zone_roles.role_for(challenge_record_name(name)) is None
+        for finding in preflight.zone_checks(name)
+    ]
 
 
 def describe(request: CertificateRequest) -> str:

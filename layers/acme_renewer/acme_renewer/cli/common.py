@@ -15,8 +15,9 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from botocore.exceptions import ClientError
 
 from acme_renewer import SERVICE, runtime
-from acme_renewer.cli.output import err
+from acme_renewer.cli.output import err, out, to_json
 from acme_renewer.cli.table import OperatorTable
+from acme_renewer.dns.preflight import Resolver, parse_resolver_address
 from acme_renewer.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,6 +53,12 @@ def load_settings(args: argparse.Namespace) -> Settings:
 
 def open_table(settings: Settings) -> OperatorTable:
     return OperatorTable(runtime.client("dynamodb", settings.region), settings.table_name)
+
+
+def build_resolver(text: str | None) -> Resolver:
+    """The DNS server for check's lookups: --resolver, else $ACME_RENEWER_RESOLVER, else the system resolver."""
+    chosen = text or os.environ.get("ACME_RENEWER_RESOLVER", "").strip()
+    return Resolver(parse_resolver_address(chosen) if chosen else None)
 
 
 def not_found(item_id: str, settings: Settings) -> str:
@@ -91,6 +98,9 @@ def describe_client_error(error: ClientError, args: argparse.Namespace) -> str:
     return str(error)
 
 
-def fail(message: str, exit_code: int = EXIT_FAILED) -> int:
+def fail(message: str, exit_code: int = EXIT_FAILED, *, json_output: bool = False) -> int:
+    """One line on stderr; with --json, also the one document on stdout, so that a script always has one."""
     err(f"acme-renewer: error: {message}")
+    if json_output:
+        out(to_json({"error": message, "exit_code": exit_code}))
     return exit_code

@@ -7,7 +7,7 @@ import json
 from typing import TYPE_CHECKING
 
 from acme_renewer.cli.common import EXIT_OK, OperatorError, load_settings, not_found, open_table
-from acme_renewer.cli.output import out
+from acme_renewer.cli.output import out, to_json
 from acme_renewer.inventory.table import status_id
 
 if TYPE_CHECKING:
@@ -30,20 +30,38 @@ def run(args: argparse.Namespace) -> int:
         raise OperatorError(not_found(args.id, settings))
     if "status" not in old:
         table.forget(args.id)  # at most a place in the due index: nothing worth keeping
-        out(f"removed {args.id} from {settings.table_name}; it was never renewed, so nothing else is left")
+        if args.json:
+            out(to_json({"id": args.id, "removed": True, "never_renewed": True, "kept": None, "commands": []}))
+        else:
+            out(f"removed {args.id} from {settings.table_name}; it was never renewed, so nothing else is left")
         return EXIT_OK
+    arns = dict(sorted((old.get("acm_arns") or {}).items()))
+    secret = old.get("secret_name") or settings.default_secret_name(args.id)
+    secrets = [secret, f"{secret}.pending"]
+    key = json.dumps({"id": {"S": status_id(args.id)}})
+    acm_commands = [
+        f"aws acm delete-certificate --region {region} --certificate-arn {arn}" for region, arn in arns.items()
+    ]
+    secret_commands = [
+        f"aws secretsmanager delete-secret --region {settings.region} --secret-id {name} --recovery-window-in-days 7"
+        for name in secrets
+    ]
+    status_command = (
+        f"aws dynamodb delete-item --region {settings.region} --table-name {settings.table_name} --key '{key}'"
+    )
+    if args.json:
+        kept = {"acm_arns": arns, "secrets": secrets, "status_item": status_id(args.id)}
+        commands = [*acm_commands, *secret_commands, status_command]
+        out(to_json({"id": args.id, "removed": True, "never_renewed": False, "kept": kept, "commands": commands}))
+        return EXIT_OK
+    # The commands stay one line each, however wide: they are to be copied.
     out(f"removed {args.id} from {settings.table_name}: retired, no longer renewed, and its expiry pages nobody.")
     out("Its ACM certificates and its secret are kept; to delete them by hand:")
-    for region, arn in sorted((old.get("acm_arns") or {}).items()):
-        out(f"  aws acm delete-certificate --region {region} --certificate-arn {arn}   # once nothing uses it")
-    secret = old.get("secret_name") or settings.default_secret_name(args.id)
-    for name in (secret, f"{secret}.pending"):
-        out(
-            f"  aws secretsmanager delete-secret --region {settings.region} --secret-id {name} "
-            "--recovery-window-in-days 7"
-        )
+    for command in acm_commands:
+        out(f"  {command}   # once nothing uses it")
+    for command in secret_commands:
+        out(f"  {command}")
     out("and last, its status item, the record that these were retired on purpose (without it, an ACM certificate")
     out("left behind counts as unmanaged, and pages before it expires):")
-    key = json.dumps({"id": {"S": status_id(args.id)}})
-    out(f"  aws dynamodb delete-item --region {settings.region} --table-name {settings.table_name} --key '{key}'")
+    out(f"  {status_command}")
     return EXIT_OK

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from acme_renewer.cli.common import EXIT_OK, OperatorError, load_settings, not_found, open_table
-from acme_renewer.cli.output import days_left, out, show_value, status_of, to_json
+from acme_renewer.cli.output import days_left, out, show_value, status_of, to_json, wrap
 from acme_renewer.cli.table import OPTIONAL_REQUEST_FIELDS
 from acme_renewer.errors import ItemValidationError
 from acme_renewer.inventory.table import parse_time
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     show = commands.add_parser("show", parents=[common], help="everything about one certificate")
     show.add_argument("id")
-    show.add_argument("--json", action="store_true", help="the item as a JSON object")
     show.set_defaults(command_function=run)
 
 
@@ -36,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         out(to_json(item))
         return EXIT_OK
     for label, value in describe_item(item, settings, datetime.now(UTC)):
-        out(f"{label:<20} {value}")
+        for line in wrap(value, f"{label:<20} "):
+            out(line)
     return EXIT_OK
 
 

@@ -434,15 +434,7 @@ class Preflight:
 
     def check(self, name: str) -> list[Finding]:
         record_name = challenge_record_name(name)
-        findings: list[Finding] = []
-        zone: HostedZone | None = None
-        try:
-            zone = self._zones.zone_for(record_name)
-        except HostedZoneNotFoundError as missing:
-            findings.append(Finding("zone", Level.FAIL, str(missing)))
-        if zone is not None:
-            findings.append(Finding("zone", Level.OK, f"Route53 hosted zone {zone.name} ({zone.id})"))
-            findings.append(self._delegation(zone))
+        zone, findings = self._zone_checks(record_name)
         findings.append(caa_finding(name, relevant_caa(name, self._dns), self.identities))
         chain, failed = cname_chain(record_name, self._dns)
         target_zone = None
@@ -451,6 +443,17 @@ class Preflight:
                 target_zone = self._zones.zone_for(chain[-1])
         findings.append(challenge_finding(record_name, zone, chain, failed, target_zone))
         return findings
+
+    def zone_checks(self, name: str) -> list[Finding]:
+        """The zone and NS checks only (what `add` runs): Route53 and the delegation, no CAA or CNAME lookups."""
+        return self._zone_checks(challenge_record_name(name))[1]
+
+    def _zone_checks(self, record_name: str) -> tuple[HostedZone | None, list[Finding]]:
+        try:
+            zone = self._zones.zone_for(record_name)
+        except HostedZoneNotFoundError as missing:
+            return None, [Finding("zone", Level.FAIL, str(missing))]
+        return zone, [Finding("zone", Level.OK, f"Route53 hosted zone {zone.name} ({zone.id})"), self._delegation(zone)]
 
     def _delegation(self, zone: HostedZone) -> Finding:
         if zone.id not in self._delegations:

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from acme_renewer import SERVICE
 from acme_renewer.dns.challenge import CHALLENGE_LABEL, is_subdomain, merge_values
 from acme_renewer.errors import DnsPropagationError, DnsPublishError, HostedZoneNotFoundError
-from acme_renewer.models import TxtRecord
+from acme_renewer.models import Phase, PhaseObserver, Step, TxtRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_route53 import Route53Client
@@ -117,6 +117,7 @@ class Route53Dns:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         visibility_check: VisibilityCheck | None = None,
+        on_phase: PhaseObserver | None = None,
     ) -> None:
         self._client = client
         self._ttl = ttl
@@ -124,6 +125,8 @@ class Route53Dns:
         self._sleep = sleep
         self._clock = clock
         self._check = visibility_check
+        # Told what publish is doing (writing, the wait for INSYNC) for a progress display; None: nobody asks.
+        self._on_phase = on_phase
         self._zones: list[HostedZone] | None = None
 
     def all_zones(self) -> list[HostedZone]:
@@ -230,7 +233,10 @@ class Route53Dns:
         """
         failures: list[tuple[list[TxtRecord], str]] = []
         submitted: list[tuple[HostedZone, dict[str, tuple[str, ...]], list[str]]] = []
-        for zone, zone_records in self._by_zone(records, failures).items():
+        by_zone = self._by_zone(records, failures)
+        if by_zone:
+            self._phase(Phase(Step.PUBLISHING, records=sum(map(len, by_zone.values())), zones=len(by_zone)))
+        for zone, zone_records in by_zone.items():
             names = merge_values(zone_records)
             try:
                 current = self._current(zone, list(names))
@@ -241,7 +247,8 @@ class Route53Dns:
                 continue
             submitted.append((zone, names, change_ids))
         self._wait_insync([change_id for _, _, ids in submitted for change_id in ids])
-        if self._check is not None:
+        if self._check is not None and submitted:
+            self._phase(Phase(Step.CHECKING, zones=len(submitted)))
             for zone, names, _ in submitted:
                 self._check(zone.id, names)
         if failures:
@@ -353,15 +360,21 @@ class Route53Dns:
             change_ids.append(response["ChangeInfo"]["Id"])
         return change_ids
 
+    def _phase(self, phase: Phase) -> None:
+        if self._on_phase is not None:
+            self._on_phase(phase)
+
     def _wait_insync(self, change_ids: list[str]) -> None:
         """Poll GetChange until every change is INSYNC (boto's waiter sleeps 30 s between polls)."""
-        deadline = self._clock() + self._timeout
+        began = self._clock()
+        deadline = began + self._timeout
         pending = list(dict.fromkeys(change_ids))  # moto gives every change the same id
         polls = 0
         while pending:
             pending = [c for c in pending if self._client.get_change(Id=c)["ChangeInfo"]["Status"] != "INSYNC"]
             if not pending:
                 return
+            self._phase(Phase(Step.WAITING, changes=len(pending), seconds=self._clock() - began))
             delay = INSYNC_POLL_DELAYS[polls] if polls < len(INSYNC_POLL_DELAYS) else INSYNC_POLL_MAX_DELAY
             polls += 1
             if self._clock() + delay > deadline:
