@@ -54,11 +54,14 @@ def operator_env(env: dict[str, str], stack: LocalStack, monkeypatch: pytest.Mon
 
 @pytest.fixture(autouse=True)
 def restore_log_handlers() -> Iterator[None]:
-    """main() sets up the package's log handler as a CLI process would; later tests get the old set back."""
+    """main() sets up the package's log handler as a CLI process would; later tests get the old set back, and
+    keep the handler of a Powertools Logger a handler module made meanwhile (Powertools marks the logger as
+    configured once, and a later Logger of the service then expects that handler to be there)."""
     parent = logging.getLogger(renewal.logger.service)
     before = list(parent.handlers)
     yield
-    parent.handlers[:] = before
+    powertools = getattr(parent, "powertools_handler", None)
+    parent.handlers[:] = before + [h for h in parent.handlers if h is powertools and h not in before]
 
 
 def acme_renewer(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
