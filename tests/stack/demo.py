@@ -18,6 +18,7 @@ from pathlib import Path
 from boto3.dynamodb.types import TypeSerializer
 from cryptography import x509
 
+from acme_renewer.inventory.table import status_id
 from tests.stack import LocalStack
 from tests.stack.handler import emitted_metrics, invoke
 
@@ -58,7 +59,9 @@ def main() -> int:
             print(output.getvalue(), end="")
 
         print(f"\nrenewal run: {run_seconds:.1f} s; renewed {result['renewed']}, failed {result['failed']}")
-        item = stack.client("dynamodb").get_item(TableName=stack.table_name, Key={"id": {"S": ITEM["id"]}})["Item"]
+        # What the renewer wrote is on the certificate's status item, next to the request.
+        status_key = {"id": {"S": status_id(ITEM["id"])}}
+        item = stack.client("dynamodb").get_item(TableName=stack.table_name, Key=status_key)["Item"]
         if item["status"]["S"] != "ISSUED":
             print(f"FAILED: {item.get('last_error', {}).get('S')}", file=sys.stderr)
             return 1
