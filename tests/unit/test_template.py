@@ -571,19 +571,42 @@ def test_the_ca_parameters_accept_what_the_settings_accept(template: dict[str, A
 
 def test_roles_in_other_accounts_are_assumable_only_when_listed(template: dict[str, Any]) -> None:
     statements = statements_granting(template, "sts:")
-    assert len(statements) == len(FUNCTIONS)
+    assert len(statements) == 2 * len(FUNCTIONS)  # hosted zones, ACM
+    by_parameter = {"ZoneRoleArns": "HasZoneRoleArns", "AcmRoleArns": "HasAcmRoleArns"}
     for statement in statements:
         assert statement["Action"] == ["sts:AssumeRole"]
-        assert statement["Resource"] == {"Ref": "ZoneRoleArns"}
-        assert statement["_condition"] == "HasZoneRoleArns"
-    assert template["Conditions"]["HasZoneRoleArns"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "ZoneRoleArns"}]}, ""]}]
-    }
+        parameter = statement["Resource"]["Ref"]
+        assert statement["_condition"] == by_parameter[parameter]
+    assert {s["Resource"]["Ref"] for s in statements} == set(by_parameter)
     parameters = template["Parameters"]
-    assert parameters["ZoneRoleArns"]["Type"] == "CommaDelimitedList" and parameters["ZoneRoleArns"]["Default"] == ""
+    for parameter, condition in by_parameter.items():
+        assert template["Conditions"][condition] == {
+            "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": parameter}]}, ""]}]
+        }
+        assert parameters[parameter]["Type"] == "CommaDelimitedList" and parameters[parameter]["Default"] == ""
     assert parameters["ZoneRoles"]["Default"] == ""
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["ZONE_ROLES"] == {"Ref": "ZoneRoles"}
+
+
+def assumable_roles(stack: Stack) -> list[list[str]]:
+    """The resources of every sts:AssumeRole statement of the renewal function, as the stack resolves them."""
+    policies = stack.resources()["RenewalFunction"]["Properties"]["Policies"]
+    statements = [s for p in policies if isinstance(p, dict) and "Statement" in p for s in p["Statement"]]
+    return [as_list(s["Resource"]) for s in statements if "sts:AssumeRole" in as_list(s["Action"])]
+
+
+def test_acm_roles_are_assumable_only_when_given_and_the_function_knows_them(template: dict[str, Any]) -> None:
+    """Without AcmRoleArns (and ZoneRoleArns) the functions may assume no role at all; with it, exactly those, and
+    ACM_ROLE_ARNS tells the code the same list, so that an item naming another role is refused before trying."""
+    assert assumable_roles(Stack(template, "acme-renewer")) == []
+    assert Stack(template, "acme-renewer").environment("RenewalFunction")["ACM_ROLE_ARNS"] == ""
+    roles = "arn:aws:iam::444455556666:role/acme-acm,arn:aws:iam::777788889999:role/acme-acm"
+    given = Stack(template, "acme-renewer", AcmRoleArns=roles)
+    assert assumable_roles(given) == [roles.split(",")]
+    for function in FUNCTIONS:
+        environment = given.environment(function)
+        assert Settings.from_env({**environment, "AWS_REGION": "us-east-1"}).acm_role_arns == set(roles.split(","))
 
 
 def schedule_inputs(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -61,6 +61,8 @@ class CertificateRequest:
     # The role assumed for the Route53 zones of every challenge value; None: ZONE_ROLES, else the own account.
     zone_role: ZoneRole | None = None
     warnings: tuple[str, ...] = ()
+    # ACM of other AWS accounts, each reached with its role; the own account's regions are `acm_regions`.
+    acm_accounts: tuple[AcmTarget, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class CertificateState:
     ari: AriState | None = None
     # ACM certificates this item's certificate moved away from, reported while something still uses them.
     superseded: tuple[SupersededArn, ...] = ()
+    # ACM ARNs in other accounts (acm_accounts): account id -> region -> certificate ARN.
+    acm_account_arns: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,12 @@ class SupersededArn:
     region: str
     arn: str
     replaced_at: datetime
+    # The role of the account holding it (acm_accounts); None: the function's own account.
+    role: ZoneRole | None = None
+
+    @property
+    def account(self) -> str | None:
+        return self.role.account if self.role is not None else None
 
 
 @dataclass(frozen=True)
@@ -155,11 +165,14 @@ class StoredCertificate:
     # Every ARN of the item now superseded (the earlier ones and this run's), and this run's replacements.
     superseded: tuple[SupersededArn, ...] = ()
     replacements: tuple[Replacement, ...] = ()
+    # ARNs in other accounts: account id -> region -> ARN.
+    acm_account_arns: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ZoneRole:
-    """An IAM role in another AWS account, assumed to write challenge values into that account's hosted zones."""
+    """An IAM role in another AWS account, assumed to write challenge values into that account's hosted zones, or
+    to import certificates into its ACM (an item's acm_accounts)."""
 
     arn: str  # arn:<partition>:iam::<account>:role/<path/name>
     external_id: str | None = None
@@ -167,6 +180,18 @@ class ZoneRole:
     @property
     def account(self) -> str:
         return self.arn.split(":")[4]
+
+
+@dataclass(frozen=True)
+class AcmTarget:
+    """ACM of another AWS account: the role assumed there, and the regions the certificate is imported into."""
+
+    role: ZoneRole
+    regions: tuple[str, ...]
+
+    @property
+    def account(self) -> str:
+        return self.role.account
 
 
 @dataclass(frozen=True)

@@ -428,6 +428,7 @@ class Renewer:
             first_issuance=state.not_after is None,
             superseded=stored.superseded,
             replacements=stored.replacements,
+            acm_account_arns=stored.acm_account_arns,
         )
         return Outcome(
             request.id,
@@ -522,8 +523,10 @@ class Renewer:
             },
         )
         secret_arn, version_id = self.secrets.put(request, certificate)
-        acm = self.acm.import_all(request, certificate, plan.state.acm_arns, plan.state.superseded)
-        stored = StoredCertificate(acm.arns, secret_arn, version_id, acm.superseded, acm.replacements)
+        acm = self.acm.import_all(
+            request, certificate, plan.state.acm_arns, plan.state.superseded, plan.state.acm_account_arns
+        )
+        stored = StoredCertificate(acm.arns, secret_arn, version_id, acm.superseded, acm.replacements, acm.account_arns)
         self.table.record_success(
             request.id,
             certificate,
@@ -560,6 +563,14 @@ class Renewer:
         paused = count >= self.policy.max_consecutive_failures
         arns = {**state.acm_arns, **error.imported} if isinstance(error, PartialImportError) else None
         superseded = error.superseded if isinstance(error, PartialImportError) else ()
+        account_arns = (
+            {
+                account: {**state.acm_account_arns.get(account, {}), **error.imported_accounts.get(account, {})}
+                for account in {*state.acm_account_arns, *error.imported_accounts}
+            }
+            if isinstance(error, PartialImportError)
+            else None
+        )
         try:
             self.table.record_failure(
                 item_id,
@@ -573,6 +584,7 @@ class Renewer:
                 acm_arns=arns,
                 warnings=warnings,
                 superseded=superseded,
+                acm_account_arns=account_arns,
             )
         except Exception:
             logger.exception("could not record the failure on the item")

@@ -127,19 +127,25 @@ def build_renewer(
         sessions = AccountSessions(register, settings.acme_network_timeout_seconds)
         return order.AcmeOrders(sessions, settings.order_timeout_seconds)
 
-    acm_clients: dict[str, ACMClient] = {}
+    acm_clients: dict[tuple[ZoneRole | None, str], ACMClient] = {}
+    acm_limiters: dict[tuple[str | None, str], RateLimiter] = {}
     acm_lock = threading.Lock()
 
-    def acm_client(acm_region: str) -> ACMClient:
-        """ImportCertificate has its own quota per account and region: one client per region, paced by one
-        limiter that the store threads share. The store threads ask for it at the same moment, and
-        functools.cache alone would let each of them build a client (and a limiter) of its own."""
+    def acm_client(acm_region: str, role: ZoneRole | None = None) -> ACMClient:
+        """ImportCertificate has its own quota per account and region: one client per region (and role), paced by
+        one limiter per account and region that the store threads share, also when two roles reach one account.
+        The store threads ask for it at the same moment, and functools.cache alone would let each of them build a
+        client (and a limiter) of its own. With a role, building the client assumes it (ZoneRoleError), and a
+        failure is not kept: the next certificate naming the role tries again."""
         with acm_lock:
-            if acm_region not in acm_clients:
-                acm: ACMClient = client("acm", acm_region)
-                RateLimiter(settings.acm_imports_per_second).attach(acm, "ImportCertificate")
-                acm_clients[acm_region] = acm
-            return acm_clients[acm_region]
+            if (role, acm_region) not in acm_clients:
+                acm: ACMClient = client("acm", acm_region) if role is None else client("acm", acm_region, role)
+                limiter = acm_limiters.setdefault(
+                    (role.account if role else None, acm_region), RateLimiter(settings.acm_imports_per_second)
+                )
+                limiter.attach(acm, "ImportCertificate")
+                acm_clients[role, acm_region] = acm
+            return acm_clients[role, acm_region]
 
     dns = AccountRoutedDns(lambda role: route53_dns(settings, role, on_phase), settings.zone_roles)
     table = CertificateTable(client("dynamodb", region), settings.table_name)
@@ -156,13 +162,14 @@ def build_renewer(
         events=EventPublisher(client("events", region), settings.event_bus_name),
         fleet=FleetChecks(
             acm_client_for_region=acm_client,
+            acm_client_for_role=lambda role, acm_region: acm_client(acm_region, role),
             default_region=region,
             expiry_warning=timedelta(days=settings.expiry_warning_days),
             endpoint_grace=timedelta(minutes=settings.endpoint_grace_minutes),
             record_superseded=lambda item_id, kept, read: table.set_superseded(item_id, kept, read=read),
         ),
         secrets=SecretStore(client("secretsmanager", region), settings.secrets_kms_key_id),
-        acm=AcmStore(acm_client),
+        acm=AcmStore(acm_client, client_for_role=lambda role, acm_region: acm_client(acm_region, role)),
         renewal_info=RenewalInfoClient(lambda: anonymous_network(settings.acme_network_timeout_seconds)),
         on_phase=on_phase,
     )

@@ -224,6 +224,10 @@ class Settings:
     propagation: PropagationSettings = field(default_factory=lambda: PropagationSettings())
     # Roles to assume for the hosted zones of other accounts, by zone (ZONE_ROLES); items may name their own.
     zone_roles: ZoneRoles = field(default_factory=lambda: ZoneRoles())
+    # ACM_ROLE_ARNS: the roles the function may assume for an item's acm_accounts (stack parameter AcmRoleArns);
+    # an item naming another is refused before anything is tried. None (unset, as for the CLI with the operator's
+    # own credentials): not checked.
+    acm_role_arns: frozenset[str] | None = None
 
     @property
     def account_secret_name(self) -> str:
@@ -288,7 +292,19 @@ class Settings:
             acm_imports_per_second=_positive(env, "ACM_IMPORTS_PER_SECOND", ACM_IMPORTS_PER_SECOND),
             propagation=PropagationSettings.from_env(env),
             zone_roles=ZoneRoles.parse(env.get("ZONE_ROLES", "")),
+            acm_role_arns=parse_role_arns(env["ACM_ROLE_ARNS"], "ACM_ROLE_ARNS") if "ACM_ROLE_ARNS" in env else None,
         )
+
+
+def parse_role_arns(text: str, variable: str) -> frozenset[str]:
+    """A comma-separated list of role ARNs (a CommaDelimitedList parameter joined again); empty entries ignored."""
+    arns = [part.strip() for part in text.split(",") if part.strip()]
+    for arn in arns:
+        if not is_role_arn(arn):
+            raise ConfigurationError(
+                f"{variable} has {arn!r}, which is not an IAM role ARN such as {ROLE_ARN_EXAMPLE!r}"
+            )
+    return frozenset(arns)
 
 
 def directory_url(raw: str) -> str:

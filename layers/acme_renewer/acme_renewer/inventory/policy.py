@@ -13,12 +13,12 @@ from typing import Any
 from acme_renewer.models import AriState, CertificateRequest, CertificateState
 
 # Fields whose change means a different certificate (or a different place to store it): re-issue at once.
-ISSUANCE_FIELDS = ("domains", "key_type", "acm_regions", "secret_name", "preferred_chain", "profile")
+ISSUANCE_FIELDS = ("domains", "key_type", "acm_regions", "secret_name", "preferred_chain", "profile", "acm_accounts")
 # Every field the user writes; a change to any of them resets the failure count and backoff.
 REQUEST_FIELDS = (
     "id", "domains", "key_type", "acm_regions", "secret_name", "renew_before_days", "enabled", "endpoints",
     "preferred_chain", "hosted_zone_id", "challenge_alias", "acme_directory", "eab_secret", "profile",
-    "profile_fallback", "zone_role_arn", "zone_external_id",
+    "profile_fallback", "zone_role_arn", "zone_external_id", "acm_accounts",
 )  # fmt: skip
 # Fields added after items were in use are hashed only when set: hashing their absence (null) would change the
 # digest of every existing item, and an upgrade would re-issue the whole fleet. The older fields stay hashed as
@@ -26,7 +26,7 @@ REQUEST_FIELDS = (
 HASHED_WHEN_SET = frozenset(
     {
         "preferred_chain", "hosted_zone_id", "challenge_alias", "acme_directory", "eab_secret", "profile",
-        "profile_fallback", "zone_role_arn", "zone_external_id",
+        "profile_fallback", "zone_role_arn", "zone_external_id", "acm_accounts",
     }
 )  # fmt: skip
 # Under this lifetime, renew in the last half (renewal_time): Let's Encrypt's shortlived profile (160 h) is.

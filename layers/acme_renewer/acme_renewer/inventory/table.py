@@ -75,7 +75,20 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         next_attempt_at=parse_time(item.get("next_attempt_at")),
         ari=ari_from_item(item.get("ari")),
         superseded=superseded_from_item(item.get("superseded_arns")),
+        acm_account_arns=account_arns_from_item(item.get("acm_account_arns")),
     )
+
+
+def account_arns_from_item(raw: Any) -> dict[str, dict[str, str]]:
+    """The status's `acm_account_arns` (account id -> region -> ARN); what the renewer cannot read is left out."""
+    if not isinstance(raw, dict):
+        return {}
+    found = {
+        str(account): {r: arn for r, arn in regions.items() if isinstance(r, str) and isinstance(arn, str)}
+        for account, regions in raw.items()
+        if isinstance(regions, dict)
+    }
+    return {account: regions for account, regions in found.items() if regions}
 
 
 def superseded_from_item(raw: Any) -> tuple[SupersededArn, ...]:
@@ -84,12 +97,18 @@ def superseded_from_item(raw: Any) -> tuple[SupersededArn, ...]:
     for entry in raw if isinstance(raw, list) else []:
         replaced_at = parse_time(entry.get("replaced_at")) if isinstance(entry, dict) else None
         if replaced_at is not None and isinstance(entry.get("region"), str) and isinstance(entry.get("arn"), str):
-            entries.append(SupersededArn(entry["region"], entry["arn"], replaced_at))
+            entries.append(SupersededArn(entry["region"], entry["arn"], replaced_at, _zone_role(entry)))
     return tuple(entries)
 
 
 def superseded_to_item(entries: Sequence[SupersededArn]) -> list[dict[str, str]]:
-    return [{"region": e.region, "arn": e.arn, "replaced_at": iso(e.replaced_at)} for e in entries]
+    """An entry of another account carries its account and the role (and external id) that reaches it there."""
+    return [
+        {"region": e.region, "arn": e.arn, "replaced_at": iso(e.replaced_at)}
+        | ({"account": e.role.account, "role_arn": e.role.arn} if e.role else {})
+        | ({"external_id": e.role.external_id} if e.role and e.role.external_id else {})
+        for e in entries
+    ]
 
 
 def ari_from_item(raw: Any) -> AriState | None:
@@ -127,7 +146,8 @@ def _pending_order(raw: Any) -> tuple[str, str] | None:
 
 
 def _zone_role(journaled: Mapping[str, Any]) -> ZoneRole | None:
-    """The role a journaled value was written with; journals from before zone roles have none (own account)."""
+    """The role a journaled value was written with (or a superseded ARN is reached with); journals from before
+    zone roles have none (own account)."""
     arn = journaled.get("role_arn")
     return ZoneRole(arn, _str(journaled.get("external_id"))) if isinstance(arn, str) else None
 
@@ -445,6 +465,10 @@ class CertificateTable:
             facts["superseded_arns"] = superseded_to_item(stored.superseded)
         else:
             remove += ("superseded_arns",)
+        if stored.acm_account_arns:
+            facts["acm_account_arns"] = stored.acm_account_arns
+        else:
+            remove += ("acm_account_arns",)
         try:
             self._update(item_id, facts, remove=remove, owner=owner)
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -466,6 +490,7 @@ class CertificateTable:
         acm_arns: Mapping[str, str] | None = None,
         warnings: Sequence[str] = (),
         superseded: Sequence[SupersededArn] = (),
+        acm_account_arns: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         """`due_at` None: out of the due index (paused until the request changes), still in the expiry index.
         `warnings` as in record_success."""
@@ -483,6 +508,8 @@ class CertificateTable:
         if acm_arns:
             # A partial store still created ARNs; keep them so the next run re-imports in place.
             fields["acm_arns"] = dict(acm_arns)
+        if acm_account_arns:
+            fields["acm_account_arns"] = {account: dict(arns) for account, arns in acm_account_arns.items()}
         remove: tuple[str, ...] = ("lease_owner", "lease_until") if owner else ()
         if warnings:
             fields["warnings"] = list(warnings)

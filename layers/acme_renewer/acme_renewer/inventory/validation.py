@@ -16,7 +16,7 @@ import idna
 
 from acme_renewer.errors import ItemValidationError
 from acme_renewer.inventory.policy import REQUEST_FIELDS
-from acme_renewer.models import AcmeAccount, CertificateRequest, KeyType, ZoneRole
+from acme_renewer.models import AcmeAccount, AcmTarget, CertificateRequest, KeyType, ZoneRole
 from acme_renewer.report.endpoints import parse_endpoints
 from acme_renewer.settings import (
     CA_ALIASES,
@@ -59,7 +59,7 @@ STATE_FIELDS = frozenset(
         "secret_version_id", "last_error", "last_attempt_at", "last_renewed_at", "issued_fingerprint",
         "attempt_fingerprint", "failure_count", "next_attempt_at", "lease_owner", "lease_until", "written_by",
         "pending_txt", "pending_order", "display_domains", "schedule", "due_at", "ari", "retired_at", "warnings",
-        "superseded_arns",
+        "superseded_arns", "acm_account_arns",
     }
 )  # fmt: skip
 # Marks a status item; on a request it would hide the request's changes from the stream trigger.
@@ -106,7 +106,8 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
     challenge_alias = _challenge_alias(item.get("challenge_alias"), problems)
     profile, profile_fallback = _profile(item.get("profile"), item.get("profile_fallback"), domains, problems, warnings)
     zone_role = _zone_role(item.get("zone_role_arn"), item.get("zone_external_id"), problems)
-    warnings += _cloudfront(key_type, regions)
+    acm_accounts = _acm_accounts(item.get("acm_accounts"), settings, problems, warnings)
+    warnings += _cloudfront(key_type, (*regions, *(region for target in acm_accounts for region in target.regions)))
     unknown = sorted(str(name) for name in set(item) - set(REQUEST_FIELDS) - STATE_FIELDS)
     warnings += [unknown_attribute(name) for name in unknown]
 
@@ -130,6 +131,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         profile_fallback=profile_fallback,
         zone_role=zone_role,
         warnings=tuple(warnings),
+        acm_accounts=acm_accounts,
     )
 
 
@@ -290,16 +292,17 @@ def known_regions() -> frozenset[str]:
     )
 
 
-def _regions(raw: Any, problems: list[str]) -> tuple[str, ...]:
+def _regions(raw: Any, problems: list[str], field: str = "acm_regions") -> tuple[str, ...]:
     if isinstance(raw, str) or not isinstance(raw, (list, tuple)):
-        problems.append(f"acm_regions must be a list of region names (empty for no ACM import), got {describe(raw)}")
+        empty = " (empty for no ACM import)" if field == "acm_regions" else ""
+        problems.append(f"{field} must be a list of region names{empty}, got {describe(raw)}")
         return ()
     regions: list[str] = []
     for region in raw:
         if not isinstance(region, str):
-            problems.append(f"acm_regions has {describe(region)}; each region is a string such as 'us-east-1'")
+            problems.append(f"{field} has {describe(region)}; each region is a string such as 'us-east-1'")
         elif region not in known_regions():
-            problems.append(f"acm_regions has {region!r}, which is not an AWS region with ACM")
+            problems.append(f"{field} has {region!r}, which is not an AWS region with ACM")
         elif region not in regions:
             regions.append(region)
     return tuple(regions)
@@ -482,3 +485,73 @@ def _zone_role(raw_arn: Any, raw_external_id: Any, problems: list[str]) -> ZoneR
         )
         ok = False
     return ZoneRole(raw_arn, raw_external_id) if ok else None
+
+
+ACM_ACCOUNT_KEYS = ("role_arn", "external_id", "regions")
+_ACM_ACCOUNT_EXAMPLE = f'{{"role_arn": "{ROLE_ARN_EXAMPLE}", "external_id": "...", "regions": ["eu-west-1"]}}'
+
+
+def _acm_accounts(raw: Any, settings: Settings, problems: list[str], warnings: list[str]) -> tuple[AcmTarget, ...]:
+    """ACM of other accounts: a list of maps, each a role to assume (with its external id) and the regions to import
+    into in the role's account. One entry per account: two roles of one account would import twice."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str) or not isinstance(raw, (list, tuple)):
+        problems.append(f"acm_accounts must be a list of maps such as [{_ACM_ACCOUNT_EXAMPLE}], got {describe(raw)}")
+        return ()
+    if not raw:
+        warnings.append("acm_accounts is an empty list and imports nowhere; remove it, or add an account")
+    targets: list[AcmTarget] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(raw):
+        where = f"acm_accounts[{index}]"
+        if not isinstance(entry, Mapping):
+            problems.append(f"{where} must be a map such as {_ACM_ACCOUNT_EXAMPLE}, got {describe(entry)}")
+            continue
+        ok = True
+        for key in sorted(str(k) for k in set(entry) - set(ACM_ACCOUNT_KEYS)):
+            closest = difflib.get_close_matches(key.lower(), ACM_ACCOUNT_KEYS, n=1, cutoff=TYPO_CUTOFF)
+            hint = f"; did you mean {closest[0]!r}?" if closest else ""
+            problems.append(f"{where} has the unknown key {key!r} (it takes {', '.join(ACM_ACCOUNT_KEYS)}){hint}")
+            ok = False
+        arn, external_id = entry.get("role_arn"), entry.get("external_id")
+        if not is_role_arn(arn):
+            got = repr(arn) if isinstance(arn, str) else describe(arn)
+            problems.append(
+                f"{where}.role_arn {got} must be the ARN of an IAM role in the account to import into, such as"
+                f" {ROLE_ARN_EXAMPLE!r}"
+            )
+            ok = False
+        elif settings.acm_role_arns is not None and arn not in settings.acm_role_arns:
+            problems.append(
+                f"{where}.role_arn {arn!r} is not in the stack parameter AcmRoleArns (ACM_ROLE_ARNS), so the function"
+                " may not assume it: add it there and update the stack"
+            )
+            ok = False
+        if external_id is not None and not is_external_id(external_id):
+            got = repr(external_id[:40]) if isinstance(external_id, str) else describe(external_id)
+            problems.append(
+                f"{where}.external_id {got} must be 2-1224 letters, digits and +=,.@:/-_ (what STS accepts as"
+                " ExternalId), the value the role's trust policy requires as sts:ExternalId"
+            )
+            ok = False
+        raw_regions = entry.get("regions")
+        before = len(problems)
+        regions = _regions(raw_regions, problems, field=f"{where}.regions")
+        if len(problems) > before:
+            ok = False
+        elif not regions:
+            problems.append(f"{where}.regions must name at least one region to import into, such as ['eu-west-1']")
+            ok = False
+        if not ok:
+            continue
+        role = ZoneRole(str(arn), external_id)
+        if role.account in seen:
+            problems.append(
+                f"{where} names account {role.account} again (as acm_accounts[{seen[role.account]}]); list all of"
+                " the account's regions in one entry"
+            )
+            continue
+        seen[role.account] = index
+        targets.append(AcmTarget(role, regions))
+    return tuple(targets)

@@ -30,10 +30,11 @@ _BATCH = 10  # PutEvents takes at most 10 entries
 
 
 def outcome_event(outcome: Outcome) -> tuple[str, dict[str, Any]] | None:
-    """(detail-type, detail) for an outcome worth telling, else None."""
+    """(detail-type, detail) for an outcome worth telling, else None. A certificate imported into other accounts
+    also has `acm_account_certificate_arns`: account id -> region -> ARN."""
     if outcome.result is Result.RENEWED and outcome.published is not None:
         published = outcome.published
-        return (ISSUED if published.first_issuance else RENEWED), {
+        issued: dict[str, Any] = {
             "id": outcome.id,
             "domains": list(published.domains),
             "serial": published.serial,
@@ -41,6 +42,9 @@ def outcome_event(outcome: Outcome) -> tuple[str, dict[str, Any]] | None:
             "acm_certificate_arns": published.acm_arns,
             "secret_arn": published.secret_arn,
         }
+        if published.acm_account_arns:  # only with acm_accounts: the events of other items stay as they were
+            issued["acm_account_certificate_arns"] = published.acm_account_arns
+        return (ISSUED if published.first_issuance else RENEWED), issued
     if outcome.result is Result.FAILED:
         detail: dict[str, Any] = {
             "id": outcome.id,
@@ -73,7 +77,9 @@ def replaced_events(outcome: Outcome) -> list[tuple[str, dict[str, Any]]]:
                 "domains": list(published.domains),
                 "serial": published.serial,
                 "not_after": published.not_after.isoformat(),
-            },
+            }
+            # In another account (acm_accounts): which one; the ARNs name it too.
+            | ({"account": replacement.superseded.account} if replacement.superseded.account else {}),
         )
         for replacement in published.replacements
     ]

@@ -4,6 +4,7 @@
 - served certificates: each item's `endpoints` must serve a certificate at least as new as ours;
 - superseded ARNs: an item's ACM certificates that ACM would not let us re-import into (stores/acm.py), reported
   while ACM says something uses them; forgotten (never deleted) once nothing does, or they expired or are gone.
+  Those of other accounts are described there with the role they were recorded with; kept while it fails.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 
 from acme_renewer import SERVICE
-from acme_renewer.inventory.table import parse_time, superseded_from_item
+from acme_renewer.inventory.table import account_arns_from_item, parse_time, superseded_from_item
 from acme_renewer.inventory.validation import known_regions
-from acme_renewer.models import SupersededArn
+from acme_renewer.models import SupersededArn, ZoneRole
 from acme_renewer.report.drift import unmanaged_expiring
 from acme_renewer.report.endpoints import (
     Endpoint,
@@ -49,6 +50,9 @@ class FleetChecks:
     fetch: Callable[[Endpoint, str], ServedCertificate] = fetch_served_certificate
     # Forgets the superseded ARNs nothing uses any more; None: they are only reported.
     record_superseded: RecordSuperseded | None = None
+    # ACM of another account's region, with the role a superseded ARN there was recorded with; None: such ARNs
+    # are kept and not checked.
+    acm_client_for_role: Callable[[ZoneRole, str], ACMClient] | None = None
 
     def inspect(
         self, processed: Processed, now: datetime, known_arns: Iterable[str] = ()
@@ -120,9 +124,15 @@ class FleetChecks:
             if not listed:
                 continue
             current_arns = outcome.published.acm_arns if outcome.published is not None else item.get("acm_arns") or {}
+            account_arns = (
+                outcome.published.acm_account_arns
+                if outcome.published is not None
+                else account_arns_from_item(item.get("acm_account_arns"))
+            )
             kept = []
             for entry in listed:
-                found = self._still_in_use(outcome.id, entry, now, current_arns.get(entry.region))
+                now_in = current_arns if entry.account is None else account_arns.get(entry.account, {})
+                found = self._still_in_use(outcome.id, entry, now, now_in.get(entry.region))
                 if found is not False:
                     kept.append(entry)
                 if isinstance(found, SupersededInUse):
@@ -140,7 +150,15 @@ class FleetChecks:
         """The superseded certificate's use, from DescribeCertificate; False: to be forgotten (unused, expired or
         gone); True: unknown this time (kept, not reported)."""
         log = {"certificate_id": item_id, "region": entry.region, "superseded_arn": entry.arn}
-        client = self.acm_client_for_region(entry.region)
+        if entry.role is not None:
+            log |= {"account": entry.role.account, "role_arn": entry.role.arn}
+        try:
+            client = self._client_of(entry)
+        except Exception:
+            logger.exception("could not reach the account of a superseded ACM certificate; kept", extra=log)
+            return True
+        if client is None:
+            return True
         try:
             described = client.describe_certificate(CertificateArn=entry.arn)["Certificate"]
         except client.exceptions.ResourceNotFoundException:
@@ -160,7 +178,7 @@ class FleetChecks:
             )
             return False
         found = SupersededInUse(item_id, entry.region, entry.arn, new_arn if isinstance(new_arn, str) else None,
-                                users, not_after)  # fmt: skip
+                                users, not_after, entry.account)  # fmt: skip
         logger.warning(
             "superseded ACM certificate is still in use: move its users to the new ARN before it expires",
             extra={
@@ -171,6 +189,14 @@ class FleetChecks:
             },
         )
         return found
+
+    def _client_of(self, entry: SupersededArn) -> ACMClient | None:
+        """ACM where the superseded certificate is: the own account's, or the role's; None: not reachable here."""
+        if entry.role is None:
+            return self.acm_client_for_region(entry.region)
+        if self.acm_client_for_role is None:
+            return None
+        return self.acm_client_for_role(entry.role, entry.region)
 
 
 def _superseded_of(item: Mapping[str, Any], outcome: Outcome) -> tuple[SupersededArn, ...]:

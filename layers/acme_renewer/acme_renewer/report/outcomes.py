@@ -37,6 +37,8 @@ class Published:
     # The item's superseded ACM ARNs after this store, and the ones this store replaced (region, old, new, why).
     superseded: tuple[SupersededArn, ...] = ()
     replacements: tuple[Replacement, ...] = ()
+    # ARNs in other accounts (acm_accounts): account id -> region -> ARN.
+    acm_account_arns: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class SupersededInUse:
     new_arn: str | None  # the item's ARN in that region now; None when the item no longer imports there
     in_use_by: tuple[str, ...]
     not_after: datetime | None
+    account: str | None = None  # the account holding it; None: the function's own
 
 
 @dataclass(frozen=True)

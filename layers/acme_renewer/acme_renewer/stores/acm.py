@@ -1,5 +1,6 @@
-"""Stores stage, ACM: import the certificate into every requested region, re-importing into the known ARN when
-ACM allows it, else into a new ARN, and the old one is superseded.
+"""Stores stage, ACM: import the certificate into every requested region, of the function's account and of other
+accounts (through their roles), re-importing into the known ARN when ACM allows it, else into a new ARN, and the old
+one is superseded.
 
 ACM refuses a re-import that changes the key algorithm or size, or drops a Key Usage or Extended Key Usage value
 the imported certificate has (keyEncipherment on ECDSA and the clientAuth EKU excepted), or adds one of those
@@ -11,7 +12,7 @@ into a new ARN; the resources attached to the old ARN keep its last certificate 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from acme_renewer import SERVICE
-from acme_renewer.errors import StoreError
-from acme_renewer.models import CertificateRequest, IssuedCertificate, Replacement, SupersededArn
+from acme_renewer.errors import StoreError, ZoneRoleError
+from acme_renewer.models import CertificateRequest, IssuedCertificate, Replacement, SupersededArn, ZoneRole
 from acme_renewer.stores.secrets import MANAGED_BY
 
 if TYPE_CHECKING:
@@ -130,23 +131,37 @@ def _dropped_or_added(
 
 @dataclass(frozen=True)
 class AcmImports:
-    """The item's ARN per region after a store; `superseded` lists every superseded ARN of the item, the
-    earlier ones and this store's."""
+    """The item's ARN per region after a store, and per account and region in other accounts (`account_arns`);
+    `superseded` lists every superseded ARN of the item, the earlier ones and this store's."""
 
     arns: dict[str, str]
     superseded: tuple[SupersededArn, ...] = ()
     replacements: tuple[Replacement, ...] = ()
+    account_arns: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+# The ACM client of another account's region, acting with the role's credentials; raises (ZoneRoleError, from
+# runtime.py) when the role cannot be assumed.
+ClientForRole = Callable[[ZoneRole, str], "ACMClient"]
+# What the role in another account must allow: ImportCertificate, AddTagsToCertificate for the tags of a first
+# import, DescribeCertificate before a re-import (https://docs.aws.amazon.com/acm/latest/userguide/authen-apipermissions.html).
+ROLE_ACTIONS = ("acm:ImportCertificate", "acm:AddTagsToCertificate", "acm:DescribeCertificate")
 
 
 class AcmStore:
     """Imports into ACM per region, re-importing into the known ARN so that attached resources keep working, as
-    long as ACM allows the re-import."""
+    long as ACM allows the re-import; in the function's own account (`acm_regions`, `client_for_region`) and in
+    other accounts through their roles (`acm_accounts`, `client_for_role`), by the same rules."""
 
     def __init__(
-        self, client_for_region: Callable[[str], ACMClient], clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        client_for_region: Callable[[str], ACMClient],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        client_for_role: ClientForRole | None = None,
     ) -> None:
         self._client_for_region = client_for_region
         self._clock = clock
+        self._client_for_role = client_for_role
 
     def import_all(
         self,
@@ -154,28 +169,50 @@ class AcmStore:
         certificate: IssuedCertificate,
         known_arns: Mapping[str, str],
         superseded: Sequence[SupersededArn] = (),
+        known_account_arns: Mapping[str, Mapping[str, str]] | None = None,
     ) -> AcmImports:
+        """The own account's regions first, then each other account's, one at a time (each account and region has
+        its own import quota, and the clients are paced by it)."""
         profile = KeyProfile.of_certificate(certificate.certificate_pem)
         arns: dict[str, str] = {}
+        account_arns: dict[str, dict[str, str]] = {}
         replacements: list[Replacement] = []
-        for region in request.acm_regions:
+        targets: list[tuple[ZoneRole | None, str]] = [(None, region) for region in request.acm_regions]
+        targets += [(target.role, region) for target in request.acm_accounts for region in target.regions]
+        for role, region in targets:
+            known = known_arns if role is None else (known_account_arns or {}).get(role.account, {})
             try:
-                arns[region], replacement = self._import(region, request, certificate, profile, known_arns.get(region))
+                arn, replacement = self._import(role, region, request, certificate, profile, known.get(region))
             except Exception as exc:
-                raise PartialImportError(region, arns, exc, _with(superseded, replacements)) from exc
+                raise PartialImportError(
+                    region, arns, exc, _with(superseded, replacements), role=role, imported_accounts=account_arns
+                ) from exc
+            if role is None:
+                arns[region] = arn
+            else:
+                account_arns.setdefault(role.account, {})[region] = arn
             if replacement is not None:
                 replacements.append(replacement)
-        return AcmImports(arns, _with(superseded, replacements), tuple(replacements))
+        return AcmImports(arns, _with(superseded, replacements), tuple(replacements), account_arns)
+
+    def _client(self, role: ZoneRole | None, region: str) -> ACMClient:
+        if role is None:
+            return self._client_for_region(region)
+        if self._client_for_role is None:
+            raise StoreError("this renewer has no ACM clients for other accounts")
+        return self._client_for_role(role, region)
 
     def _import(
         self,
+        role: ZoneRole | None,
         region: str,
         request: CertificateRequest,
         certificate: IssuedCertificate,
         profile: KeyProfile,
         arn: str | None,
     ) -> tuple[str, Replacement | None]:
-        client = self._client_for_region(region)
+        client = self._client(role, region)
+        where = {"region": region} | ({"account": role.account, "role_arn": role.arn} if role else {})
         material: ImportCertificateRequestTypeDef = {
             "Certificate": certificate.certificate_pem.encode("ascii"),
             "PrivateKey": certificate.private_key_pem.encode("ascii"),
@@ -191,7 +228,7 @@ class AcmStore:
                     reimport: ImportCertificateRequestTypeDef = {**material, "CertificateArn": arn}
                     return client.import_certificate(**reimport)["CertificateArn"], None
             except client.exceptions.ResourceNotFoundException:
-                logger.warning("ACM certificate is gone; importing a new one", extra={"region": region, "arn": arn})
+                logger.warning("ACM certificate is gone; importing a new one", extra={**where, "arn": arn})
                 arn = None
             except client.exceptions.ValidationException as refused:
                 # A rule of ACM's that the comparison above does not know: the certificate still goes to ACM,
@@ -200,15 +237,15 @@ class AcmStore:
                 refusals = [f"ACM refused the re-import: {_message(refused)}"]
         new_arn = self._import_new(client, request, material)
         if arn is None:
-            logger.info("imported new ACM certificate", extra={"region": region, "arn": new_arn})
+            logger.info("imported new ACM certificate", extra={**where, "arn": new_arn})
             return new_arn, None
         reason = "; ".join(refusals)
         logger.warning(
             "ACM refuses a re-import of this certificate: imported it into a new ARN, the old one is superseded."
             " Move what uses the old ARN to the new one before its certificate expires",
-            extra={"region": region, "arn": new_arn, "superseded_arn": arn, "reason": reason},
+            extra={**where, "arn": new_arn, "superseded_arn": arn, "reason": reason},
         )
-        return new_arn, Replacement(SupersededArn(region, arn, self._clock()), new_arn, reason)
+        return new_arn, Replacement(SupersededArn(region, arn, self._clock(), role), new_arn, reason)
 
     @staticmethod
     def _import_new(client: ACMClient, request: CertificateRequest, material: ImportCertificateRequestTypeDef) -> str:
@@ -221,8 +258,9 @@ class AcmStore:
 
 
 class PartialImportError(StoreError):
-    """ACM import failed in one region; `imported` holds the regions already done, and `superseded` every
-    superseded ARN of the item, this store's included: both are kept on the item."""
+    """ACM import failed in one region (of the own account, or of `role`'s); `imported` and `imported_accounts`
+    hold the regions already done, and `superseded` every superseded ARN of the item, this store's included: all
+    are kept on the item."""
 
     def __init__(
         self,
@@ -230,10 +268,42 @@ class PartialImportError(StoreError):
         imported: dict[str, str],
         cause: Exception,
         superseded: tuple[SupersededArn, ...] = (),
+        *,
+        role: ZoneRole | None = None,
+        imported_accounts: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.imported = imported
+        self.imported_accounts = imported_accounts or {}
         self.superseded = superseded
-        super().__init__(f"ACM import into {region} failed: {type(cause).__name__}: {cause}")
+        if role is None:
+            super().__init__(f"ACM import into {region} failed: {type(cause).__name__}: {cause}")
+        else:
+            super().__init__(
+                f"ACM import into account {role.account}, region {region}, with role {role.arn} failed:"
+                f" {_cause(cause)}; {_fix(role, region, cause)}"
+            )
+
+
+def _cause(cause: Exception) -> str:
+    # ZoneRoleError already says "could not assume role <arn>: <code>: <message>".
+    return str(cause) if isinstance(cause, ZoneRoleError) else f"{type(cause).__name__}: {cause}"
+
+
+def _fix(role: ZoneRole, region: str, cause: Exception) -> str:
+    """What to change so that the next attempt works."""
+    if isinstance(cause, ZoneRoleError):
+        external_id = " and, if it requires one, the item's external_id as sts:ExternalId" if role.external_id else ""
+        return (
+            f"the trust policy of {role.arn} must allow sts:AssumeRole to the renewer's function role{external_id},"
+            " and the role must be in the stack parameter AcmRoleArns (see README, ACM in other accounts)"
+        )
+    code = str(getattr(cause, "response", {}).get("Error", {}).get("Code", ""))
+    if "AccessDenied" in code or code == "UnauthorizedOperation":
+        return (
+            f"the permissions policy of {role.arn} must allow {', '.join(ROLE_ACTIONS)} on"
+            f" arn:aws:acm:{region}:{role.account}:certificate/* (see README, ACM in other accounts)"
+        )
+    return "the next run tries again; the regions already imported are kept"
 
 
 def _with(superseded: Sequence[SupersededArn], replacements: Sequence[Replacement]) -> tuple[SupersededArn, ...]:
