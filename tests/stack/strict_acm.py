@@ -7,7 +7,8 @@ kinder than AWS"). A WSGI layer that StackApp puts around moto; every refusal is
   (https://docs.aws.amazon.com/acm/latest/userguide/import-reimport.html,
   https://docs.aws.amazon.com/acm/latest/userguide/import-certificate-prerequisites.html).
 - ImportCertificate is throttled beyond its rate quota per account and region, 1 request per second
-  (https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html#api-rate-limits), with ThrottlingException.
+  (https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html#api-rate-limits), with ThrottlingException;
+  the account of credentials from AssumeRole is the role's, so two roles (or two sessions) of one account share it.
 - DescribeCertificate answers KeyUsages and ExtendedKeyUsages from the certificate, as ACM does (moto: none), and
   InUseBy as the private path `/_stack/acm/in-use` says ("a load balancer uses it"; moto: always empty). Marks
   stay on the ARN across re-imports, as ACM keeps a certificate's associations.
@@ -136,6 +137,14 @@ class Usages:
         return None
 
 
+def _account_of(access_key: str) -> str:
+    """The account whose quota a request counts against: with credentials from AssumeRole, the role's account, as
+    moto itself decides (every session of every role of one account shares that account's quota, as on AWS)."""
+    from moto.iam.models import get_account_id_from
+
+    return str(get_account_id_from(access_key))
+
+
 def _ec_exception(new: Usages) -> set[str]:
     return {"KEY_ENCIPHERMENT"} if new.key_algorithm.startswith("EC_") else set()
 
@@ -217,7 +226,7 @@ class StrictAcm:
 
     def _admit_import(self, environ: WSGIEnvironment) -> bool:
         scope = _SCOPE.search(str(environ.get("HTTP_AUTHORIZATION", "")))
-        account = str(environ.get("HTTP_X_MOTO_ACCOUNT_ID") or (scope[1] if scope else ""))
+        account = str(environ.get("HTTP_X_MOTO_ACCOUNT_ID") or (_account_of(scope[1]) if scope else ""))
         key = (account, scope[2] if scope else "")
         with self._lock:
             now = self._clock()

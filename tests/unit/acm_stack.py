@@ -3,7 +3,7 @@ boto3 clients that reach it without a socket; plus certificates crafted with the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from tests.stack.strict_acm import StrictAcm
 
 if TYPE_CHECKING:
     from mypy_boto3_acm import ACMClient
+    from mypy_boto3_sts import STSClient
 
 SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
 CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH
@@ -63,16 +64,33 @@ class InProcessAcm:
         )
         return cls(app, clock)
 
-    def client(self, region: str = "eu-west-1") -> ACMClient:
-        client: ACMClient = boto3.client(
-            "acm",
-            region_name=region,
-            endpoint_url="http://acm.in-process.test",  # never connected to: before-send answers
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),  # a refusal shows at once
+    def client(self, region: str = "eu-west-1", credentials: Mapping[str, Any] | None = None) -> ACMClient:
+        """With `credentials` (AssumeRole's), acting in the role's account."""
+        client: ACMClient = self._client("acm", region, credentials)
+        return client
+
+    def sts(self, region: str = "eu-west-1") -> STSClient:
+        client: STSClient = self._client("sts", region, None)
+        return client
+
+    def _client(self, service: str, region: str, credentials: Mapping[str, Any] | None) -> Any:
+        keys = (
+            {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+            if credentials is None
+            else {
+                "aws_access_key_id": credentials["AccessKeyId"],
+                "aws_secret_access_key": credentials["SecretAccessKey"],
+                "aws_session_token": credentials["SessionToken"],
+            }
         )
-        client.meta.events.register("before-send.acm", self._send)
+        client = boto3.client(
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            endpoint_url=f"http://{service}.in-process.test",  # never connected to: before-send answers
+            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),  # a refusal shows at once
+            **keys,
+        )
+        client.meta.events.register(f"before-send.{service}", self._send)
         return client
 
     def _send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:

@@ -144,6 +144,28 @@ def test_imports_beyond_the_rate_quota_are_throttled_per_region(acm: InProcessAc
     assert acm.app.refusals["ThrottlingException"] == 3
 
 
+def test_every_role_and_session_of_one_account_shares_its_import_quota(acm: InProcessAcm) -> None:
+    """The quota is the account's (and region's), not the caller's: two roles of one account, reached with
+    AssumeRole, get two tokens between them, and the caller's own account keeps its own."""
+    sts = acm.sts()
+    theirs = [
+        acm.client(
+            credentials=sts.assume_role(RoleArn=f"arn:aws:iam::444455556666:role/{name}", RoleSessionName="test")[
+                "Credentials"
+            ]
+        )
+        for name in ("first", "second")
+    ]
+    crafted = crafted_certificate()
+    import_new(theirs[0], crafted)
+    import_new(theirs[1], crafted)
+    assert refusal(theirs[0], **crafted.material)[0] == "ThrottlingException"
+    assert refusal(theirs[1], **crafted.material)[0] == "ThrottlingException"
+    import_new(acm.client(), crafted)  # this account's bucket is full
+    acm.clock.now += 1.0
+    import_new(theirs[1], crafted)
+
+
 def test_the_import_rate_is_set_over_the_private_path(acm: InProcessAcm) -> None:
     http = Client(acm.app)
     assert http.get("/_stack/acm/import-rate").json == {"per_second": 1.0}
