@@ -13,6 +13,7 @@ from cryptography import x509
 from acme_renewer.report.outcomes import Result
 from acme_renewer.settings import Settings
 from tests.integration.invariants import make_due
+from tests.integration.test_cli import acme_renewer, operator_env, restore_log_handlers  # noqa: F401 - fixtures
 from tests.integration.test_cross_account_zones import new_account
 from tests.integration.test_renewal import check_certificate, get_item, put_item, run, unique
 from tests.stack import LocalStack
@@ -126,3 +127,32 @@ def test_imports_into_one_account_are_paced_by_its_quota_whichever_role_makes_th
     arns = sorted(item["acm_account_arns"][account][stack.region] for item in items)
     assert acm_arns_in(stack, account) == arns
     assert stack.acm.refusals().get("ThrottlingException", 0) == 0
+
+
+@pytest.mark.usefixtures("operator_env", "restore_log_handlers")
+def test_the_cli_adds_shows_and_removes_a_certificate_of_other_accounts(
+    stack: LocalStack, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    account = new_account()
+    arn = stack.create_zone_role(account, "acme-acm-cli", external_id="ext-cli-1")
+    zone = unique("acm-cli") + ".test"
+    stack.create_hosted_zone(zone)
+    options = ["--acm-account", arn, stack.region, "--acm-external-id", arn, "ext-cli-1"]
+
+    added = acme_renewer(capsys, "add", "org", zone, *options)
+
+    assert added.code == 0, added.err
+    assert f"ACM: {stack.region}; account {account}: {stack.region}," in added.out
+    assert acme_renewer(capsys, "renew", "org").code == 0
+    theirs = get_item(stack, env, "org")["acm_account_arns"][account][stack.region]
+    shown = acme_renewer(capsys, "show", "org").out.splitlines()
+    at = shown.index(f"{'ACM in ' + account:<20} {stack.region} with role")
+    assert shown[at + 1].strip() == arn  # a word is never cut: the ARN on a line of its own at 80 columns
+    assert f"ACM ARN {stack.region}    {theirs}" in shown
+    removed = acme_renewer(capsys, "remove", "org")
+    assert removed.code == 0
+    assert (
+        f"  aws acm delete-certificate --region {stack.region} --certificate-arn {theirs}   # in account {account}"
+        f" (not as {arn}, which may only import), once nothing uses it"
+    ) in removed.out.splitlines()
+    assert acm_arns_in(stack, account) == [theirs]  # kept until deleted by hand

@@ -215,3 +215,28 @@ def test_progress_lines(capsys: pytest.CaptureFixture[str]) -> None:
         "[1/2] www: renewed (not_after 2027-02-23)",
         "[2/2] api: failed (no public Route53 hosted zone contains 'x')",
     ]
+
+
+def test_acm_accounts_come_from_their_flags_each_with_its_external_id(capsys: pytest.CaptureFixture[str]) -> None:
+    role, other = "arn:aws:iam::444455556666:role/acme-acm", "arn:aws:iam::777788889999:role/acme-acm"
+    parser = entry.build_parser()
+    argv = [
+        "add",
+        "www",
+        "--acm-account",
+        role,
+        "eu-west-1, us-east-1",
+        "example.com",
+        "--acm-account",
+        other,
+        "eu-west-1",
+    ]
+    args = parser.parse_args([*argv, "--acm-external-id", role, "ext-1234"])
+    assert args.domains == ["example.com"]
+    assert add.acm_accounts(args) == [
+        {"role_arn": role, "regions": ["eu-west-1", "us-east-1"], "external_id": "ext-1234"},
+        {"role_arn": other, "regions": ["eu-west-1"]},
+    ]
+    assert add.acm_accounts(parser.parse_args(["add", "www", "example.com"])) is None
+    assert cli.main(["add", "www", "example.com", "--acm-external-id", role, "ext-1234"]) == 2
+    assert f"--acm-external-id names {role}, which no --acm-account names" in capsys.readouterr().err

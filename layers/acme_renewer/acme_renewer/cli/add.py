@@ -77,6 +77,20 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     add.add_argument("--zone-role-arn", metavar="ARN", help="role to assume for the Route53 zones in another account")
     add.add_argument("--zone-external-id", metavar="ID", help="external id for --zone-role-arn")
     add.add_argument(
+        "--acm-account",
+        action="append",
+        nargs=2,
+        metavar=("ROLE_ARN", "R1,R2"),
+        help="also import into ACM of the role's account, in these regions (repeatable: one per account)",
+    )
+    add.add_argument(
+        "--acm-external-id",
+        action="append",
+        nargs=2,
+        metavar=("ROLE_ARN", "ID"),
+        help="the external id to assume that --acm-account role with",
+    )
+    add.add_argument(
         "--strict",
         action="store_true",
         help="a name without a hosted zone, or a zone delegated elsewhere, is an error: exit 1, nothing written",
@@ -113,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         "profile_fallback": True if args.profile_fallback else None,
         "zone_role_arn": args.zone_role_arn,
         "zone_external_id": args.zone_external_id,
+        "acm_accounts": acm_accounts(args),
     }
     item.update({name: value for name, value in given.items() if value is not None})
     request = parse_item(item, settings)  # a bad item stops here: nothing is written
@@ -155,6 +170,21 @@ def run(args: argparse.Namespace) -> int:
     # The stream function (or else the next scheduled run) acts on the write; `renew` does it from here.
     out(f"  the renewer picks it up by itself; to renew it from here now: acme-renewer renew {request.id}")
     return EXIT_OK
+
+
+def acm_accounts(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    """--acm-account ROLE_ARN R1,R2 (repeatable), each with its --acm-external-id ROLE_ARN ID; parse_item judges."""
+    external_ids = dict(args.acm_external_id or [])
+    roles = [role for role, _ in args.acm_account or []]
+    if stray := sorted(set(external_ids) - set(roles)):
+        raise OperatorError(f"--acm-external-id names {', '.join(stray)}, which no --acm-account names", EXIT_USAGE)
+    if not roles:
+        return None
+    return [
+        {"role_arn": role, "regions": [r.strip() for r in regions.split(",") if r.strip()]}
+        | ({"external_id": external_ids[role]} if role in external_ids else {})
+        for role, regions in args.acm_account
+    ]
 
 
 def acm_regions(args: argparse.Namespace) -> list[str] | None:
@@ -204,6 +234,7 @@ def zone_findings(request: CertificateRequest, settings: Settings, resolver_text
 
 def describe(request: CertificateRequest) -> str:
     regions = ", ".join(request.acm_regions) or "none (secret only)"
+    regions += "".join(f"; account {t.account}: {', '.join(t.regions)}" for t in request.acm_accounts)
     state = "" if request.enabled else ", disabled"
     details = f"{request.key_type.value}, ACM: {regions}, secret {request.secret_name}{state}"
     return f"{', '.join(request.domains)} ({details})"

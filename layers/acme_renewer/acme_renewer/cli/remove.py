@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from acme_renewer.cli.common import EXIT_OK, OperatorError, load_settings, not_found, open_table
 from acme_renewer.cli.output import out, to_json
-from acme_renewer.inventory.table import status_id
+from acme_renewer.inventory.table import account_arns_from_item, status_id
+from acme_renewer.settings import is_role_arn
 
 if TYPE_CHECKING:
     from acme_renewer.cli.common import Commands
@@ -42,6 +43,19 @@ def run(args: argparse.Namespace) -> int:
     acm_commands = [
         f"aws acm delete-certificate --region {region} --certificate-arn {arn}" for region, arn in arns.items()
     ]
+    # In other accounts (acm_accounts): the same command, run in that account. Not with the item's role: it may
+    # import and describe, not delete (README, ACM in other accounts).
+    account_arns = account_arns_from_item(old.get("acm_account_arns"))
+    roles = _roles(old.get("acm_accounts"))
+    account_commands = [
+        (
+            f"aws acm delete-certificate --region {region} --certificate-arn {arn}",
+            f"in account {account}"
+            + (f" (not as {roles[account]}, which may only import)" if account in roles else ""),
+        )
+        for account, regions in sorted(account_arns.items())
+        for region, arn in sorted(regions.items())
+    ]
     secret_commands = [
         f"aws secretsmanager delete-secret --region {settings.region} --secret-id {name} --recovery-window-in-days 7"
         for name in secrets
@@ -51,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         kept = {"acm_arns": arns, "secrets": secrets, "status_item": status_id(args.id)}
-        commands = [*acm_commands, *secret_commands, status_command]
+        if account_arns:
+            kept["acm_account_arns"] = account_arns
+        commands = [*acm_commands, *(command for command, _ in account_commands), *secret_commands, status_command]
         out(to_json({"id": args.id, "removed": True, "never_renewed": False, "kept": kept, "commands": commands}))
         return EXIT_OK
     # The commands stay one line each, however wide: they are to be copied.
@@ -59,9 +75,20 @@ def run(args: argparse.Namespace) -> int:
     out("Its ACM certificates and its secret are kept; to delete them by hand:")
     for command in acm_commands:
         out(f"  {command}   # once nothing uses it")
+    for command, where in account_commands:
+        out(f"  {command}   # {where}, once nothing uses it")
     for command in secret_commands:
         out(f"  {command}")
     out("and last, its status item, the record that these were retired on purpose (without it, an ACM certificate")
     out("left behind counts as unmanaged, and pages before it expires):")
     out(f"  {status_command}")
     return EXIT_OK
+
+
+def _roles(raw: Any) -> dict[str, str]:
+    """Account id -> the role the item named for it (acm_accounts), read leniently: the item is being removed."""
+    entries = raw if isinstance(raw, list) else []
+    arns = [
+        str(entry["role_arn"]) for entry in entries if isinstance(entry, dict) and is_role_arn(entry.get("role_arn"))
+    ]
+    return {arn.split(":")[4]: arn for arn in arns}

@@ -11,7 +11,7 @@ from acme_renewer.cli.common import EXIT_OK, OperatorError, load_settings, not_f
 from acme_renewer.cli.output import days_left, out, show_value, status_of, to_json, wrap
 from acme_renewer.cli.table import OPTIONAL_REQUEST_FIELDS
 from acme_renewer.errors import ItemValidationError
-from acme_renewer.inventory.table import parse_time
+from acme_renewer.inventory.table import account_arns_from_item, parse_time
 from acme_renewer.inventory.validation import parse_item
 from acme_renewer.models import CertificateRequest
 from acme_renewer.settings import Settings
@@ -71,6 +71,10 @@ def describe_item(item: Mapping[str, Any], settings: Settings, now: datetime) ->
             ("hosted zone", request.hosted_zone_id or "the longest matching public zone"),
             ("challenge alias", request.challenge_alias or "none (CNAMEs are followed)"),
         ]
+        rows += [
+            (f"ACM in {target.account}", f"{', '.join(target.regions)} with role {target.role.arn}")
+            for target in request.acm_accounts
+        ]
     else:
         rows += [(name, show_value(item[name])) for name in ("domains", *OPTIONAL_REQUEST_FIELDS) if name in item]
     # As validation says them now; the item's `warnings` are those of the last attempt.
@@ -87,6 +91,12 @@ def describe_item(item: Mapping[str, Any], settings: Settings, now: datetime) ->
     ]
     arns = item.get("acm_arns") or {}
     rows += [(f"ACM ARN {region}", str(arn)) for region, arn in sorted(arns.items())] or [("ACM ARN", "-")]
+    # Other accounts' (acm_accounts): the ARN names its account.
+    rows += [
+        (f"ACM ARN {region}", arn)
+        for _, regions in sorted(account_arns_from_item(item.get("acm_account_arns")).items())
+        for region, arn in sorted(regions.items())
+    ]
     version = f" (version {item['secret_version_id']})" if item.get("secret_version_id") else ""
     rows += [
         ("secret ARN", f"{item.get('secret_arn', '-')}{version}"),
@@ -99,7 +109,8 @@ def describe_item(item: Mapping[str, Any], settings: Settings, now: datetime) ->
     shown = {
         "id", "domains", *OPTIONAL_REQUEST_FIELDS, "status", "not_before", "not_after", "serial", "issued_domains",
         "acm_arns", "secret_arn", "secret_version_id", "last_attempt_at", "last_renewed_at", "failure_count",
-        "next_attempt_at", "last_error", "warnings",
+        "next_attempt_at", "last_error", "warnings", "acm_account_arns",
+        *(["acm_accounts"] if request is not None else []),
     }  # fmt: skip
     rows += [(name, show_value(item[name])) for name in sorted(item) if name not in shown]
     return rows
