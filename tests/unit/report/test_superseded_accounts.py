@@ -15,7 +15,7 @@ from acme_renewer.inventory.table import (
 )
 from acme_renewer.models import SupersededArn, ZoneRole
 from acme_renewer.report.fleet import FleetChecks
-from acme_renewer.report.outcomes import Outcome, Result
+from acme_renewer.report.outcomes import Outcome, Result, RunReport
 from tests.unit.acm_stack import InProcessAcm, crafted_certificate
 from tests.unit.stores.test_acm import NOW, REGION
 
@@ -75,6 +75,8 @@ def test_the_daily_run_describes_it_in_its_account_and_reports_it_while_in_use()
 
     assert (in_use.account, in_use.arn, in_use.new_arn, in_use.in_use_by) == (ACCOUNT, old, new, (BALANCER,))
     assert roles[-1] == ROLE and recorded == []
+    [summary] = RunReport(NOW, superseded_in_use=[in_use]).as_dict()["superseded_in_use"]
+    assert (summary["account"], summary["arn"]) == (ACCOUNT, old)
     acm.app._in_use[old] = ()
     assert fleet(acm, client_for_role, recorded)._superseded([(item, outcome)], NOW) == []
     assert recorded == [("org", [])]  # unused now: forgotten (not deleted)

@@ -189,6 +189,7 @@ class RunReport:
                     "in_use_by": list(s.in_use_by),
                     "not_after": s.not_after.isoformat() if s.not_after else None,
                 }
+                | ({"account": s.account} if s.account else {})
                 for s in self.superseded_in_use
             ]
         return summary
