@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,39 @@ def test_the_script_says_no_certificate_yet_from_the_aws_clis_error(
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     assert files.main(["--secret", SECRET, "--id", "www", "--dir", str(tmp_path / "d")]) == 1
     assert "error: no certificate stored yet for www" in capsys.readouterr().err
+
+
+def python39() -> str | None:
+    """Amazon Linux 2023's python3 is 3.9: an interpreter of it, when this machine has one (system or pyenv)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [Path("/usr/bin/python3.9"), *sorted(root.glob("versions/3.9*/bin/python3.9"))]
+    return next((str(path) for path in candidates if os.access(path, os.X_OK)), None)
+
+
+PYTHON39 = python39()
+
+
+@pytest.mark.skipif(PYTHON39 is None, reason="no python3.9 here; the syntax check of test_delivery_template still runs")
+def test_the_script_runs_on_python_3_9(tmp_path: Path) -> None:
+    assert PYTHON39 is not None
+    document = secret_document()
+    bin_dir = fake_aws(tmp_path / "bin", json.dumps(document) + "\n")
+    done = subprocess.run(
+        [
+            PYTHON39,
+            str(Path(files.__file__)),
+            "--secret",
+            SECRET,
+            "--id",
+            "www",
+            "--dir",
+            str(tmp_path / "d"),
+            "--json",
+        ],
+        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["changed"] is True
+    assert (tmp_path / "d" / "fullchain.pem").read_text() == document["fullchain"]
