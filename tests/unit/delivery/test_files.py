@@ -10,6 +10,7 @@ import os
 import pwd
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,17 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(
         install(secret_document(), tmp_path)
     assert (tmp_path / "privkey.pem").read_text() == old["private_key"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"]
+
+
+def test_a_temporary_file_left_by_a_dead_run_is_removed_and_a_fresh_one_kept(tmp_path: Path) -> None:
+    dead, busy = tmp_path / ".privkey.pem.x1y2z3.tmp", tmp_path / ".cert.pem.a1b2c3.tmp"
+    for leftover in (dead, busy):
+        leftover.write_text("-----BEGIN PRIVATE KEY-----")
+    hour_ago = time.time() - files.LEFTOVER_SECONDS - 1
+    os.utime(dead, (hour_ago, hour_ago))
+    install(secret_document(), tmp_path)
+    assert not dead.exists()
+    assert busy.exists()  # perhaps another install's, being written right now
 
 
 def test_only_the_files_that_changed_are_replaced(tmp_path: Path) -> None:

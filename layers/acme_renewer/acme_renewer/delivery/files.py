@@ -18,6 +18,7 @@ import pwd
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,7 +213,24 @@ def install_files(directory: Path, files: Sequence[Wanted], owner: Owner | None)
         fsync_directory(directory.parent)
     if not directory.is_dir():
         raise DeliveryError(f"--dir {directory} exists and is not a directory", EXIT_USAGE)
+    remove_leftovers(directory, [wanted.name for wanted in files])
     return tuple(install_file(directory, wanted, owner) for wanted in files)
+
+
+# A temporary file this old is no run's: one that died between creating it and renaming it (killed, power cut).
+LEFTOVER_SECONDS = 3600
+
+
+def remove_leftovers(directory: Path, names: Sequence[str]) -> None:
+    """Temporary files left by a run that died: they may hold a key, and nothing else would ever remove them."""
+    cutoff = time.time() - LEFTOVER_SECONDS
+    for name in names:
+        for leftover in directory.glob(f".{name}.*.tmp"):
+            try:
+                if leftover.lstat().st_mtime < cutoff:
+                    leftover.unlink()
+            except FileNotFoundError:  # another run just renamed or removed it
+                pass
 
 
 def install_file(directory: Path, wanted: Wanted, owner: Owner | None) -> Written:
