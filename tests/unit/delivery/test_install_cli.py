@@ -16,6 +16,7 @@ import pytest
 from acme_renewer import cli, runtime
 from acme_renewer.delivery import files
 from tests.stack.in_process import InProcessStack
+from tests.stack.table import create_table, write_item
 from tests.unit.delivery.test_files import secret_document
 
 SECRET = "acme-renewer/certificates/www"
@@ -65,6 +66,19 @@ def test_no_certificate_stored_yet(aws: InProcessStack, tmp_path: Path, capsys: 
     assert code == 1
     assert answer["error"].startswith("no certificate stored yet for www")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_item_never_issued_has_no_certificate_yet_even_without_a_secret(
+    aws: InProcessStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the table: the item names no secret_arn yet, and its secret does not exist."""
+    create_table(aws.client("dynamodb"), "certificates")
+    write_item(aws.client("dynamodb"), "certificates", {"id": "www", "domains": ["www.example.com"]})
+    assert cli.main(["install", "www", "--table", "certificates", "--dir", str(tmp_path)]) == 1
+    assert "error: no certificate stored yet for www" in capsys.readouterr().err
+    # With --secret, a secret that does not exist is a wrong name, not a wait.
+    assert cli.main(["install", "www", "--secret", SECRET, "--dir", str(tmp_path)]) == 1
+    assert f"no secret {SECRET} in this account and region" in capsys.readouterr().err
 
 
 def test_a_host_refused_by_iam_is_told_which_permission(

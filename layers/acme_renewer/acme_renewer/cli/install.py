@@ -38,9 +38,9 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     owner = parse_owner(args.owner) if args.owner else None
-    secret, region = locate(args)
+    secret, region, issued = locate(args)
     try:
-        document = CertificateSecret(runtime.client("secretsmanager", region)).read(secret, args.id)
+        document = CertificateSecret(runtime.client("secretsmanager", region)).read(secret, args.id, issued=issued)
         delivery = deliver(
             document,
             args.dir,
@@ -57,14 +57,15 @@ def run(args: argparse.Namespace) -> int:
     return delivery.exit_code
 
 
-def locate(args: argparse.Namespace) -> tuple[str, str]:
-    """(secret, region): --secret as given, else the secret holding the item's current certificate."""
+def locate(args: argparse.Namespace) -> tuple[str, str, bool]:
+    """(secret, region, issued): --secret as given, else the secret holding the item's current certificate, and
+    whether the item says one was ever stored."""
     if args.secret:
         region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         region = region or boto3.session.Session().region_name
         if not region:
             raise OperatorError("no region: pass --region or set AWS_REGION", EXIT_USAGE)
-        return args.secret, region
+        return args.secret, region, True
     if args.region:
         raise OperatorError("--region goes with --secret; without it the region is the table's", EXIT_USAGE)
     settings = load_settings(args)
@@ -74,4 +75,4 @@ def locate(args: argparse.Namespace) -> tuple[str, str]:
     # The status item's secret_arn is the secret of the certificate in force; before the first issuance there
     # is none, and the request's secret_name (or the default) is where it will be.
     secret = item.get("secret_arn") or item.get("secret_name") or settings.default_secret_name(args.id)
-    return str(secret), settings.region
+    return str(secret), settings.region, bool(item.get("secret_arn"))

@@ -316,10 +316,11 @@ def deliver(
     )
 
 
-def unreadable(code: str, message: str, secret: str, certificate_id: str) -> DeliveryError:
-    """What a failed GetSecretValue means for the host, from AWS's error code and message."""
-    if code == "ResourceNotFoundException" and "staging label" in message:
-        # The secret exists, but no version is AWSCURRENT: the first certificate is not stored yet.
+def unreadable(code: str, message: str, secret: str, certificate_id: str, *, issued: bool = True) -> DeliveryError:
+    """What a failed GetSecretValue means for the host, from AWS's error code and message; `issued` False: the
+    item says its first certificate is not stored yet, so its secret may not exist at all."""
+    if code == "ResourceNotFoundException" and ("staging label" in message or not issued):
+        # The secret exists with no AWSCURRENT version, or not yet: the first certificate is not stored yet.
         return DeliveryError(
             f"no certificate stored yet for {certificate_id} (secret {secret} has no AWSCURRENT version): wait for"
             f" the first issuance (acme-renewer show {certificate_id}), then install again"

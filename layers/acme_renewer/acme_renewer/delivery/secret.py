@@ -17,11 +17,13 @@ class CertificateSecret:
     def __init__(self, client: SecretsManagerClient) -> None:
         self._client = client
 
-    def read(self, secret: str, certificate_id: str) -> dict[str, Any]:
-        """The secret's JSON document; GetSecretValue only, the one permission a host needs."""
+    def read(self, secret: str, certificate_id: str, *, issued: bool = True) -> dict[str, Any]:
+        """The secret's JSON document; GetSecretValue only, the one permission a host needs. `issued` False: the
+        item has no certificate yet (see files.unreadable)."""
         try:
             response = self._client.get_secret_value(SecretId=secret)
         except ClientError as error:
             details = error.response.get("Error", {})
-            raise unreadable(details.get("Code", ""), details.get("Message", ""), secret, certificate_id) from None
+            code, message = details.get("Code", ""), details.get("Message", "")
+            raise unreadable(code, message, secret, certificate_id, issued=issued) from None
         return parse_document(response.get("SecretString") or "", secret)
