@@ -90,6 +90,21 @@ def test_a_host_refused_by_iam_is_told_which_permission(
     assert "give this host's role secretsmanager:GetSecretValue" in capsys.readouterr().err
 
 
+def test_a_secret_scheduled_for_deletion_says_how_to_restore_it(
+    aws: InProcessStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AWS refuses GetSecretValue on it (the strict layer does as AWS: tests/stack/strict_secrets.py)."""
+    secrets = aws.client("secretsmanager")
+    secrets.create_secret(Name=SECRET, SecretString=json.dumps(secret_document()))
+    secrets.delete_secret(SecretId=SECRET, RecoveryWindowInDays=7)
+    assert cli.main(["install", "www", "--secret", SECRET, "--dir", str(tmp_path)]) == 1
+    assert (
+        "is scheduled for deletion (its request was removed?): restore it with aws secretsmanager restore-secret"
+        in (capsys.readouterr().err)
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_failed_reload_is_exit_3(aws: InProcessStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     aws.client("secretsmanager").create_secret(Name=SECRET, SecretString=json.dumps(secret_document()))
     code = cli.main(["install", "www", "--secret", SECRET, "--dir", str(tmp_path), "--reload", "exit 4"])

@@ -329,6 +329,12 @@ def unreadable(code: str, message: str, secret: str, certificate_id: str, *, iss
         return DeliveryError(
             f"no secret {secret} in this account and region: check --secret, the item's secret_name and AWS_REGION"
         )
+    if code == "InvalidRequestException" and "marked for deletion" in message:
+        # AWS refuses reading a secret scheduled for deletion until it is restored (API_GetSecretValue, Errors).
+        return DeliveryError(
+            f"the secret {secret} of {certificate_id} is scheduled for deletion (its request was removed?): restore"
+            f" it with aws secretsmanager restore-secret --secret-id {secret}, or add the certificate back"
+        )
     if code in ("AccessDeniedException", "AccessDenied"):
         return DeliveryError(
             f"not allowed to read {secret}: give this host's role secretsmanager:GetSecretValue on it (and"
