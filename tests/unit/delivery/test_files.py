@@ -184,7 +184,12 @@ def test_the_reload_runs_only_when_a_file_changed(tmp_path: Path) -> None:
     assert first.reload == files.Reload("systemctl reload nginx", True, 0)
     assert second.reload == files.Reload("systemctl reload nginx", False, None)
     assert "not run, nothing changed" in "\n".join(second.lines())
-    assert second.as_json()["reload"] == {"command": "systemctl reload nginx", "ran": False, "exit_code": None}
+    assert second.as_json()["reload"] == {
+        "command": "systemctl reload nginx",
+        "ran": False,
+        "exit_code": None,
+        "retry": False,
+    }
 
 
 def test_a_failed_reload_exits_3_and_leaves_the_new_files(tmp_path: Path) -> None:
@@ -194,6 +199,29 @@ def test_a_failed_reload_exits_3_and_leaves_the_new_files(tmp_path: Path) -> Non
     assert delivery.exit_code == files.EXIT_RELOAD_FAILED == 3
     assert (tmp_path / "fullchain.pem").read_text() == document["fullchain"]
     assert "FAILED with exit 7" in "\n".join(delivery.lines())
+
+
+def test_a_failed_reload_is_run_again_by_the_next_install_until_it_succeeds(tmp_path: Path) -> None:
+    """Else a reload that failed once (a typo elsewhere in nginx.conf, fixed later) would leave the server on the
+    old certificate until the next renewal changes the files again."""
+    codes = iter([1, 1, 0])
+    ran: list[str] = []
+
+    def runner(command: str) -> int:
+        ran.append(command)
+        return next(codes)
+
+    document = secret_document()
+    results = [install(document, tmp_path, reload_command="reload", runner=runner) for _ in range(4)]
+    assert [(r.reload.ran, r.reload.exit_code, r.reload.retry) for r in results if r.reload] == [
+        (True, 1, False),  # the files changed, the reload failed
+        (True, 1, True),  # nothing changed, but the last reload had failed
+        (True, 0, True),
+        (False, None, False),  # done: nothing to do any more
+    ]
+    assert [r.exit_code for r in results] == [3, 3, 0, 0]
+    assert not (tmp_path / files.RELOAD_PENDING).exists()
+    assert "again: the last one had failed" in "\n".join(results[2].lines())
 
 
 def test_the_reload_runs_through_the_shell(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ from typing import Any
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # The files are in place, but the reload command failed: the server may still serve the old certificate.
 EXIT_RELOAD_FAILED = 3
+# Left in the directory by a reload that failed, so that the next run reloads even when no file changes.
+RELOAD_PENDING = ".reload-pending"
 # 0755: the files' own modes protect them (the key is 0600 from creation); a server running as another user
 # (--owner) must be able to enter the directory to reach the files it owns.
 DIRECTORY_MODE = 0o755
@@ -77,6 +79,7 @@ class Reload:
     command: str
     ran: bool
     exit_code: int | None = None
+    retry: bool = False  # run for the failed reload of an earlier run, whether or not a file changed now
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,12 @@ class Delivery:
             ],
             "reload": None
             if self.reload is None
-            else {"command": self.reload.command, "ran": self.reload.ran, "exit_code": self.reload.exit_code},
+            else {
+                "command": self.reload.command,
+                "ran": self.reload.ran,
+                "exit_code": self.reload.exit_code,
+                "retry": self.reload.retry,
+            },
             "exit_code": self.exit_code,
         }
 
@@ -127,7 +135,8 @@ class Delivery:
         elif not self.reload.ran:
             shown.append(f"  reload: not run, nothing changed ({self.reload.command})")
         elif self.reload.exit_code == 0:
-            shown.append(f"  reload: ran {self.reload.command} (exit 0)")
+            again = ", again: the last one had failed" if self.reload.retry else ""
+            shown.append(f"  reload: ran {self.reload.command} (exit 0{again})")
         else:
             shown.append(
                 f"  reload: {self.reload.command} FAILED with exit {self.reload.exit_code}; the new files are in"
@@ -299,12 +308,20 @@ def deliver(
     reload_command: str | None = None,
     runner: Callable[[str], int] = run_reload,
 ) -> Delivery:
-    """The secret's document into `directory`; the reload command runs only when a file changed."""
+    """The secret's document into `directory`; the reload command runs when a file changed, or when the reload of
+    an earlier run failed (the server may still serve the certificate before that one)."""
     written = install_files(directory, wanted_files(document, certificate_id, pfx=pfx, bundle=bundle), owner)
     reload: Reload | None = None
+    pending = directory / RELOAD_PENDING
     if reload_command:
-        ran = any(w.changed for w in written)
-        reload = Reload(reload_command, ran, runner(reload_command) if ran else None)
+        retry = pending.exists()
+        ran = retry or any(w.changed for w in written)
+        code = runner(reload_command) if ran else None
+        reload = Reload(reload_command, ran, code, retry)
+        if code == 0:
+            pending.unlink(missing_ok=True)
+        elif ran:
+            pending.touch(mode=PRIVATE_MODE)
     return Delivery(
         certificate_id,
         secret,
