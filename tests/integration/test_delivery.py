@@ -235,10 +235,9 @@ def test_the_ssm_documents_script_installs_the_issued_certificate(
     assert "PRIVATE KEY" not in done.stdout + done.stderr
 
     # Before the first certificate: a secret with no AWSCURRENT version.
-    stack.client("secretsmanager").create_secret(Name=f"acme-renewer/certificates/new-{uuid.uuid4().hex[:6]}")
-    empty = stack.client("secretsmanager").list_secrets()["SecretList"][-1]["ARN"]
+    empty = stack.client("secretsmanager").create_secret(Name=f"acme-renewer/certificates/new-{uuid.uuid4().hex[:6]}")
     done = subprocess.run(
-        ["bash", "-c", ssm_script({**values, "SecretId": empty, "CertificateId": "new"})],
+        ["bash", "-c", ssm_script({**values, "SecretId": empty["ARN"], "CertificateId": "new"})],
         env={"PATH": path},
         capture_output=True,
         text=True,
