@@ -97,6 +97,7 @@ def test_the_deploy_parameters_are_what_the_document_accepts(template: dict[str,
         assert stack[stack_name]["AllowedPattern"] == document[name]["allowedPattern"], name
         assert re.fullmatch(document[name]["allowedPattern"], str(stack[stack_name]["Default"])), name
     assert stack["DeliveryPfx"]["AllowedValues"] == document["Pfx"]["allowedValues"]
+    assert stack["DeliveryBundle"]["AllowedValues"] == document["Bundle"]["allowedValues"]
     assert document["CertificateId"]["allowedPattern"] == _ID.pattern  # exactly the ids validation accepts
 
 
@@ -145,12 +146,14 @@ def test_the_script_hands_each_value_to_files_py_as_one_argument(
         "ReloadCommand": "nginx -t && systemctl reload nginx; touch /run/reloaded",
         "Owner": "www-data:33",
         "Pfx": "true",
+        "Bundle": "true",
         "Region": "eu-west-1",
     }
     argv = run_as_ssm(template, values, tmp_path, env_var=env_var)
     assert argv == [
         "--secret", values["SecretId"], "--id", "www", "--dir", "/etc/acme-renewer/www",
-        "--reload", values["ReloadCommand"], "--owner", "www-data:33", "--pfx", "--region", "eu-west-1",
+        "--reload", values["ReloadCommand"], "--owner", "www-data:33", "--pfx", "--bundle",
+        "--region", "eu-west-1",
     ]  # fmt: skip
     assert run_as_ssm(template, {"SecretId": "s", "CertificateId": "api"}, tmp_path / "defaults", env_var=env_var) == [
         "--secret", "s", "--id", "api", "--dir", "/etc/acme-renewer/api",
