@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo stack test test-py313 unit integration lint sam-check checkov check build clean bench
+.PHONY: demo stack test test-py313 unit integration lint sam-check checkov check build clean bench ssm-document
 
 # The venv is rebuilt when the dependency list or the constraints change.
 $(STAMP): pyproject.toml constraints.txt
@@ -43,6 +43,10 @@ lint: $(STAMP)
 
 sam-check: $(STAMP)
 	bash .ci/sam-check.sh
+
+# template.yaml's DeliveryCommandDocument embeds acme_renewer/delivery/files.py; run after changing that file.
+ssm-document:
+	$(PYTHON) .ci/embed-delivery-script.py
 
 # checkov pins a boto3 older than ours, so it lives in a virtualenv of its own.
 checkov:

@@ -44,7 +44,7 @@ echo "sam-check: build ok in $(elapsed "$t0") s -> $build_dir"
 deps="$build_dir/DepsLayer/python"
 renewer="$build_dir/RenewerLayer/python/acme_renewer"
 [[ -f $renewer/__init__.py ]] || { echo "sam-check: RenewerLayer lacks acme_renewer/__init__.py" >&2; exit 1; }
-for stage in inventory order dns stores report cli; do
+for stage in inventory order dns stores delivery report cli; do
   [[ -f $renewer/$stage/__init__.py ]] || { echo "sam-check: RenewerLayer lacks acme_renewer/$stage/" >&2; exit 1; }
 done
 for pkg in acme josepy cryptography aws_lambda_powertools aws_xray_sdk; do

@@ -11,7 +11,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAYER = REPO_ROOT / "layers" / "acme_renewer"
 PACKAGE = LAYER / "acme_renewer"
-STAGES = ("inventory", "order", "dns", "stores", "report", "cli")
+STAGES = ("inventory", "order", "dns", "stores", "delivery", "report", "cli")
 
 
 def module_name(path: Path) -> str:

@@ -16,8 +16,9 @@ from acme_renewer.models import IssuedCertificate
 from acme_renewer.order.account import AcmeSession
 from tests.stack.table import REPO_ROOT
 
-# Names that hold key material: the certificate's private key, the ACME account key, an EAB HMAC key.
-SECRET_WORDS = ("private_key", "account_key", "key_pem", "hmac")
+# Names that hold key material: the certificate's private key, the ACME account key, an EAB HMAC key, the PFX's
+# password (the secret's pkcs12_password, which delivery writes to cert.pfx.password).
+SECRET_WORDS = ("private_key", "account_key", "key_pem", "hmac", "pkcs12_password", "pfx_password")
 LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "log", "append_keys"}
 SOURCES = sorted([*(REPO_ROOT / "layers").rglob("*.py"), *(REPO_ROOT / "functions").rglob("*.py")])
 # The report stage: what goes into EventBridge events and EMF metrics. It has no business with keys at all.
@@ -63,6 +64,7 @@ def leaks(source: str, filename: str = "<source>") -> list[str]:
         'self.logger.warning("eab", extra={"eab_hmac_key": settings.eab_hmac})',
         'logging.getLogger(__name__).exception("failed: %s", key_pem)',
         "print(private_key)",
+        "print(f\"installed, password {document['pkcs12_password']}\")",
         'raise StoreError(f"cannot store {certificate.private_key_pem}")',
     ],
 )

@@ -15,11 +15,11 @@ from typing import Any, NoReturn
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from acme_renewer import __version__
-from acme_renewer.cli import add, check, listing, remove, renew, show, status
+from acme_renewer.cli import add, check, install, listing, remove, renew, show, status
 from acme_renewer.cli.common import EXIT_USAGE, OperatorError, cli_logging, describe_client_error, fail
 from acme_renewer.errors import ConfigurationError, ItemValidationError
 
-COMMANDS = (add, listing, show, status, renew, check, remove)
+COMMANDS = (add, listing, show, status, renew, check, remove, install)
 
 
 class UsageError(Exception):
