@@ -642,7 +642,7 @@ def test_status_and_the_json_of_every_command(
     removed = json.loads(acme_renewer(capsys, "remove", "www", "--json").out)
     assert (removed["id"], removed["removed"], removed["never_renewed"]) == ("www", True, False)
     assert removed["kept"]["acm_arns"] == {}
-    assert removed["kept"]["secrets"] == ["acme-renewer/certificates/www", "acme-renewer/certificates/www.pending"]
+    assert removed["kept"]["secrets"] == ["acme-renewer/certificates/www"]  # one secret per certificate
     # An error with --json: the code stays, stdout holds one document saying it.
     missing = acme_renewer(capsys, "remove", "www", "--json")
     assert missing.code == 1

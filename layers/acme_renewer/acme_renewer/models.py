@@ -61,6 +61,8 @@ class CertificateRequest:
     # The role assumed for the Route53 zones of every challenge value; None: ZONE_ROLES, else the own account.
     zone_role: ZoneRole | None = None
     warnings: tuple[str, ...] = ()
+    # Formats of the secret beyond PEM (stores/formats.py FORMATS: "pkcs12", "pkcs12-legacy", "bundle").
+    formats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class CertificateState:
     ari: AriState | None = None
     # ACM certificates this item's certificate moved away from, reported while something still uses them.
     superseded: tuple[SupersededArn, ...] = ()
+    # The formats the secret's AWSCURRENT was last rendered in (item `secret_formats`); () before formats existed.
+    secret_formats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

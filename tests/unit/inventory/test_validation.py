@@ -146,12 +146,24 @@ def test_duplicates_are_dropped_keeping_the_subject_first() -> None:
         ({"preferred_chain": "R" * 65}, "a string of 1-64 characters"),
         ({"preferred_chain": Decimal(1)}, "preferred_chain a number (1) must be the Common Name"),
         ({"preferred_chain": ["ISRG Root X1"]}, "preferred_chain a list (1 elements)"),
+        ({"formats": "pkcs12"}, "formats must be a list (L) of 'pkcs12', 'pkcs12-legacy', 'bundle'"),
+        ({"formats": {"pkcs12"}}, "formats must be a list (L) of 'pkcs12', 'pkcs12-legacy', 'bundle'"),
+        ({"formats": ["pfx"]}, "formats has 'pfx', which is not one of 'pkcs12', 'pkcs12-legacy', 'bundle'"),
+        ({"formats": [Decimal(12)]}, "formats has a number (12), which is not one of 'pkcs12'"),
+        ({"formats": ["bundle", "bundle"]}, "formats has 'bundle' twice; list each format once"),
     ],
 )
 def test_bad_fields_are_rejected_with_an_actionable_message(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ItemValidationError) as raised:
         parse_item(item(**fields), SETTINGS)
     assert message in str(raised.value)
+
+
+def test_formats_are_read_in_order_and_default_to_none() -> None:
+    assert parse_item(item(), SETTINGS).formats == ()
+    assert parse_item(item(formats=[]), SETTINGS).formats == ()
+    chosen = parse_item(item(formats=["bundle", "pkcs12-legacy", "pkcs12"]), SETTINGS)
+    assert chosen.formats == ("bundle", "pkcs12-legacy", "pkcs12")
 
 
 def test_all_problems_are_reported_at_once() -> None:

@@ -75,6 +75,7 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         next_attempt_at=parse_time(item.get("next_attempt_at")),
         ari=ari_from_item(item.get("ari")),
         superseded=superseded_from_item(item.get("superseded_arns")),
+        secret_formats=tuple(f for f in item.get("secret_formats") or [] if isinstance(f, str)),
     )
 
 
@@ -408,8 +409,10 @@ class CertificateTable:
         owner: str,
         due_at: datetime,
         warnings: Sequence[str] = (),
+        secret_formats: Sequence[str] = (),
     ) -> None:
-        """`warnings`: the request's (validation.parse_item), written as `warnings`, or removed when there are none."""
+        """`warnings`: the request's (validation.parse_item), written as `warnings`, or removed when there are none.
+        `secret_formats`: the formats the secret was written in, as `secret_formats` (removed when none)."""
         issued_fingerprint, attempt_fingerprint = fingerprints
         facts = {
             "schedule": SCHEDULED,
@@ -436,6 +439,10 @@ class CertificateTable:
             facts["warnings"] = list(warnings)
         else:
             remove += ("warnings",)
+        if secret_formats:
+            facts["secret_formats"] = list(secret_formats)
+        else:
+            remove += ("secret_formats",)
         if certificate.ari_id is not None:
             # The new certificate's id, and no window yet: the next run that reads the item asks the CA.
             facts["ari"] = ari_to_item(AriState(certificate.ari_id))

@@ -27,6 +27,7 @@ from acme_renewer.settings import (
     is_external_id,
     is_role_arn,
 )
+from acme_renewer.stores.formats import FORMATS
 
 MAX_DOMAINS = 100  # Let's Encrypt's limit of names per certificate
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -59,7 +60,7 @@ STATE_FIELDS = frozenset(
         "secret_version_id", "last_error", "last_attempt_at", "last_renewed_at", "issued_fingerprint",
         "attempt_fingerprint", "failure_count", "next_attempt_at", "lease_owner", "lease_until", "written_by",
         "pending_txt", "pending_order", "display_domains", "schedule", "due_at", "ari", "retired_at", "warnings",
-        "superseded_arns",
+        "superseded_arns", "secret_formats",
     }
 )  # fmt: skip
 # Marks a status item; on a request it would hide the request's changes from the stream trigger.
@@ -106,6 +107,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
     challenge_alias = _challenge_alias(item.get("challenge_alias"), problems)
     profile, profile_fallback = _profile(item.get("profile"), item.get("profile_fallback"), domains, problems, warnings)
     zone_role = _zone_role(item.get("zone_role_arn"), item.get("zone_external_id"), problems)
+    secret_formats = _formats(item.get("formats"), problems)
     warnings += _cloudfront(key_type, regions)
     unknown = sorted(str(name) for name in set(item) - set(REQUEST_FIELDS) - STATE_FIELDS)
     warnings += [unknown_attribute(name) for name in unknown]
@@ -130,6 +132,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         profile_fallback=profile_fallback,
         zone_role=zone_role,
         warnings=tuple(warnings),
+        formats=secret_formats,
     )
 
 
@@ -330,6 +333,28 @@ def _renew_before_days(raw: Any, problems: list[str]) -> int | None:
         problems.append(f"renew_before_days must be a whole number from 1 to 365, got {raw}")
         return None
     return int(raw)
+
+
+def _formats(raw: Any, problems: list[str]) -> tuple[str, ...]:
+    """The secret's formats beyond PEM: a list of distinct values of stores/formats.py FORMATS."""
+    if raw is None:
+        return ()
+    allowed = ", ".join(repr(name) for name in FORMATS)
+    if isinstance(raw, str) or not isinstance(raw, (list, tuple)):
+        problems.append(
+            f'formats must be a list (L) of {allowed}, e.g. ["pkcs12"]; remove it for PEM only, got {describe(raw)}'
+        )
+        return ()
+    names: list[str] = []
+    for entry in raw:
+        if not isinstance(entry, str) or entry not in FORMATS:
+            got = repr(entry) if isinstance(entry, str) else describe(entry)
+            problems.append(f"formats has {got}, which is not one of {allowed}")
+        elif entry in names:
+            problems.append(f"formats has {entry!r} twice; list each format once")
+        else:
+            names.append(entry)
+    return tuple(names)
 
 
 def _preferred_chain(raw: Any, problems: list[str]) -> str | None:
