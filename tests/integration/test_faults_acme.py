@@ -41,6 +41,7 @@ class Ca:
     table: str
     proxy: AcmeProxy
     zones: dict[str, str] = field(default_factory=dict)  # item id -> hosted zone id
+    with_formats: set[str] = field(default_factory=set)  # ids of the items with `formats`: they hold a PFX password
 
     def add_item(self, prefix: str, *, wildcard: bool = False, **fields: Any) -> str:
         zone = unique(prefix) + ".test"
@@ -48,6 +49,8 @@ class Ca:
         self.zones[item_id] = self.stack.create_hosted_zone(zone)
         domains = [zone, f"*.{zone}"] if wildcard else [zone]
         put_item(self.stack, {"TABLE_NAME": self.table}, {"id": item_id, "domains": domains, **fields})
+        if "formats" in fields:
+            self.with_formats.add(item_id)
         return item_id
 
     def item(self, item_id: str) -> dict[str, Any]:
@@ -97,9 +100,9 @@ class Ca:
         assert "PRIVATE KEY-----" not in output
         keys = self.private_keys()
         assert len(keys) > len(self.zones)
-        names = [Settings.from_env().default_secret_name(item_id) for item_id in self.zones]
-        current = [secret_version(self.stack, name, "AWSCURRENT") for name in names]
-        assert any(d is not None and "pkcs12_password" in d for d in current), "no PFX password to look for"
+        for item_id in self.with_formats:
+            current = secret_version(self.stack, Settings.from_env().default_secret_name(item_id), "AWSCURRENT")
+            assert current is not None and "pkcs12_password" in current, "no PFX password to look for"
         for key in keys:
             for chunk in [key.replace("\n", ""), *key.splitlines()]:
                 assert chunk not in output, "a private key was logged"

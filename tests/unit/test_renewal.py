@@ -769,3 +769,27 @@ def test_a_certificate_stored_by_a_run_that_died_before_recording_it_is_not_writ
     assert current == stored
     assert get_via(strict_aws, "web")["serial"] == stored["serial"]
     assert not [labels for labels in stages.values() if "AWSPENDING" in labels]
+
+
+def test_a_change_of_secret_regions_replicates_the_secret_without_an_order(aws: None) -> None:
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    name = SETTINGS.default_secret_name("web")
+    ca = FakeCa()
+    put({"id": "web", "domains": ["example.com"], "secret_regions": ["us-west-2"]})
+    renewer(ca).run()
+
+    def regions() -> list[str]:
+        return sorted(s["Region"] for s in secrets.describe_secret(SecretId=name).get("ReplicationStatus", []))
+
+    assert regions() == ["us-west-2"] and get("web")["secret_replicas"] == ["us-west-2"]
+    put({**get("web"), "secret_regions": ["ap-south-1", "us-west-2"]})
+    outcomes = renewer(ca).run().outcomes
+    assert [(o.result, o.reason) for o in outcomes] == [
+        (Result.RENEWED, "the secret's regions changed; replicating it again")
+    ]
+    assert regions() == ["ap-south-1", "us-west-2"] and ca.orders == ["web"]
+    assert [o.result for o in renewer(ca).run().outcomes] == [Result.NOT_DUE]
+
+    put({**get("web"), "secret_regions": []})
+    assert [o.result for o in renewer(ca).run().outcomes] == [Result.RENEWED]
+    assert regions() == [] and "secret_replicas" not in get("web") and ca.orders == ["web"]

@@ -401,6 +401,8 @@ def test_secrets_are_reachable_only_under_the_prefix(template: dict[str, Any]) -
             "secretsmanager:TagResource",
             "secretsmanager:DescribeSecret",
             "secretsmanager:UpdateSecretVersionStage",
+            "secretsmanager:ReplicateSecretToRegions",
+            "secretsmanager:RemoveRegionsFromReplication",
         }
     assert deletes
 

@@ -63,6 +63,8 @@ class CertificateRequest:
     warnings: tuple[str, ...] = ()
     # Formats of the secret beyond PEM (stores/formats.py FORMATS: "pkcs12", "pkcs12-legacy", "bundle").
     formats: tuple[str, ...] = ()
+    # Regions the secret is replicated to (Secrets Manager replication); () : the function's region only.
+    secret_regions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ class CertificateState:
     superseded: tuple[SupersededArn, ...] = ()
     # The formats the secret's AWSCURRENT was last rendered in (item `secret_formats`); () before formats existed.
     secret_formats: tuple[str, ...] = ()
+    # The secret_regions the secret was last replicated to (item `secret_replicas`).
+    secret_replicas: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -524,9 +524,12 @@ class Renewer:
             # Deleted, then added again: its secret may be scheduled for deletion and its ACM certificate in use
             # elsewhere; a new certificate into the same ARNs and secret makes every store whole again.
             return Decision(True, "added again after its request was deleted")
-        if not decision.due and decision.held is None and request.formats != state.secret_formats:
-            # A format is not a new certificate: no order, the secret is rendered again (README, "formats").
-            return Decision(True, "the secret's formats changed; rendering it again", rerender=True)
+        if not decision.due and decision.held is None:
+            # A format or a replica is not a new certificate: no order, the secret is written again (README, "formats").
+            if request.formats != state.secret_formats:
+                return Decision(True, "the secret's formats changed; rendering it again", rerender=True)
+            if set(request.secret_regions) != set(state.secret_replicas):
+                return Decision(True, "the secret's regions changed; replicating it again", rerender=True)
         return decision
 
     def _fingerprint(self, item: Mapping[str, Any], fields: tuple[str, ...]) -> str:
@@ -542,6 +545,9 @@ class Renewer:
             },
         )
         secret_arn, version_id = self.secrets.put(request, certificate)
+        warnings = list(request.warnings)
+        if request.secret_regions or plan.state.secret_replicas:
+            warnings += self.secrets.replicate(request)
         if plan.rerender:  # ACM already holds this very certificate
             stored = StoredCertificate(dict(plan.state.acm_arns), secret_arn, version_id, plan.state.superseded)
         else:
@@ -555,8 +561,9 @@ class Renewer:
             fingerprints=(self._fingerprint(plan.item, ISSUANCE_FIELDS), plan.request_fp),
             owner=self.owner,
             due_at=renewal_time(request, certificate.not_before, certificate.not_after)[0],
-            warnings=request.warnings,
+            warnings=warnings,
             secret_formats=request.formats,
+            secret_replicas=request.secret_regions,
         )
         try:
             self.pending.clear(request)

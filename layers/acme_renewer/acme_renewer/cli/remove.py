@@ -50,10 +50,18 @@ def run(args: argparse.Namespace) -> int:
     acm_commands = [
         f"aws acm delete-certificate --region {region} --certificate-arn {arn}" for region, arn in arns.items()
     ]
+    # AWS refuses to delete a secret that still has replicas: they go first.
+    replicas = [r for r in old.get("secret_replicas") or old.get("secret_regions") or [] if isinstance(r, str)]
     secret_commands = [
         f"aws secretsmanager delete-secret --region {settings.region} --secret-id {name} --recovery-window-in-days 7"
         for name in secrets
     ]
+    if replicas:
+        secret_commands.insert(
+            0,
+            f"aws secretsmanager remove-regions-from-replication --region {settings.region} --secret-id {secret}"
+            f" --remove-replica-regions {' '.join(replicas)}",
+        )
     status_command = (
         f"aws dynamodb delete-item --region {settings.region} --table-name {settings.table_name} --key '{key}'"
     )

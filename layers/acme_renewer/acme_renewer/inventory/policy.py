@@ -19,6 +19,7 @@ REQUEST_FIELDS = (
     "id", "domains", "key_type", "acm_regions", "secret_name", "renew_before_days", "enabled", "endpoints",
     "preferred_chain", "hosted_zone_id", "challenge_alias", "acme_directory", "eab_secret", "profile",
     "profile_fallback", "zone_role_arn", "zone_external_id", "formats",
+    "secret_regions",
 )  # fmt: skip
 # Fields added after items were in use are hashed only when set: hashing their absence (null) would change the
 # digest of every existing item, and an upgrade would re-issue the whole fleet. The older fields stay hashed as
@@ -27,6 +28,7 @@ HASHED_WHEN_SET = frozenset(
     {
         "preferred_chain", "hosted_zone_id", "challenge_alias", "acme_directory", "eab_secret", "profile",
         "profile_fallback", "zone_role_arn", "zone_external_id", "formats",
+        "secret_regions",
     }
 )  # fmt: skip
 # Under this lifetime, renew in the last half (renewal_time): Let's Encrypt's shortlived profile (160 h) is.

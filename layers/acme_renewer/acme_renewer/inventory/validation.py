@@ -60,7 +60,7 @@ STATE_FIELDS = frozenset(
         "secret_version_id", "last_error", "last_attempt_at", "last_renewed_at", "issued_fingerprint",
         "attempt_fingerprint", "failure_count", "next_attempt_at", "lease_owner", "lease_until", "written_by",
         "pending_txt", "pending_order", "display_domains", "schedule", "due_at", "ari", "retired_at", "warnings",
-        "superseded_arns", "secret_formats",
+        "superseded_arns", "secret_formats", "secret_replicas",
     }
 )  # fmt: skip
 # Marks a status item; on a request it would hide the request's changes from the stream trigger.
@@ -108,6 +108,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
     profile, profile_fallback = _profile(item.get("profile"), item.get("profile_fallback"), domains, problems, warnings)
     zone_role = _zone_role(item.get("zone_role_arn"), item.get("zone_external_id"), problems)
     secret_formats = _formats(item.get("formats"), problems)
+    secret_regions = _secret_regions(item.get("secret_regions"), settings, problems)
     warnings += _cloudfront(key_type, regions)
     unknown = sorted(str(name) for name in set(item) - set(REQUEST_FIELDS) - STATE_FIELDS)
     warnings += [unknown_attribute(name) for name in unknown]
@@ -133,6 +134,7 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         zone_role=zone_role,
         warnings=tuple(warnings),
         formats=secret_formats,
+        secret_regions=secret_regions,
     )
 
 
@@ -281,15 +283,16 @@ def _key_type(raw: Any, problems: list[str]) -> KeyType:
 
 
 @cache
-def known_regions() -> frozenset[str]:
-    """ACM regions from botocore's bundled endpoint data: offline, and current with the runtime's boto3."""
+def known_regions(service: str = "acm") -> frozenset[str]:
+    """The service's regions (ACM's by default) from botocore's bundled endpoint data: offline, and current with
+    the runtime's boto3."""
     import boto3
 
     session = boto3.session.Session()
     return frozenset(
         region
         for partition in session.get_available_partitions()
-        for region in session.get_available_regions("acm", partition_name=partition)
+        for region in session.get_available_regions(service, partition_name=partition)
     )
 
 
@@ -333,6 +336,34 @@ def _renew_before_days(raw: Any, problems: list[str]) -> int | None:
         problems.append(f"renew_before_days must be a whole number from 1 to 365, got {raw}")
         return None
     return int(raw)
+
+
+def _secret_regions(raw: Any, settings: Settings, problems: list[str]) -> tuple[str, ...]:
+    """Regions to replicate the secret to: AWS regions with Secrets Manager other than the function's own."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str) or not isinstance(raw, (list, tuple)):
+        problems.append(f"secret_regions must be a list of region names such as ['eu-west-1'], got {describe(raw)}")
+        return ()
+    regions: list[str] = []
+    for region in raw:
+        if not isinstance(region, str):
+            problems.append(f"secret_regions has {describe(region)}; each region is a string such as 'eu-west-1'")
+        elif region == settings.region:
+            problems.append(
+                f"secret_regions has {region!r}, the function's own region, where the secret already is; remove it"
+            )
+        elif region not in known_regions("secretsmanager"):
+            problems.append(f"secret_regions has {region!r}, which is not an AWS region with Secrets Manager")
+        elif region not in regions:
+            regions.append(region)
+    if regions and settings.secrets_kms_key_id:
+        problems.append(
+            "secret_regions cannot be used with a customer-managed key (SECRETS_KMS_KEY_ID) yet: a replica needs a key"
+            " in its own region, and the renewer does not choose one; remove secret_regions, or replicate by hand"
+            " (aws secretsmanager replicate-secret-to-regions --add-replica-regions Region=...,KmsKeyId=...)"
+        )
+    return tuple(regions)
 
 
 def _formats(raw: Any, problems: list[str]) -> tuple[str, ...]:

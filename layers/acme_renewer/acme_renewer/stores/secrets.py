@@ -115,6 +115,42 @@ class SecretStore:
         created = create_certificate_secret(self._client, request, self._kms_key_id, body, token)
         return created["ARN"], created["VersionId"]
 
+    def replicate(self, request: CertificateRequest) -> list[str]:
+        """Make the secret's replica regions the request's `secret_regions`: ReplicateSecretToRegions for the new ones,
+        RemoveRegionsFromReplication for those no longer listed. Replicas use Secrets Manager's key of their region
+        (aws/secretsmanager): validation refuses secret_regions with a key of the stack's own.
+
+        The certificate is stored by then, and each replica follows its versions: what goes wrong is returned as
+        warnings for the item, and the regions are compared again at the next renewal."""
+        name = request.secret_name
+        try:
+            described = self._client.describe_secret(SecretId=name)
+            have = {status["Region"]: status for status in described.get("ReplicationStatus", [])}
+            gone = [region for region in have if region not in request.secret_regions]
+            if gone:
+                self._client.remove_regions_from_replication(SecretId=name, RemoveReplicaRegions=gone)
+                logger.info("secret no longer replicated", extra={"secret_name": name, "regions": gone})
+            new = [region for region in request.secret_regions if region not in have]
+            statuses = list(have.values())
+            if new:
+                answer = self._client.replicate_secret_to_regions(
+                    SecretId=name, AddReplicaRegions=[{"Region": region} for region in new]
+                )
+                statuses = list(answer.get("ReplicationStatus", []))
+                logger.info("secret replicated", extra={"secret_name": name, "regions": new})
+        except (ClientError, BotoCoreError) as refused:
+            return [
+                f"secret_regions: Secrets Manager refused replicating {name} ({refusal(refused)}); the certificate is"
+                " stored in the function's region, and the replicas are tried again at the next renewal"
+            ]
+        return [
+            f"secret_regions: replicating {name} to {status['Region']} failed: {status.get('StatusMessage', '?')};"
+            f" see `aws secretsmanager describe-secret --secret-id {name}` (a secret of that name already in the"
+            " region is not overwritten)"
+            for status in statuses
+            if status.get("Region") in request.secret_regions and status.get("Status") == "Failed"
+        ]
+
 
 def certificate_token(request: CertificateRequest, certificate: IssuedCertificate) -> str:
     """One token per certificate and formats: a retried call cannot add a second version of the same certificate,
