@@ -171,3 +171,28 @@ def test_the_formats_hold_the_certificate_and_a_change_of_them_orders_nothing(
     assert "pkcs12_legacy" not in rendered and "bundle" not in rendered
     described = acm.describe_certificate(CertificateArn=item["acm_arns"][stack.region])["Certificate"]
     assert described["ImportedAt"] == imported_at  # ACM already holds this certificate
+
+
+def test_secret_regions_replicate_the_secret_and_a_removed_region_is_taken_out(
+    stack: LocalStack, env: dict[str, str], calls: Calls
+) -> None:
+    item_id, zone, zone_id = new_item(stack, env, "replica", secret_regions=["us-west-2", "eu-central-1"])
+    assert run()["renewed"] == 1
+    name = Settings.from_env().default_secret_name(item_id)
+    client = stack.client("secretsmanager")
+
+    def replicas() -> dict[str, str]:
+        statuses = client.describe_secret(SecretId=name).get("ReplicationStatus", [])
+        return {status["Region"]: status["Status"] for status in statuses}
+
+    assert replicas() == {"us-west-2": "InSync", "eu-central-1": "InSync"}
+    item, _ = assert_nothing_lost(stack, env["TABLE_NAME"], item_id, [zone_id])
+    assert "warnings" not in item
+    orders = len(calls.new_orders)
+
+    put_item(stack, env, {"id": item_id, "domains": [zone], "secret_regions": ["eu-central-1"]})
+    assert run()["renewed"] == 1
+
+    assert replicas() == {"eu-central-1": "InSync"}
+    assert len(calls.new_orders) == orders
+    assert_nothing_lost(stack, env["TABLE_NAME"], item_id, [zone_id])
