@@ -793,3 +793,23 @@ def test_a_change_of_secret_regions_replicates_the_secret_without_an_order(aws: 
     put({**get("web"), "secret_regions": []})
     assert [o.result for o in renewer(ca).run().outcomes] == [Result.RENEWED]
     assert regions() == [] and "secret_replicas" not in get("web") and ca.orders == ["web"]
+
+
+def test_a_change_of_formats_with_no_certificate_in_the_secret_orders_anew_into_acm_too(aws: None) -> None:
+    """The secret lost its certificate (written by hand, say): nothing to render from, so a new order, stored in
+    the secret and imported into ACM like any other."""
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    ca = FakeCa()
+    put({"id": "web", "domains": ["example.com"]})
+    renewer(ca).run()
+    first = get("web")
+    secrets.put_secret_value(SecretId=SETTINGS.default_secret_name("web"), SecretString="{}")
+    put({**get("web"), "formats": ["bundle"]})
+
+    assert [o.result for o in renewer(ca).run().outcomes] == [Result.RENEWED]
+
+    item = get("web")
+    assert ca.orders == ["web", "web"] and item["serial"] != first["serial"]
+    acm = boto3.client("acm", region_name=REGION).get_certificate(CertificateArn=item["acm_arns"][REGION])
+    leaf = x509.load_pem_x509_certificate(acm["Certificate"].encode())
+    assert format(leaf.serial_number, "x") == item["serial"]

@@ -102,7 +102,8 @@ class _Planned:
     state: CertificateState
     request_fp: str
     reason: str
-    rerender: bool = False  # no order: the secret is rendered again from its current certificate
+    # No order: the secret is written again from its current certificate (formats, replicas), ACM left alone.
+    rerender: bool = False
 
 
 @dataclass
@@ -357,11 +358,12 @@ class Renewer:
             for index, plan in enumerate(planned):
                 with log_keys(certificate_id=plan.request.id):
                     try:
-                        issued[index] = (
-                            self._current_certificate(plan)
-                            if plan.rerender
-                            else self._recover(plan.request, plan.state, plan.request_fp)
-                        )
+                        if plan.rerender:
+                            issued[index] = self._current_certificate(plan)
+                            # Without it, a new certificate is ordered, and goes to ACM as well.
+                            plan.rerender = issued[index] is not None
+                        else:
+                            issued[index] = self._recover(plan.request, plan.state, plan.request_fp)
                     except Exception as unreadable:  # its pending key's secret (StoreError): this certificate only
                         issued[index] = unreadable
             fresh = [index for index, certificate in enumerate(issued) if certificate is None]

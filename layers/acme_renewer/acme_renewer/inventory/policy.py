@@ -58,7 +58,7 @@ class Decision:
     held: str | None = None
     # When a not-due certificate is next due (its `due_at`); None: not before the item changes (paused).
     next_due: datetime | None = None
-    # Due only because the secret's formats changed: the secret is rendered again from its current certificate.
+    # Due only because the secret's formats or regions changed: it is written again from its current certificate.
     rerender: bool = False
 
 
