@@ -4,8 +4,10 @@ them see it (cryptography's PKCS#12 loader, and `openssl pkcs12 -info` for the e
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from acme_renewer.models import CertificateRequest, IssuedCertificate, KeyType
 from acme_renewer.stores.formats import FORMATS, KDF_ROUNDS, document, from_document, has_formats
+from acme_renewer.stores.secrets import SecretStore
+from tests.stack.in_process import InProcessStack
 from tests.unit.fakes import FakeCa
 
 REQUEST = CertificateRequest("web", ("web.example",), KeyType.EC_P256, (), "acme-renewer/certificates/web", None, True)
@@ -112,3 +116,21 @@ def test_a_document_says_which_formats_it_holds_and_gives_its_certificate_back(i
     assert (back.serial, back.not_after, back.domains) == (issued.serial, issued.not_after, issued.domains)
     assert from_document({"status": "no certificate yet: the first one is being issued"}) is None
     assert from_document({"certificate": "not a certificate", "private_key": "k"}) is None
+
+
+def test_the_same_certificate_back_in_earlier_formats_becomes_current_again(strict_aws: InProcessStack) -> None:
+    """PEM, then a PFX, then PEM again, all of one certificate: the third write must not reuse the first version's
+    ClientRequestToken, which AWS would answer by doing nothing and leaving the PFX version AWSCURRENT
+    (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html; the strict layer answers
+    so, moto moved the labels)."""
+    secrets = strict_aws.client("secretsmanager")
+    store = SecretStore(secrets)
+    certificate = FakeCa().sign(REQUEST)
+    first = store.put(REQUEST, certificate)
+    pfx_version = store.put(replace(REQUEST, formats=("pkcs12",)), certificate)
+    again = store.put(REQUEST, certificate)
+
+    assert len({first[1], pfx_version[1], again[1]}) == 3
+    current = json.loads(secrets.get_secret_value(SecretId=REQUEST.secret_name)["SecretString"])
+    assert "pkcs12" not in current and current["serial"] == certificate.serial
+    assert store.put(REQUEST, certificate) == again  # nothing to write: the current version is that one

@@ -77,7 +77,7 @@ class SecretStore:
             if document.get("serial") == certificate.serial and formats.has_formats(document, request.formats):
                 return arn, version_id
         with secrets_manager_errors(request.secret_name, "writing"):
-            return self._put(request, certificate, current[0] if current is not None else None)
+            return self._put(request, certificate, current)
 
     def current_document(self, request: CertificateRequest) -> Mapping[str, Any] | None:
         """The secret's AWSCURRENT document; None when there is none yet. StoreError when it cannot be read."""
@@ -97,10 +97,13 @@ class SecretStore:
         return (document, secret["ARN"], secret["VersionId"]) if isinstance(document, dict) else None
 
     def _put(
-        self, request: CertificateRequest, certificate: IssuedCertificate, current: Mapping[str, Any] | None
+        self,
+        request: CertificateRequest,
+        certificate: IssuedCertificate,
+        current: tuple[dict[str, Any], str, str] | None,
     ) -> tuple[str, str]:
-        body = json.dumps(formats.document(certificate, request.formats, current))
-        token = certificate_token(request, certificate)
+        body = json.dumps(formats.document(certificate, request.formats, current[0] if current else None))
+        token = certificate_token(request, certificate, current[2] if current else None)
         try:
             response = restoring(
                 self._client,
@@ -152,12 +155,14 @@ class SecretStore:
         ]
 
 
-def certificate_token(request: CertificateRequest, certificate: IssuedCertificate) -> str:
-    """One token per certificate and formats: a retried call cannot add a second version of the same certificate,
-    and the same certificate in other formats is a new version (AWS refuses another body under a token it knows).
-    Without formats the token is the one of the versions before formats existed."""
-    tail = f"#{hashlib.sha256(','.join(request.formats).encode()).hexdigest()[:16]}" if request.formats else ""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{request.secret_name}#{certificate.serial}{tail}"))
+def certificate_token(request: CertificateRequest, certificate: IssuedCertificate, current_version: str | None) -> str:
+    """One token per certificate, formats and version it follows: a retried call cannot add a second version of
+    the same certificate. A token AWS knows with the same body "succeeds but does nothing", AWSCURRENT staying
+    where it is, so the same certificate written again in other formats, or back in earlier ones, needs a token of
+    its own: the version it replaces tells them apart."""
+    formats_digest = hashlib.sha256(",".join(request.formats).encode()).hexdigest()[:16]
+    seed = f"{request.secret_name}#{certificate.serial}#{formats_digest}#{current_version or ''}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
 
 
 def create_certificate_secret(
