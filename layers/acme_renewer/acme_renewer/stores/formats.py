@@ -10,11 +10,14 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.hazmat.primitives.serialization.pkcs12 import PKCS12PrivateKeyTypes
 
 from acme_renewer.models import IssuedCertificate
 
@@ -52,9 +55,11 @@ def document(
     if PKCS12 in formats or PKCS12_LEGACY in formats:
         password = reusable_password(current) or secrets.token_urlsafe(24)
         body[PASSWORD_KEY] = password
+        # Loaded once for both: checking an RSA-4096 key as it loads takes about a quarter of a second.
+        contents = pfx_contents(certificate)
         for name, legacy in ((PKCS12, False), (PKCS12_LEGACY, True)):
             if name in formats:
-                body[KEYS[name]] = base64.b64encode(pfx(certificate, password, legacy=legacy)).decode("ascii")
+                body[KEYS[name]] = base64.b64encode(pfx(contents, password, legacy=legacy)).decode("ascii")
     if BUNDLE in formats:
         body[KEYS[BUNDLE]] = certificate.private_key_pem + certificate.fullchain_pem
     return body
@@ -70,12 +75,32 @@ def reusable_password(current: Mapping[str, Any] | None) -> str | None:
     return password if isinstance(password, str) and password else None
 
 
-def pfx(certificate: IssuedCertificate, password: str, *, legacy: bool) -> bytes:
+@dataclass(frozen=True)
+class PfxContents:
+    """What a PFX holds, parsed: the key, the leaf, the chain, and the friendly name (the subject)."""
+
+    key: PKCS12PrivateKeyTypes
+    leaf: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    name: bytes | None
+
+
+def pfx_contents(certificate: IssuedCertificate) -> PfxContents:
+    key = serialization.load_pem_private_key(certificate.private_key_pem.encode(), password=None)
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise TypeError(f"{type(key).__name__}: the renewer issues RSA and EC keys only")
+    chain = x509.load_pem_x509_certificates(certificate.chain_pem.encode()) if certificate.chain_pem.strip() else []
+    return PfxContents(
+        key=key,
+        leaf=x509.load_pem_x509_certificate(certificate.certificate_pem.encode()),
+        chain=tuple(chain),
+        name=certificate.domains[0].encode() if certificate.domains else None,
+    )
+
+
+def pfx(contents: PfxContents, password: str, *, legacy: bool) -> bytes:
     """Key, leaf and chain as PKCS#12: PBES2 (PBKDF2-SHA256, AES-256-CBC) with an HMAC-SHA256 MAC; or, `legacy`,
     PBES1 SHA1-3DES with an HMAC-SHA1 MAC."""
-    key = serialization.load_pem_private_key(certificate.private_key_pem.encode(), password=None)
-    leaf = x509.load_pem_x509_certificate(certificate.certificate_pem.encode())
-    chain = x509.load_pem_x509_certificates(certificate.chain_pem.encode()) if certificate.chain_pem.strip() else []
     builder = serialization.PrivateFormat.PKCS12.encryption_builder()
     if legacy:
         builder = (
@@ -89,13 +114,8 @@ def pfx(certificate: IssuedCertificate, password: str, *, legacy: bool) -> bytes
             .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
             .hmac_hash(hashes.SHA256())
         )
-    name = certificate.domains[0].encode() if certificate.domains else None
     return pkcs12.serialize_key_and_certificates(
-        name,
-        key,  # type: ignore[arg-type]
-        leaf,
-        chain or None,
-        builder.build(password.encode()),
+        contents.name, contents.key, contents.leaf, list(contents.chain) or None, builder.build(password.encode())
     )
 
 
