@@ -61,6 +61,12 @@ def secret_version(stack: LocalStack, secret_id: str, stage: str) -> dict[str, A
     return document
 
 
+def pending_versions(stack: LocalStack, secret_id: str) -> list[str]:
+    """The versions of the secret labelled AWSPENDING: the key of an order not stored yet."""
+    stages = stack.client("secretsmanager").describe_secret(SecretId=secret_id).get("VersionIdsToStages", {})
+    return [version for version, labels in stages.items() if "AWSPENDING" in labels]
+
+
 def acm_client(stack: LocalStack, region: str) -> ACMClient:
     """ACM in `region` (moto keeps one ACM per region, like AWS); stack.client is bound to the stack's region."""
     return boto3.client(
@@ -159,6 +165,7 @@ def assert_nothing_lost(
     )
     if item["status"] == "ISSUED":
         assert item["serial"] == current["serial"], "the item does not name the secret's current certificate"
+        assert not pending_versions(stack, item["secret_arn"]), "a stored certificate left its order's key AWSPENDING"
         assert all(leaf == current_leaf for leaf in acm.values()), "ACM and the secret disagree on an ISSUED item"
     return item, Stored(current, previous, acm)
 

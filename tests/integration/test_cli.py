@@ -222,6 +222,35 @@ def test_add_list_renew_show_remove(
     )
 
 
+def test_remove_names_the_replicas_first_and_a_legacy_pending_secret_only_while_it_exists(
+    stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AWS refuses to delete a secret that still has replicas, so their removal comes first; the `.pending` secret of
+    versions before one secret per certificate is named only while it is there."""
+    zone, _ = new_zone(stack, "replicated")
+    item_id = f"replicated-{uuid.uuid4().hex[:8]}"
+    put_item(stack, operator_env, {"id": item_id, "domains": [zone], "secret_regions": ["us-west-2"]})
+    assert acme_renewer(capsys, "renew", item_id).code == 0
+    name = f"acme-renewer/certificates/{item_id}"
+    stack.client("secretsmanager").create_secret(Name=f"{name}.pending", SecretString="{}")  # left by an old version
+
+    removed = json.loads(acme_renewer(capsys, "remove", item_id, "--json").out)
+
+    assert removed["kept"]["secrets"] == [name, f"{name}.pending"]
+    secret_commands = [c for c in removed["commands"] if c.startswith("aws secretsmanager")]
+    assert secret_commands == [
+        f"aws secretsmanager remove-regions-from-replication --region us-east-1 --secret-id {name}"
+        " --remove-replica-regions us-west-2",
+        f"aws secretsmanager delete-secret --region us-east-1 --secret-id {name} --recovery-window-in-days 7",
+        f"aws secretsmanager delete-secret --region us-east-1 --secret-id {name}.pending --recovery-window-in-days 7",
+    ]
+    stack.client("secretsmanager").delete_secret(SecretId=f"{name}.pending", RecoveryWindowInDays=7)
+    put_item(stack, operator_env, {"id": item_id, "domains": [zone]})
+    assert acme_renewer(capsys, "renew", item_id).code == 0
+    again = json.loads(acme_renewer(capsys, "remove", item_id, "--json").out)
+    assert again["kept"]["secrets"] == [name]  # scheduled for deletion: not named
+
+
 def test_a_bad_item_is_refused_with_the_reason_and_nothing_is_written(
     stack: LocalStack, operator_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -642,7 +671,7 @@ def test_status_and_the_json_of_every_command(
     removed = json.loads(acme_renewer(capsys, "remove", "www", "--json").out)
     assert (removed["id"], removed["removed"], removed["never_renewed"]) == ("www", True, False)
     assert removed["kept"]["acm_arns"] == {}
-    assert removed["kept"]["secrets"] == ["acme-renewer/certificates/www", "acme-renewer/certificates/www.pending"]
+    assert removed["kept"]["secrets"] == ["acme-renewer/certificates/www"]  # one secret per certificate
     # An error with --json: the code stays, stdout holds one document saying it.
     missing = acme_renewer(capsys, "remove", "www", "--json")
     assert missing.code == 1

@@ -8,6 +8,7 @@ Runs go through the scheduled handler, so that the service's logs and EMF land o
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ class Ca:
     table: str
     proxy: AcmeProxy
     zones: dict[str, str] = field(default_factory=dict)  # item id -> hosted zone id
+    with_formats: set[str] = field(default_factory=set)  # ids of the items with `formats`: they hold a PFX password
 
     def add_item(self, prefix: str, *, wildcard: bool = False, **fields: Any) -> str:
         zone = unique(prefix) + ".test"
@@ -47,6 +49,8 @@ class Ca:
         self.zones[item_id] = self.stack.create_hosted_zone(zone)
         domains = [zone, f"*.{zone}"] if wildcard else [zone]
         put_item(self.stack, {"TABLE_NAME": self.table}, {"id": item_id, "domains": domains, **fields})
+        if "formats" in fields:
+            self.with_formats.add(item_id)
         return item_id
 
     def item(self, item_id: str) -> dict[str, Any]:
@@ -72,11 +76,12 @@ class Ca:
         put_item(self.stack, {"TABLE_NAME": self.table}, {**self.item(item_id), "next_attempt_at": LONG_AGO})
 
     def private_keys(self) -> list[str]:
-        """Every private key the runs stored: certificate keys (all versions, pending orders) and the account's."""
+        """Every secret the runs stored: certificate keys (all versions, pending orders included), the PFX
+        passwords and files of the items with `formats`, and the account's key."""
         client = self.stack.client("secretsmanager")
         names = [Settings.from_env().default_secret_name(item_id) for item_id in self.zones]
         documents = []
-        for name in [*names, *(f"{n}.pending" for n in names)]:
+        for name in names:
             try:
                 versions = client.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)["Versions"]
             except client.exceptions.ResourceNotFoundException:
@@ -84,6 +89,8 @@ class Ca:
             for version in versions:
                 documents.append(client.get_secret_value(SecretId=name, VersionId=version["VersionId"]))
         keys = [body for d in documents for body in PEM_KEY.findall(d["SecretString"].replace("\\n", "\n"))]
+        bodies = [json.loads(d["SecretString"]) for d in documents]
+        keys += [b[name] for b in bodies for name in ("pkcs12_password", "pkcs12", "pkcs12_legacy") if name in b]
         account = secret_version(self.stack, Settings.from_env().account_secret_name, "AWSCURRENT")
         assert account is not None
         return [*keys, account["account_key"]["d"]]
@@ -93,6 +100,9 @@ class Ca:
         assert "PRIVATE KEY-----" not in output
         keys = self.private_keys()
         assert len(keys) > len(self.zones)
+        for item_id in self.with_formats:
+            current = secret_version(self.stack, Settings.from_env().default_secret_name(item_id), "AWSCURRENT")
+            assert current is not None and "pkcs12_password" in current, "no PFX password to look for"
         for key in keys:
             for chunk in [key.replace("\n", ""), *key.splitlines()]:
                 assert chunk not in output, "a private key was logged"
@@ -142,6 +152,11 @@ def slow_validation_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield running
 
 
+def formats(number: int) -> dict[str, Any]:
+    """Every format on the second item: its PFX password and files are secret too."""
+    return {"formats": ["pkcs12", "pkcs12-legacy", "bundle"]} if number == 1 else {}
+
+
 def first_issuance(ca: Ca, prefix: str) -> tuple[str, dict[str, Any], Stored]:
     """An item issued once without faults, and due again at the next run."""
     item_id = ca.add_item(prefix)
@@ -165,7 +180,7 @@ def test_renewals_survive_a_ca_that_rejects_a_fifth_of_the_nonces(
     nonce_rejecting_stack: LocalStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with ca_for(nonce_rejecting_stack, monkeypatch) as ca:
-        ids = [ca.add_item("nonce", wildcard=number == 0) for number in range(5)]
+        ids = [ca.add_item("nonce", wildcard=number == 0, **formats(number)) for number in range(5)]
         capsys.readouterr()
 
         result = run()
@@ -184,7 +199,7 @@ def test_renewals_wait_out_random_validation_delays(
 ) -> None:
     with ca_for(slow_validation_stack, monkeypatch) as ca:
         monkeypatch.setenv("ORDER_TIMEOUT_SECONDS", "60")  # well above pebble's longest sleep
-        ids = [ca.add_item("slow", wildcard=number == 0) for number in range(3)]
+        ids = [ca.add_item("slow", wildcard=number == 0, **formats(number)) for number in range(3)]
         capsys.readouterr()
 
         result = run()

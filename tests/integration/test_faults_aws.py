@@ -228,10 +228,11 @@ def test_a_failed_secret_write_keeps_secret_and_acm_on_the_old_certificate_and_t
     """The certificate's secret, written after finalization; or the pending order's key, written before it."""
     first = issued.item
     secret_name = Settings.from_env().default_secret_name(issued.id)
-    target = secret_name if secret == "certificate" else f"{secret_name}.pending"
+    # One secret: the pending key is its AWSPENDING version, the certificate its AWSCURRENT.
+    pending = secret == "pending key"
     previous_before = read_previous_serial(stack, first["secret_arn"])
     denied = json_error("AccessDeniedException", "not authorized")
-    denied.applies_to = lambda request: secret_id(request) == target
+    denied.applies_to = lambda request: secret_id(request) == secret_name and is_pending(request) == pending
     inject("secretsmanager", "PutSecretValue", denied)
     imports = inject("acm", "ImportCertificate", spy())
 
@@ -241,7 +242,7 @@ def test_a_failed_secret_write_keeps_secret_and_acm_on_the_old_certificate_and_t
     item, stored = assert_nothing_lost(stack, env["TABLE_NAME"], issued.id, [issued.zone_id])
     assert stored is not None
     assert item["status"] == "FAILED"
-    assert f"Secrets Manager refused writing {target}:" in item["last_error"]
+    assert f"Secrets Manager refused writing {secret_name}:" in item["last_error"]
     assert "AccessDeniedException" in item["last_error"]
     assert denied.injected == 1
     # Secret and ACM both still hold the old certificate, and agree.
@@ -271,6 +272,12 @@ def secret_id(request: AWSPreparedRequest) -> str | None:
     body = request.body
     assert isinstance(body, (str, bytes))
     return str(json.loads(body)["SecretId"])
+
+
+def is_pending(request: AWSPreparedRequest) -> bool:
+    body = request.body
+    assert isinstance(body, (str, bytes))
+    return "AWSPENDING" in json.loads(body).get("VersionStages", [])
 
 
 def read_previous_serial(stack: LocalStack, secret_id: str) -> str | None:

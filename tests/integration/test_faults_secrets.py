@@ -50,8 +50,7 @@ def test_an_id_added_again_within_its_secrets_recovery_window_is_issued_into_the
     secret_name = Settings.from_env().default_secret_name(item_id)
     stack.client("dynamodb").delete_item(TableName=env["TABLE_NAME"], Key={"id": {"S": item_id}})
     assert item_id not in run()  # retired (the stream function would do it at once)
-    for name in (secret_name, secret_name + ".pending"):
-        secrets.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    secrets.delete_secret(SecretId=secret_name, RecoveryWindowInDays=7)  # its only secret
     put_item(stack, env, {"id": item_id, "domains": [f"{item_id}.test", f"*.{item_id}.test"]})
 
     outcome = run()[item_id]
@@ -59,8 +58,7 @@ def test_an_id_added_again_within_its_secrets_recovery_window_is_issued_into_the
     assert outcome.result is Result.RENEWED, outcome.reason
     item, stored = assert_nothing_lost(stack, env["TABLE_NAME"], item_id, [zone_id], previous_serial=first["serial"])
     assert stored is not None and item["secret_arn"] == first["secret_arn"]  # the same secret, restored
-    for name in (secret_name, secret_name + ".pending"):
-        assert "DeletedDate" not in secrets.describe_secret(SecretId=name)
+    assert "DeletedDate" not in secrets.describe_secret(SecretId=secret_name)
 
 
 def test_an_unreadable_pending_order_fails_that_certificate_and_the_others_of_the_run_renew(
@@ -72,13 +70,14 @@ def test_an_unreadable_pending_order_fails_that_certificate_and_the_others_of_th
     assert run()[stuck].result is Result.RENEWED
     make_due(stack, env["TABLE_NAME"], stuck)
     secret_name = Settings.from_env().default_secret_name(stuck)
-    # Issued, then its secret refused: the order stays pending on the item, its key kept in `.pending`.
-    stack.fail_secret(secret_name, "AccessDeniedException", "not authorized", ["PutSecretValue"])
+    # Issued, then the certificate's write refused: the order stays pending on the item, its key the AWSPENDING
+    # version of the secret.
+    stack.fail_secret(secret_name, "AccessDeniedException", "not authorized", ["PutSecretValue"], "AWSCURRENT")
     assert run()[stuck].result is Result.FAILED
     assert "pending_order" in read_item(stack, env["TABLE_NAME"], stuck)
     stack.clear_secret_faults()
     message = "Access to KMS is not allowed"
-    stack.fail_secret(secret_name + ".pending", "DecryptionFailure", message, ["GetSecretValue"])
+    stack.fail_secret(secret_name, "DecryptionFailure", message, ["GetSecretValue"], "AWSPENDING")
     retry_now(stack, env, stuck)
     others = [certificate(stack, env, "other") for _ in range(2)]
     orders = len(calls.new_orders)
@@ -95,7 +94,7 @@ def test_an_unreadable_pending_order_fails_that_certificate_and_the_others_of_th
         item, stored = assert_nothing_lost(stack, env["TABLE_NAME"], item_id, zones)
         assert item["status"] == "ISSUED" and stored is not None
     item, _ = assert_nothing_lost(stack, env["TABLE_NAME"], stuck, zones)
-    assert item["last_error"] == f"Secrets Manager refused reading {secret_name}.pending: DecryptionFailure: {message}"
+    assert item["last_error"] == f"Secrets Manager refused reading {secret_name}: DecryptionFailure: {message}"
     assert "pending_order" in item and "lease_owner" not in item
 
     stack.clear_secret_faults()
@@ -117,7 +116,9 @@ def test_an_unreadable_account_key_fails_the_certificates_of_that_account_and_th
     assert run()[pending].result is Result.RENEWED
     make_due(stack, env["TABLE_NAME"], pending)
     # Issued, then its secret refused, as in the test above: the account key is then first read to recover it.
-    stack.fail_secret(settings.default_secret_name(pending), "AccessDeniedException", "no", ["PutSecretValue"])
+    stack.fail_secret(
+        settings.default_secret_name(pending), "AccessDeniedException", "no", ["PutSecretValue"], "AWSCURRENT"
+    )
     assert run()[pending].result is Result.FAILED
     stack.clear_secret_faults()
     retry_now(stack, env, pending)

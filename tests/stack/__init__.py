@@ -254,11 +254,14 @@ class LocalStack:
         """Zero the call counters and items read."""
         self._control().reset_aws_calls()
 
-    def fail_secret(self, secret: str, code: str, message: str, operations: Sequence[str] = ()) -> None:
-        """From now on, the calls `operations` (every call when empty) on the secret named `secret` answer the AWS
-        error `code` with `message`, from any process: a real fault, as AccessDeniedException or KMS's
-        DecryptionFailure would come from AWS (tests/stack/strict.py). Until `clear_secret_faults`."""
-        StrictControl(self.moto_endpoint).fail_secret(secret, code, message, operations)
+    def fail_secret(
+        self, secret: str, code: str, message: str, operations: Sequence[str] = (), stage: str | None = None
+    ) -> None:
+        """From now on, the calls `operations` (every call when empty) on the secret named `secret` (on its version
+        `stage` only, when given: AWSCURRENT, AWSPENDING) answer the AWS error `code` with `message`, from any
+        process: a real fault, as AccessDeniedException or KMS's DecryptionFailure would come from AWS
+        (tests/stack/strict.py). Until `clear_secret_faults`."""
+        StrictControl(self.moto_endpoint).fail_secret(secret, code, message, operations, stage)
 
     def clear_secret_faults(self) -> None:
         StrictControl(self.moto_endpoint).clear_secret_faults()

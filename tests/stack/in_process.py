@@ -50,9 +50,12 @@ class InProcessStack:
         self._request("POST", "/moto-api/reset")
         self.clear_secret_faults()
 
-    def fail_secret(self, secret: str, code: str, message: str, operations: Sequence[str] = ()) -> None:
-        """As LocalStack.fail_secret: the calls `operations` (all when empty) on that secret answer `code`."""
-        fault = {"secret": secret, "code": code, "message": message, "operations": list(operations)}
+    def fail_secret(
+        self, secret: str, code: str, message: str, operations: Sequence[str] = (), stage: str | None = None
+    ) -> None:
+        """As LocalStack.fail_secret: the calls `operations` (all when empty) on that secret (its version `stage`
+        only, when given) answer `code`."""
+        fault = {"secret": secret, "code": code, "message": message, "operations": list(operations), "stage": stage}
         self._request("PUT", SECRET_FAULTS_PATH, fault)
 
     def clear_secret_faults(self) -> None:

@@ -214,7 +214,9 @@ class StackApp:
         # AssumeRole. The served view covers the zones of all of them.
         self._accounts: dict[str, None] = {DEFAULT_ACCOUNT: None}
         self._zone_accounts: dict[str, str] = {}
-        self.strict = StrictLayer(self._forward, (strict_secrets.refuse, strict_route53.refuse))
+        self.strict = StrictLayer(
+            self._forward, (strict_secrets.refuse, strict_secrets.same_version, strict_route53.refuse)
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))

@@ -70,17 +70,22 @@ Rule = Callable[[AwsCall, "WSGIEnvironment", bytes, Moto], Refusal | None]
 
 @dataclass(frozen=True)
 class SecretFault:
-    """Every call of `operations` (all of them when empty) on one secret answers `code`: `message`."""
+    """Every call of `operations` (all of them when empty) on one secret answers `code`: `message`; with `stage`,
+    only the calls on the version of that staging label (a PutSecretValue's VersionStages, AWSCURRENT without them;
+    a GetSecretValue's VersionStage), so that one version of a secret can be refused and not the others."""
 
     secret: str  # the secret's name
     code: str
     message: str
     operations: frozenset[str] = frozenset()
+    stage: str | None = None
 
-    def applies(self, call: AwsCall, secret_id: str | None) -> bool:
+    def applies(self, call: AwsCall, secret_id: str | None, body: bytes = b"") -> bool:
         if call.service != "secretsmanager" or secret_id is None:
             return False
         if self.operations and call.operation not in self.operations:
+            return False
+        if self.stage is not None and self.stage not in _stages(body):
             return False
         if not secret_id.startswith("arn:"):
             return secret_id == self.secret
@@ -104,7 +109,7 @@ class StrictLayer:
         if faults and call.service == "secretsmanager":
             secret_id = _json_field(body, "SecretId") or _json_field(body, "Name")
             for fault in faults:
-                if fault.applies(call, secret_id):
+                if fault.applies(call, secret_id, body):
                     return Refusal.json(fault.code, fault.message)
         for rule in self._rules:
             refused = rule(call, environ, body, self._moto)
@@ -125,7 +130,13 @@ class StrictLayer:
             elif method != "GET":
                 raise ValueError(f"{SECRET_FAULTS_PATH} takes GET, PUT or DELETE, not {method}")
             return [
-                {"secret": f.secret, "code": f.code, "message": f.message, "operations": sorted(f.operations)}
+                {
+                    "secret": f.secret,
+                    "code": f.code,
+                    "message": f.message,
+                    "operations": sorted(f.operations),
+                    "stage": f.stage,
+                }
                 for f in self._secret_faults
             ]
 
@@ -138,11 +149,26 @@ def _secret_fault(body: bytes) -> SecretFault:
             code=str(fields["code"]),
             message=str(fields.get("message", "")),
             operations=frozenset(str(op) for op in fields.get("operations", ())),
+            stage=str(fields["stage"]) if fields.get("stage") is not None else None,
         )
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(
             f'expected {{"secret": <name>, "code": <error code>, "message": ..., "operations": [...]}}: {error!r}'
         ) from error
+
+
+def _stages(body: bytes) -> set[str]:
+    """The staging labels a Secrets Manager call is about: VersionStages or VersionStage, else AWSCURRENT."""
+    try:
+        fields = json.loads(body)
+    except ValueError:
+        return set()
+    if not isinstance(fields, dict):
+        return set()
+    stages = fields.get("VersionStages", fields.get("VersionStage"))
+    if stages is None:
+        return set() if "VersionId" in fields else {"AWSCURRENT"}
+    return {str(s) for s in stages} if isinstance(stages, list) else {str(stages)}
 
 
 def _json_field(body: bytes, name: str) -> str | None:
@@ -160,10 +186,12 @@ class StrictControl:
         self.endpoint_url = endpoint_url
         self.timeout = timeout
 
-    def fail_secret(self, secret: str, code: str, message: str, operations: Sequence[str] = ()) -> None:
-        """From now on, the calls `operations` (every call when empty) on the secret named `secret` answer
-        `code` with `message`, whoever makes them, until `clear_secret_faults`."""
-        fault = {"secret": secret, "code": code, "message": message, "operations": list(operations)}
+    def fail_secret(
+        self, secret: str, code: str, message: str, operations: Sequence[str] = (), stage: str | None = None
+    ) -> None:
+        """From now on, the calls `operations` (every call when empty) on the secret named `secret` (on its version
+        `stage` only, when given) answer `code` with `message`, whoever makes them, until `clear_secret_faults`."""
+        fault = {"secret": secret, "code": code, "message": message, "operations": list(operations), "stage": stage}
         self._request("PUT", SECRET_FAULTS_PATH, fault)
 
     def clear_secret_faults(self) -> None:

@@ -9,6 +9,12 @@ for deletion"), and CreateSecret of its name too, until it is restored (RestoreS
 - https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RestoreSecret.html
 moto 5 accepts PutSecretValue (and answers CreateSecret with ResourceExistsException); it refuses GetSecretValue
 in words of its own. The messages below are AWS's.
+
+A version cannot change: PutSecretValue with the ClientRequestToken of an existing version succeeds and does nothing
+when the secret data is the same, and fails when it differs ("you cannot modify an existing secret version"), with
+ResourceExistsException: https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
+(ClientRequestToken, Errors). moto 5 accepts a different body under a known token, and on the same body moves the
+version's staging labels; `same_version` answers both as AWS does.
 """
 
 from __future__ import annotations
@@ -30,6 +36,32 @@ CREATE_OVER_DELETION = "You can't create this secret because a secret with this 
 _GUARDED = {"GetSecretValue": "SecretId", "PutSecretValue": "SecretId", "CreateSecret": "Name"}
 
 
+VERSION_EXISTS = "A resource with the ID you requested already exists."
+
+
+def same_version(call: AwsCall, environ: WSGIEnvironment, body: bytes, moto: Moto) -> Refusal | None:
+    """PutSecretValue under the ClientRequestToken of an existing version: ResourceExistsException when the data
+    differs, and AWS's do-nothing success when it is the same."""
+    if call.service != "secretsmanager" or call.operation != "PutSecretValue":
+        return None
+    try:
+        fields = json.loads(body)
+        secret_id, token = fields["SecretId"], fields["ClientRequestToken"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    answer = moto(_secretsmanager(environ, "GetSecretValue", {"SecretId": secret_id, "VersionId": token}))
+    if answer.code != 200:
+        return None  # a new version (or no such secret): moto's to answer
+    try:
+        existing = json.loads(answer.body)
+    except ValueError:
+        return None
+    if any(existing.get(name) != fields.get(name) for name in ("SecretString", "SecretBinary")):
+        return Refusal.json("ResourceExistsException", VERSION_EXISTS)
+    kept = {name: existing[name] for name in ("ARN", "Name", "VersionId", "VersionStages") if name in existing}
+    return Refusal("200 OK", "application/x-amz-json-1.1", json.dumps(kept).encode())
+
+
 def refuse(call: AwsCall, environ: WSGIEnvironment, body: bytes, moto: Moto) -> Refusal | None:
     """InvalidRequestException for a read, a write or a create of a secret scheduled for deletion."""
     if call.service != "secretsmanager" or call.operation not in _GUARDED:
@@ -46,7 +78,7 @@ def refuse(call: AwsCall, environ: WSGIEnvironment, body: bytes, moto: Moto) -> 
 
 def scheduled_for_deletion(secret_id: str, environ: WSGIEnvironment, moto: Moto) -> bool:
     """Whether moto holds the secret with a DeletedDate, asked in the caller's account and region."""
-    answer = moto(_describe_secret(secret_id, environ))
+    answer = moto(_secretsmanager(environ, "DescribeSecret", {"SecretId": secret_id}))
     if answer.code != 200:
         return False  # no such secret: not this rule's business
     try:
@@ -55,19 +87,19 @@ def scheduled_for_deletion(secret_id: str, environ: WSGIEnvironment, moto: Moto)
         return False
 
 
-def _describe_secret(secret_id: str, environ: WSGIEnvironment) -> WSGIEnvironment:
-    """DescribeSecret with the caller's headers (its credential scope and account pick moto's backend)."""
+def _secretsmanager(environ: WSGIEnvironment, operation: str, payload: dict[str, str]) -> WSGIEnvironment:
+    """A Secrets Manager request with the caller's headers (its credential scope and account pick moto's backend)."""
     headers = [
         (key[len("HTTP_") :].replace("_", "-"), str(value))
         for key, value in environ.items()
         if key.startswith("HTTP_") and key not in ("HTTP_X_AMZ_TARGET", "HTTP_CONTENT_LENGTH")
     ]
-    headers.append(("X-Amz-Target", "secretsmanager.DescribeSecret"))
+    headers.append(("X-Amz-Target", f"secretsmanager.{operation}"))
     builder = EnvironBuilder(
         method="POST",
         path="/",
         headers=headers,
-        data=json.dumps({"SecretId": secret_id}),
+        data=json.dumps(payload),
         content_type="application/x-amz-json-1.1",
     )
     return builder.get_environ()

@@ -39,8 +39,12 @@ class FakeCa:
         error: BaseException | None = None,
         dns: FakeDns | None = None,
         ari: bool = False,
+        keeps_orders: bool = False,
     ) -> None:
         self.lifetime = lifetime
+        # A CA that keeps what it issued: a finalized order's certificate is recovered with its key, as pebble's is.
+        self.keeps_orders = keeps_orders
+        self.issued: dict[str, IssuedCertificate] = {}
         self.ari = ari  # a CA offering renewalInfo: its certificates come with their ARI id
         self.fail_for = fail_for
         self.error = error
@@ -97,13 +101,19 @@ class FakeCa:
 
     def finish(self, opened: FakeOrder, checkpoint: Callable[[str, str], None] | None = None) -> IssuedCertificate:
         key = generate_key(opened.request.key_type)
+        url = f"https://ca.test/order/{len(self.orders)}"
         if checkpoint is not None:
-            checkpoint(f"https://ca.test/order/{len(self.orders)}", private_key_pem(key))
-        return self.sign(opened.request, key)
+            checkpoint(url, private_key_pem(key))
+        certificate = self.sign(opened.request, key)
+        if self.keeps_orders:
+            self.issued[url] = certificate
+        return certificate
 
     def recover(self, request: CertificateRequest, order_url: str, key_pem: str) -> IssuedCertificate | None:
-        """The CA keeps nothing: a pending order is never recovered (the integration tests use pebble's)."""
-        return None
+        """Unless `keeps_orders`, the CA keeps nothing: a pending order is never recovered (the integration tests
+        use pebble's). With it, the order's certificate when `key_pem` is its key."""
+        kept = self.issued.get(order_url)
+        return kept if kept is not None and kept.private_key_pem == key_pem else None
 
     def sign(
         self, request: CertificateRequest, key: CertificateIssuerPrivateKeyTypes | None = None

@@ -485,16 +485,17 @@ def test_a_finalized_order_stays_pending_until_stored(aws: None, monkeypatch: py
     item = get("web")
     assert item["status"] == "FAILED"
     assert item["pending_order"]["url"].startswith("https://ca.test/order/")
-    saved = json.loads(
-        boto3.client("secretsmanager", region_name=REGION).get_secret_value(
-            SecretId=SETTINGS.default_secret_name("web") + ".pending"
-        )["SecretString"]
-    )
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    name = SETTINGS.default_secret_name("web")
+    saved = json.loads(secrets.get_secret_value(SecretId=name, VersionStage="AWSPENDING")["SecretString"])
     assert saved["order_url"] == item["pending_order"]["url"]
+    assert "private_key" not in json.loads(secrets.get_secret_value(SecretId=name)["SecretString"])  # a placeholder
     monkeypatch.setattr(SecretStore, "put", original)
     put({**get("web"), "next_attempt_at": "2000-01-01T00:00:00Z"})
     renewer(FakeCa()).run()
     assert "pending_order" not in get("web")
+    stages = secrets.describe_secret(SecretId=name)["VersionIdsToStages"]
+    assert not [labels for labels in stages.values() if "AWSPENDING" in labels]  # no stale pending key
 
 
 class FakeRenewalInfo:
@@ -656,12 +657,12 @@ def test_an_unreadable_pending_order_fails_that_certificate_only(strict_aws: InP
     create_table(strict_aws.client("dynamodb", REGION), SETTINGS.table_name)
     ca = FakeCa()
     secret = SETTINGS.default_secret_name("stuck")
-    # A first attempt was issued, and its secret refused: the order stays pending, its key kept in `.pending`.
-    strict_aws.fail_secret(secret, "AccessDeniedException", "denied", ["PutSecretValue"])
+    # A first attempt was issued, and its secret refused: the order stays pending, its key kept as AWSPENDING.
+    strict_aws.fail_secret(secret, "AccessDeniedException", "denied", ["PutSecretValue"], "AWSCURRENT")
     put_via(strict_aws, {"id": "stuck", "domains": ["stuck.example.com"]})
     assert [o.result for o in strict_renewer(strict_aws, ca).run().outcomes] == [Result.FAILED]
     strict_aws.clear_secret_faults()
-    strict_aws.fail_secret(secret + ".pending", "DecryptionFailure", "KMS refused the key", ["GetSecretValue"])
+    strict_aws.fail_secret(secret, "DecryptionFailure", "KMS refused the key", ["GetSecretValue"], "AWSPENDING")
     put_via(strict_aws, {**get_via(strict_aws, "stuck"), "next_attempt_at": "2000-01-01T00:00:00Z"})
     for name in ("one", "two"):
         put_via(strict_aws, {"id": name, "domains": [f"{name}.example.com"]})
@@ -674,7 +675,7 @@ def test_an_unreadable_pending_order_fails_that_certificate_only(strict_aws: InP
         "two": Result.RENEWED,
     }
     stuck = get_via(strict_aws, "stuck")
-    refused = f"Secrets Manager refused reading {secret}.pending: DecryptionFailure: KMS refused the key"
+    refused = f"Secrets Manager refused reading {secret}: DecryptionFailure: KMS refused the key"
     assert stuck["last_error"] == refused
     assert "pending_order" in stuck and "lease_owner" not in stuck  # kept for the next run; the lease given back
     assert stuck["failure_count"] == 2
@@ -683,3 +684,132 @@ def test_an_unreadable_pending_order_fails_that_certificate_only(strict_aws: InP
     strict_aws.clear_secret_faults()
     put_via(strict_aws, {**get_via(strict_aws, "stuck"), "next_attempt_at": "2000-01-01T00:00:00Z"})
     assert [o.result for o in strict_renewer(strict_aws, ca).run().outcomes if o.id == "stuck"] == [Result.RENEWED]
+
+
+def secret_versions(secrets: Any, item_id: str) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The AWSCURRENT document of the item's secret, and its versions' labels."""
+    name = SETTINGS.default_secret_name(item_id)
+    current = json.loads(secrets.get_secret_value(SecretId=name)["SecretString"])
+    return current, secrets.describe_secret(SecretId=name)["VersionIdsToStages"]
+
+
+def test_a_change_of_formats_renders_the_secret_again_without_an_order(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README, `formats`: no order, no ACM import; the same certificate and key in the new formats, its PFX
+    password kept by the next renewal; and back to PEM when the formats are removed."""
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    ca = FakeCa()
+    put({"id": "web", "domains": ["example.com"]})
+    renewer(ca).run()
+    issued, _ = secret_versions(secrets, "web")
+    imports: list[str] = []
+    original_import = AcmStore.import_all
+
+    def counted(store: AcmStore, *args: Any, **kwargs: Any) -> Any:
+        imports.append("import")
+        return original_import(store, *args, **kwargs)
+
+    monkeypatch.setattr(AcmStore, "import_all", counted)
+
+    put({**get("web"), "formats": ["pkcs12", "bundle"]})
+    outcomes = renewer(ca).run().outcomes
+
+    assert [(o.result, o.reason) for o in outcomes] == [
+        (Result.RENEWED, "the secret's formats changed; rendering it again")
+    ]
+    assert (ca.orders, imports) == (["web"], [])
+    rendered, _ = secret_versions(secrets, "web")
+    assert (rendered["serial"], rendered["private_key"]) == (issued["serial"], issued["private_key"])
+    assert rendered["bundle"] == issued["private_key"] + issued["fullchain"] and "pkcs12_legacy" not in rendered
+    assert get("web")["secret_formats"] == ["pkcs12", "bundle"]
+    assert [o.result for o in renewer(ca).run().outcomes] == [Result.NOT_DUE]  # rendered once
+
+    renewed = renewer(ca, clock=two_months_later()).run().outcomes
+    assert [o.result for o in renewed] == [Result.RENEWED] and ca.orders == ["web", "web"]
+    after, _ = secret_versions(secrets, "web")
+    assert after["serial"] != issued["serial"] and after["pkcs12_password"] == rendered["pkcs12_password"]
+
+    put({**get("web"), "formats": []})
+    assert [o.result for o in renewer(ca).run().outcomes] == [Result.RENEWED]
+    pem, _ = secret_versions(secrets, "web")
+    assert "pkcs12" not in pem and "bundle" not in pem and pem["serial"] == after["serial"]
+    assert "secret_formats" not in get("web") and ca.orders == ["web", "web"]
+
+
+def test_a_certificate_stored_by_a_run_that_died_before_recording_it_is_not_written_again(
+    strict_aws: InProcessStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run stored the certificate (with a PFX) and died before the item said so; the next one recovers the
+    order's certificate from the AWSPENDING key. A PFX comes out different each time it is made, and AWS refuses a
+    second body under the version's ClientRequestToken (ResourceExistsException, which the strict layer answers as
+    AWS: https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html), so the stored
+    version is kept as it is."""
+    create_table(strict_aws.client("dynamodb", REGION), SETTINGS.table_name)
+    secrets = strict_aws.client("secretsmanager", REGION)
+    ca = FakeCa(keeps_orders=True)
+    put_via(strict_aws, {"id": "web", "domains": ["example.com"], "formats": ["pkcs12"]})
+
+    def died(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the run died")
+
+    original = CertificateTable.record_success
+    monkeypatch.setattr(CertificateTable, "record_success", died)
+    strict_renewer(strict_aws, ca).run()
+    stored, stages = secret_versions(secrets, "web")
+    assert sorted(map(sorted, stages.values())) == [["AWSCURRENT"], ["AWSPENDING"], ["AWSPREVIOUS"]]
+    monkeypatch.setattr(CertificateTable, "record_success", original)
+    put_via(strict_aws, {**get_via(strict_aws, "web"), "next_attempt_at": "2000-01-01T00:00:00Z"})
+
+    outcomes = strict_renewer(strict_aws, ca).run().outcomes
+
+    assert [(o.result, o.reason) for o in outcomes] == [(Result.RENEWED, "never issued")], outcomes
+    assert ca.orders == ["web"]  # recovered, not ordered again
+    current, stages = secret_versions(secrets, "web")
+    assert current == stored
+    assert get_via(strict_aws, "web")["serial"] == stored["serial"]
+    assert not [labels for labels in stages.values() if "AWSPENDING" in labels]
+
+
+def test_a_change_of_secret_regions_replicates_the_secret_without_an_order(aws: None) -> None:
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    name = SETTINGS.default_secret_name("web")
+    ca = FakeCa()
+    put({"id": "web", "domains": ["example.com"], "secret_regions": ["us-west-2"]})
+    renewer(ca).run()
+
+    def regions() -> list[str]:
+        return sorted(s["Region"] for s in secrets.describe_secret(SecretId=name).get("ReplicationStatus", []))
+
+    assert regions() == ["us-west-2"] and get("web")["secret_replicas"] == ["us-west-2"]
+    put({**get("web"), "secret_regions": ["ap-south-1", "us-west-2"]})
+    outcomes = renewer(ca).run().outcomes
+    assert [(o.result, o.reason) for o in outcomes] == [
+        (Result.RENEWED, "the secret's regions changed; replicating it again")
+    ]
+    assert regions() == ["ap-south-1", "us-west-2"] and ca.orders == ["web"]
+    assert [o.result for o in renewer(ca).run().outcomes] == [Result.NOT_DUE]
+
+    put({**get("web"), "secret_regions": []})
+    assert [o.result for o in renewer(ca).run().outcomes] == [Result.RENEWED]
+    assert regions() == [] and "secret_replicas" not in get("web") and ca.orders == ["web"]
+
+
+def test_a_change_of_formats_with_no_certificate_in_the_secret_orders_anew_into_acm_too(aws: None) -> None:
+    """The secret lost its certificate (written by hand, say): nothing to render from, so a new order, stored in
+    the secret and imported into ACM like any other."""
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    ca = FakeCa()
+    put({"id": "web", "domains": ["example.com"]})
+    renewer(ca).run()
+    first = get("web")
+    secrets.put_secret_value(SecretId=SETTINGS.default_secret_name("web"), SecretString="{}")
+    put({**get("web"), "formats": ["bundle"]})
+
+    assert [o.result for o in renewer(ca).run().outcomes] == [Result.RENEWED]
+
+    item = get("web")
+    assert ca.orders == ["web", "web"] and item["serial"] != first["serial"]
+    acm = boto3.client("acm", region_name=REGION).get_certificate(CertificateArn=item["acm_arns"][REGION])
+    leaf = x509.load_pem_x509_certificate(acm["Certificate"].encode())
+    assert format(leaf.serial_number, "x") == item["serial"]

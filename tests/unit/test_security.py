@@ -16,9 +16,9 @@ from acme_renewer.models import IssuedCertificate
 from acme_renewer.order.account import AcmeSession
 from tests.stack.table import REPO_ROOT
 
-# Names that hold key material: the certificate's private key, the ACME account key, an EAB HMAC key, the PFX's
-# password (the secret's pkcs12_password, which delivery writes to cert.pfx.password).
-SECRET_WORDS = ("private_key", "account_key", "key_pem", "hmac", "pkcs12_password", "pfx_password")
+# Names that hold key material: the certificate's private key, the ACME account key, an EAB HMAC key, the PFX
+# password and the formats that carry the key (PKCS#12, the PEM bundle).
+SECRET_WORDS = ("private_key", "account_key", "key_pem", "hmac", "password", "pkcs12", "pfx", "bundle")
 LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "log", "append_keys"}
 SOURCES = sorted([*(REPO_ROOT / "layers").rglob("*.py"), *(REPO_ROOT / "functions").rglob("*.py")])
 # The report stage: what goes into EventBridge events and EMF metrics. It has no business with keys at all.
@@ -66,6 +66,9 @@ def leaks(source: str, filename: str = "<source>") -> list[str]:
         "print(private_key)",
         "print(f\"installed, password {document['pkcs12_password']}\")",
         'raise StoreError(f"cannot store {certificate.private_key_pem}")',
+        'logger.info("rendered", extra={"password": body["pkcs12_password"]})',
+        'raise StoreError(f"bad PFX {pfx(certificate, password, legacy=False)}")',
+        'logger.debug("document", extra={"bundle": document["bundle"]})',
     ],
 )
 def test_the_scanner_finds_a_key_in_a_log_call_or_an_error(source: str) -> None:

@@ -63,6 +63,10 @@ class CertificateRequest:
     warnings: tuple[str, ...] = ()
     # ACM of other AWS accounts, each reached with its role; the own account's regions are `acm_regions`.
     acm_accounts: tuple[AcmTarget, ...] = ()
+    # Formats of the secret beyond PEM (stores/formats.py FORMATS: "pkcs12", "pkcs12-legacy", "bundle").
+    formats: tuple[str, ...] = ()
+    # Regions the secret is replicated to (Secrets Manager replication); () : the function's region only.
+    secret_regions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,10 @@ class CertificateState:
     superseded: tuple[SupersededArn, ...] = ()
     # ACM ARNs in other accounts (acm_accounts): account id -> region -> certificate ARN.
     acm_account_arns: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The formats the secret's AWSCURRENT was last rendered in (item `secret_formats`); () before formats existed.
+    secret_formats: tuple[str, ...] = ()
+    # The secret_regions the secret was last replicated to (item `secret_replicas`).
+    secret_replicas: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from acme_renewer.report.fleet import FleetChecks
 from acme_renewer.report.outcomes import Failure, Outcome, Published, Result, RunReport
 from acme_renewer.settings import Settings
 from acme_renewer.stores.acm import AcmStore, PartialImportError
+from acme_renewer.stores.formats import from_document
 from acme_renewer.stores.secrets import PendingOrderStore, SecretStore
 
 logger = Logger(service=SERVICE, child=True)
@@ -101,6 +102,8 @@ class _Planned:
     state: CertificateState
     request_fp: str
     reason: str
+    # No order: the secret is written again from its current certificate (formats, replicas), ACM left alone.
+    rerender: bool = False
 
 
 @dataclass
@@ -329,7 +332,7 @@ class Renewer:
             self._reschedule(fresh, decision.next_due, now)
             return Outcome(request.id, _result_for(decision), decision.reason, state.not_after)
         logger.info("renewing", extra={"reason": decision.reason})
-        return _Planned(fresh, request, state, request_fp, decision.reason)
+        return _Planned(fresh, request, state, request_fp, decision.reason, decision.rerender)
 
     def _reschedule(
         self, item: Mapping[str, Any], due_at: datetime | None, now: datetime, *, scheduled: bool = True
@@ -355,7 +358,12 @@ class Renewer:
             for index, plan in enumerate(planned):
                 with log_keys(certificate_id=plan.request.id):
                     try:
-                        issued[index] = self._recover(plan.request, plan.state, plan.request_fp)
+                        if plan.rerender:
+                            issued[index] = self._current_certificate(plan)
+                            # Without it, a new certificate is ordered, and goes to ACM as well.
+                            plan.rerender = issued[index] is not None
+                        else:
+                            issued[index] = self._recover(plan.request, plan.state, plan.request_fp)
                     except Exception as unreadable:  # its pending key's secret (StoreError): this certificate only
                         issued[index] = unreadable
             fresh = [index for index, certificate in enumerate(issued) if certificate is None]
@@ -460,6 +468,17 @@ class Renewer:
             logger.info("pending order not usable; ordering anew", extra={"error": str(unusable)})
             return None
 
+    def _current_certificate(self, plan: _Planned) -> IssuedCertificate | None:
+        """The certificate the secret holds, to render it again in the request's formats; None (then it is ordered
+        anew) when AWSCURRENT does not hold the certificate the item names."""
+        document = self.secrets.current_document(plan.request)
+        certificate = None if document is None else from_document(document)
+        if certificate is None or certificate.serial != plan.item.get("serial"):
+            logger.warning("the secret does not hold the item's certificate; ordering anew")
+            return None
+        # The certificate's ARI id stays the item's (the window is asked for again).
+        return replace(certificate, ari_id=plan.state.ari.cert_id if plan.state.ari is not None else None)
+
     def _parse(self, item: Mapping[str, Any], state: CertificateState) -> CertificateRequest:
         """The item contract, plus what only the current certificate reveals (its lifetime)."""
         request = parse_item(item, self.settings)
@@ -508,6 +527,12 @@ class Renewer:
             # Deleted, then added again: its secret may be scheduled for deletion and its ACM certificate in use
             # elsewhere; a new certificate into the same ARNs and secret makes every store whole again.
             return Decision(True, "added again after its request was deleted")
+        if not decision.due and decision.held is None:
+            # A format or a replica is not a new certificate: no order, the secret is written again (README, "formats").
+            if request.formats != state.secret_formats:
+                return Decision(True, "the secret's formats changed; rendering it again", rerender=True)
+            if set(request.secret_regions) != set(state.secret_replicas):
+                return Decision(True, "the secret's regions changed; replicating it again", rerender=True)
         return decision
 
     def _fingerprint(self, item: Mapping[str, Any], fields: tuple[str, ...]) -> str:
@@ -523,10 +548,24 @@ class Renewer:
             },
         )
         secret_arn, version_id = self.secrets.put(request, certificate)
-        acm = self.acm.import_all(
-            request, certificate, plan.state.acm_arns, plan.state.superseded, plan.state.acm_account_arns
-        )
-        stored = StoredCertificate(acm.arns, secret_arn, version_id, acm.superseded, acm.replacements, acm.account_arns)
+        warnings = list(request.warnings)
+        if request.secret_regions or plan.state.secret_replicas:
+            warnings += self.secrets.replicate(request)
+        if plan.rerender:  # ACM already holds this very certificate
+            stored = StoredCertificate(
+                dict(plan.state.acm_arns),
+                secret_arn,
+                version_id,
+                plan.state.superseded,
+                acm_account_arns=plan.state.acm_account_arns,
+            )
+        else:
+            acm = self.acm.import_all(
+                request, certificate, plan.state.acm_arns, plan.state.superseded, plan.state.acm_account_arns
+            )
+            stored = StoredCertificate(
+                acm.arns, secret_arn, version_id, acm.superseded, acm.replacements, acm.account_arns
+            )
         self.table.record_success(
             request.id,
             certificate,
@@ -535,8 +574,15 @@ class Renewer:
             fingerprints=(self._fingerprint(plan.item, ISSUANCE_FIELDS), plan.request_fp),
             owner=self.owner,
             due_at=renewal_time(request, certificate.not_before, certificate.not_after)[0],
-            warnings=request.warnings,
+            warnings=warnings,
+            secret_formats=request.formats,
+            secret_replicas=request.secret_regions,
         )
+        try:
+            self.pending.clear(request)
+        except Exception:
+            # The certificate is stored and recorded; a pending label left over is replaced by the next order's.
+            logger.exception("could not clear the stored order's pending version")
         return certificate, stored
 
     def _fail(

@@ -177,6 +177,15 @@ def test_items_without_the_new_fields_keep_their_fingerprints(
     assert fingerprint(item, REQUEST_FIELDS, directory) == request_digest
     assert fingerprint(item, ISSUANCE_FIELDS, directory) == issuance_digest
     assert fingerprint(item | {"preferred_chain": None}, ISSUANCE_FIELDS, directory) == issuance_digest
+    assert fingerprint(item | {"formats": None}, REQUEST_FIELDS, directory) == request_digest
+
+
+def test_formats_are_a_change_of_the_request_and_not_of_the_certificate() -> None:
+    """A new format resets the failures and wakes the stream function, and orders nothing: it is rendered from the
+    certificate in force (README, "formats")."""
+    with_formats = ITEM | {"formats": ["pkcs12"]}
+    assert fingerprint(with_formats, REQUEST_FIELDS, DIRECTORY) != fingerprint(ITEM, REQUEST_FIELDS, DIRECTORY)
+    assert fingerprint(with_formats, ISSUANCE_FIELDS, DIRECTORY) == fingerprint(ITEM, ISSUANCE_FIELDS, DIRECTORY)
 
 
 def test_a_preferred_chain_set_or_changed_means_a_new_certificate() -> None:

@@ -146,12 +146,38 @@ def test_duplicates_are_dropped_keeping_the_subject_first() -> None:
         ({"preferred_chain": "R" * 65}, "a string of 1-64 characters"),
         ({"preferred_chain": Decimal(1)}, "preferred_chain a number (1) must be the Common Name"),
         ({"preferred_chain": ["ISRG Root X1"]}, "preferred_chain a list (1 elements)"),
+        ({"formats": "pkcs12"}, "formats must be a list (L) of 'pkcs12', 'pkcs12-legacy', 'bundle'"),
+        ({"formats": {"pkcs12"}}, "formats must be a list (L) of 'pkcs12', 'pkcs12-legacy', 'bundle'"),
+        ({"formats": ["pfx"]}, "formats has 'pfx', which is not one of 'pkcs12', 'pkcs12-legacy', 'bundle'"),
+        ({"formats": [Decimal(12)]}, "formats has a number (12), which is not one of 'pkcs12'"),
+        ({"formats": ["bundle", "bundle"]}, "formats has 'bundle' twice; list each format once"),
+        ({"secret_regions": "eu-west-2"}, "secret_regions must be a list of region names"),
+        ({"secret_regions": ["eu-west-1"]}, "secret_regions has 'eu-west-1', the function's own region"),
+        ({"secret_regions": ["mars-north-1"]}, "'mars-north-1', which is not an AWS region with Secrets Manager"),
+        ({"secret_regions": [Decimal(1)]}, "secret_regions has a number (1); each region is a string"),
     ],
 )
 def test_bad_fields_are_rejected_with_an_actionable_message(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ItemValidationError) as raised:
         parse_item(item(**fields), SETTINGS)
     assert message in str(raised.value)
+
+
+def test_formats_are_read_in_order_and_default_to_none() -> None:
+    assert parse_item(item(), SETTINGS).formats == ()
+    assert parse_item(item(formats=[]), SETTINGS).formats == ()
+    chosen = parse_item(item(formats=["bundle", "pkcs12-legacy", "pkcs12"]), SETTINGS)
+    assert chosen.formats == ("bundle", "pkcs12-legacy", "pkcs12")
+
+
+def test_secret_regions_are_read_once_each_and_refused_with_a_key_of_the_stacks_own() -> None:
+    assert parse_item(item(), SETTINGS).secret_regions == ()
+    read = parse_item(item(secret_regions=["us-west-2", "ap-south-1", "us-west-2"]), SETTINGS)
+    assert read.secret_regions == ("us-west-2", "ap-south-1")
+    with_key = replace(SETTINGS, secrets_kms_key_id="arn:aws:kms:eu-west-1:123456789012:key/1234")
+    assert parse_item(item(), with_key).secret_regions == ()
+    with pytest.raises(ItemValidationError, match="secret_regions cannot be used with a customer-managed key"):
+        parse_item(item(secret_regions=["us-west-2"]), with_key)
 
 
 def test_all_problems_are_reported_at_once() -> None:

@@ -1,5 +1,5 @@
 """The strict layer refuses, as Secrets Manager does, what moto accepts on a secret scheduled for deletion; and faults
-set on one secret answer only that secret's calls."""
+set on one secret answer only that secret's calls; a version, once written, never changes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.stack.in_process import InProcessStack
-from tests.stack.strict_secrets import CREATE_OVER_DELETION, MARKED_FOR_DELETION
+from tests.stack.strict_secrets import CREATE_OVER_DELETION, MARKED_FOR_DELETION, VERSION_EXISTS
 
 NAME = "acme-renewer/certificates/www"
 
@@ -78,3 +78,73 @@ def test_a_fault_answers_the_calls_on_its_secret_only(strict_aws: InProcessStack
     assert secrets.get_secret_value(SecretId=NAME + "-other")["SecretString"] == "value"
     strict_aws.clear_secret_faults()
     assert secrets.get_secret_value(SecretId=NAME + ".pending")["SecretString"] == "written"
+
+
+TOKEN = "00000000-0000-4000-8000-000000000001"
+
+
+def test_a_known_client_request_token_with_other_data_is_refused_and_with_the_same_data_changes_nothing(
+    strict_aws: InProcessStack,
+) -> None:
+    """PutSecretValue with the ClientRequestToken of an existing version: "the operation succeeds but does nothing"
+    when the data is the same, and fails when it differs, since a version cannot be modified, with
+    ResourceExistsException (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html).
+    moto overwrote nothing but accepted the second body, and moved the labels on the first."""
+    secrets = strict_aws.client("secretsmanager")
+    secrets.create_secret(Name=NAME, SecretString="first")
+    written = secrets.put_secret_value(
+        SecretId=NAME, SecretString="pending", VersionStages=["AWSPENDING"], ClientRequestToken=TOKEN
+    )
+    assert written["VersionStages"] == ["AWSPENDING"]
+
+    again = secrets.put_secret_value(SecretId=NAME, SecretString="pending", ClientRequestToken=TOKEN)
+    assert (again["VersionId"], again["VersionStages"]) == (TOKEN, ["AWSPENDING"])  # no AWSCURRENT moved
+    assert refusal(lambda: secrets.put_secret_value(SecretId=NAME, SecretString="other", ClientRequestToken=TOKEN)) == (
+        "ResourceExistsException",
+        VERSION_EXISTS,
+    )
+    assert secrets.get_secret_value(SecretId=NAME)["SecretString"] == "first"
+    assert secrets.get_secret_value(SecretId=NAME, VersionId=TOKEN)["SecretString"] == "pending"
+    secrets.put_secret_value(SecretId=NAME, SecretString="new", ClientRequestToken=TOKEN.replace("1", "2"))
+    assert secrets.get_secret_value(SecretId=NAME)["SecretString"] == "new"  # a new token is a new version
+
+
+def test_the_first_version_is_awscurrent_whatever_its_labels_and_a_secret_without_one_has_no_current_value(
+    strict_aws: InProcessStack,
+) -> None:
+    """What the certificate's secret relies on, as the API reference says and moto does: CreateSecret without a value
+    makes a secret with no version, whose AWSCURRENT GetSecretValue cannot find (ResourceNotFoundException); the first
+    version PutSecretValue creates gets AWSCURRENT even when VersionStages names only AWSPENDING ("If this operation
+    creates the first version for the secret, then Secrets Manager automatically attaches the staging label
+    AWSCURRENT to it"); later ones get only their labels; UpdateSecretVersionStage with RemoveFromVersionId takes a
+    label off (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html,
+    API_CreateSecret.html, API_GetSecretValue.html, API_UpdateSecretVersionStage.html)."""
+    secrets = strict_aws.client("secretsmanager")
+    secrets.create_secret(Name=NAME)
+    assert refusal(lambda: secrets.get_secret_value(SecretId=NAME))[0] == "ResourceNotFoundException"
+    first = secrets.put_secret_value(SecretId=NAME, SecretString="key", VersionStages=["AWSPENDING"])
+    assert set(first["VersionStages"]) == {"AWSPENDING", "AWSCURRENT"}
+    second = secrets.put_secret_value(SecretId=NAME, SecretString="next key", VersionStages=["AWSPENDING"])
+    assert second["VersionStages"] == ["AWSPENDING"]
+    assert secrets.get_secret_value(SecretId=NAME)["SecretString"] == "key"
+    secrets.update_secret_version_stage(
+        SecretId=NAME, VersionStage="AWSPENDING", RemoveFromVersionId=second["VersionId"]
+    )
+    code, _ = refusal(lambda: secrets.get_secret_value(SecretId=NAME, VersionStage="AWSPENDING"))
+    assert code == "ResourceNotFoundException"
+
+
+def test_a_fault_on_one_stage_answers_the_calls_on_that_version_only(strict_aws: InProcessStack) -> None:
+    secrets = strict_aws.client("secretsmanager")
+    secrets.create_secret(Name=NAME, SecretString="current")
+    strict_aws.fail_secret(NAME, "AccessDeniedException", "no", ["PutSecretValue", "GetSecretValue"], "AWSPENDING")
+
+    code, _ = refusal(lambda: secrets.put_secret_value(SecretId=NAME, SecretString="k", VersionStages=["AWSPENDING"]))
+    assert code == "AccessDeniedException"
+    assert refusal(lambda: secrets.get_secret_value(SecretId=NAME, VersionStage="AWSPENDING"))[0] == code
+    secrets.put_secret_value(SecretId=NAME, SecretString="certificate")  # AWSCURRENT: not the fault's
+    assert secrets.get_secret_value(SecretId=NAME)["SecretString"] == "certificate"
+    strict_aws.clear_secret_faults()
+    strict_aws.fail_secret(NAME, "AccessDeniedException", "no", ["PutSecretValue"], "AWSCURRENT")
+    secrets.put_secret_value(SecretId=NAME, SecretString="k", VersionStages=["AWSPENDING"])
+    assert refusal(lambda: secrets.put_secret_value(SecretId=NAME, SecretString="certificate 2"))[0] == code

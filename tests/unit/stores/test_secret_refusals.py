@@ -18,12 +18,12 @@ from botocore.exceptions import EndpointConnectionError
 from acme_renewer.errors import StoreError
 from acme_renewer.models import CertificateRequest, KeyType
 from acme_renewer.order.account import AccountKeyStore, EabError, load_eab
-from acme_renewer.stores.secrets import PendingOrderStore, SecretStore
+from acme_renewer.stores.secrets import PendingOrderStore, SecretStore, legacy_pending_name
 from tests.stack.in_process import InProcessStack
 from tests.unit.fakes import FakeCa
 
 REQUEST = CertificateRequest("web", ("web.example",), KeyType.EC_P256, (), "acme-renewer/certificates/web", None, True)
-PENDING = PendingOrderStore.name(REQUEST)
+LEGACY = legacy_pending_name(REQUEST)
 ACCOUNT = "acme-renewer/accounts/ca.test/directory"
 EAB = "acme-renewer/eab/ca"
 ORDER = "https://ca.test/order/1"
@@ -70,12 +70,15 @@ def test_a_pending_order_secret_scheduled_for_deletion_is_restored_read_and_writ
     secrets = strict_aws.client("secretsmanager")
     store = PendingOrderStore(secrets)
     store.save(REQUEST, ORDER, "the order's key")
-    schedule_deletion(secrets, PENDING)
+    schedule_deletion(secrets, REQUEST.secret_name)
     assert store.load(REQUEST, ORDER) == "the order's key"
 
-    schedule_deletion(secrets, PENDING)
+    schedule_deletion(secrets, REQUEST.secret_name)
     store.save(REQUEST, "https://ca.test/order/2", "the next order's key")
     assert store.load(REQUEST, "https://ca.test/order/2") == "the next order's key"
+    secrets.create_secret(Name=LEGACY, SecretString=json.dumps({"order_url": ORDER, "private_key": "legacy key"}))
+    schedule_deletion(secrets, LEGACY)  # the legacy secret of a version before one secret per certificate
+    assert store.load(REQUEST, ORDER) == "legacy key"
 
 
 def test_an_account_key_secret_scheduled_for_deletion_is_restored_and_the_account_kept(
@@ -122,15 +125,33 @@ CALLS = {
     ),
     "pending save": (
         lambda secrets: PendingOrderStore(secrets).save(REQUEST, ORDER, "key"),
-        PENDING,
+        REQUEST.secret_name,
         "PutSecretValue",
-        f"Secrets Manager refused writing {PENDING}: ",
+        f"Secrets Manager refused writing {REQUEST.secret_name}: ",
     ),
     "pending load": (
         lambda secrets: PendingOrderStore(secrets).load(REQUEST, ORDER),
-        PENDING,
+        REQUEST.secret_name,
         "GetSecretValue",
-        f"Secrets Manager refused reading {PENDING}: ",
+        f"Secrets Manager refused reading {REQUEST.secret_name}: ",
+    ),
+    "legacy pending load": (
+        lambda secrets: PendingOrderStore(secrets).load(REQUEST, ORDER),
+        LEGACY,
+        "GetSecretValue",
+        f"Secrets Manager refused reading {LEGACY}: ",
+    ),
+    "pending clear": (
+        lambda secrets: PendingOrderStore(secrets).clear(REQUEST),
+        REQUEST.secret_name,
+        "UpdateSecretVersionStage",
+        f"Secrets Manager refused cleaning up the pending order of {REQUEST.secret_name}: ",
+    ),
+    "legacy pending delete": (
+        lambda secrets: PendingOrderStore(secrets).clear(REQUEST),
+        LEGACY,
+        "DeleteSecret",
+        f"Secrets Manager refused deleting {LEGACY}: ",
     ),
     "account key load": (
         lambda secrets: account_store(secrets).load_or_create(),
@@ -165,6 +186,10 @@ def test_any_refusal_of_a_read_or_a_write_is_the_certificates_error(
     secrets = strict_aws.client("secretsmanager")
     if operation != "CreateSecret":
         secrets.create_secret(Name=secret, SecretString=json.dumps({"order_url": ORDER, "private_key": "key"}))
+    if secret == LEGACY:  # the certificate's own secret is there too
+        secrets.create_secret(Name=REQUEST.secret_name, SecretString="{}")
+    if operation == "UpdateSecretVersionStage":
+        secrets.put_secret_value(SecretId=secret, SecretString="pending", VersionStages=["AWSPENDING"])
     strict_aws.fail_secret(secret, fault, "refused by the test", [operation])
 
     with pytest.raises((StoreError, EabError)) as failed:
@@ -185,13 +210,17 @@ def test_an_unreachable_secrets_manager_is_the_certificates_error_too(strict_aws
     secrets.meta.events.register_first("before-send", unreachable)
     with pytest.raises(StoreError, match="EndpointConnectionError") as failed:
         call(secrets)
+    if path == "certificate put":  # its first call reads the current version (its password, its formats)
+        message = message.replace("writing", "reading")
     assert str(failed.value).startswith(message)
     assert secret in str(failed.value)
 
 
 def test_a_pending_secret_without_an_order_key_orders_anew(strict_aws: InProcessStack) -> None:
     secrets = strict_aws.client("secretsmanager")
-    secrets.create_secret(Name=PENDING, SecretString="not json")
+    secrets.create_secret(Name=REQUEST.secret_name, SecretString="{}")
+    secrets.put_secret_value(SecretId=REQUEST.secret_name, SecretString="not json", VersionStages=["AWSPENDING"])
+    secrets.create_secret(Name=LEGACY, SecretString="not json")
     assert PendingOrderStore(secrets).load(REQUEST, ORDER) is None
 
 

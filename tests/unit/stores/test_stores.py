@@ -13,9 +13,11 @@ REQUEST = CertificateRequest(
 
 def test_a_customer_managed_key_encrypts_every_secret_we_create(secrets: object) -> None:
     key_id = boto3.client("kms", region_name="eu-west-1").create_key()["KeyMetadata"]["Arn"]
-    SecretStore(secrets, key_id).put(REQUEST, FakeCa().sign(REQUEST))  # type: ignore[arg-type]
     PendingOrderStore(secrets, key_id).save(REQUEST, "https://ca.test/order/1", "key")  # type: ignore[arg-type]
-    for name in (REQUEST.secret_name, PendingOrderStore.name(REQUEST)):
+    SecretStore(secrets, key_id).put(REQUEST, FakeCa().sign(REQUEST))  # type: ignore[arg-type]
+    other = CertificateRequest("other", REQUEST.domains, KeyType.EC_P256, (), "acme-renewer/certificates/o", None, True)
+    SecretStore(secrets, key_id).put(other, FakeCa().sign(other))  # type: ignore[arg-type]
+    for name in (REQUEST.secret_name, other.secret_name):
         assert secrets.describe_secret(SecretId=name)["KmsKeyId"] == key_id  # type: ignore[attr-defined]
 
 

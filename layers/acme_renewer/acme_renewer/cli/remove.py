@@ -6,10 +6,14 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from acme_renewer import runtime
 from acme_renewer.cli.common import EXIT_OK, OperatorError, load_settings, not_found, open_table
 from acme_renewer.cli.output import out, to_json
 from acme_renewer.inventory.table import account_arns_from_item, status_id
-from acme_renewer.settings import is_role_arn
+from acme_renewer.settings import Settings, is_role_arn
+from acme_renewer.stores.secrets import LEGACY_SUFFIX
 
 if TYPE_CHECKING:
     from acme_renewer.cli.common import Commands
@@ -38,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     arns = dict(sorted((old.get("acm_arns") or {}).items()))
     secret = old.get("secret_name") or settings.default_secret_name(args.id)
-    secrets = [secret, f"{secret}.pending"]
+    # One secret per certificate; a certificate renewed by a version before that may still have its `.pending`.
+    legacy = f"{secret}{LEGACY_SUFFIX}"
+    legacy_exists = secret_exists(settings, legacy)
+    secrets = [secret, legacy] if legacy_exists is not False else [secret]
     key = json.dumps({"id": {"S": status_id(args.id)}})
     acm_commands = [
         f"aws acm delete-certificate --region {region} --certificate-arn {arn}" for region, arn in arns.items()
@@ -56,10 +63,18 @@ def run(args: argparse.Namespace) -> int:
         for account, regions in sorted(account_arns.items())
         for region, arn in sorted(regions.items())
     ]
+    # AWS refuses to delete a secret that still has replicas: they go first.
+    replicas = [r for r in old.get("secret_replicas") or old.get("secret_regions") or [] if isinstance(r, str)]
     secret_commands = [
         f"aws secretsmanager delete-secret --region {settings.region} --secret-id {name} --recovery-window-in-days 7"
         for name in secrets
     ]
+    if replicas:
+        secret_commands.insert(
+            0,
+            f"aws secretsmanager remove-regions-from-replication --region {settings.region} --secret-id {secret}"
+            f" --remove-replica-regions {' '.join(replicas)}",
+        )
     status_command = (
         f"aws dynamodb delete-item --region {settings.region} --table-name {settings.table_name} --key '{key}'"
     )
@@ -78,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     for command, where in account_commands:
         out(f"  {command}   # {where}, once nothing uses it")
     for command in secret_commands:
-        out(f"  {command}")
+        out(f"  {command}" + ("   # if it exists" if legacy_exists is None and legacy in command else ""))
     out("and last, its status item, the record that these were retired on purpose (without it, an ACM certificate")
     out("left behind counts as unmanaged, and pages before it expires):")
     out(f"  {status_command}")
@@ -92,3 +107,14 @@ def _roles(raw: Any) -> dict[str, str]:
         str(entry["role_arn"]) for entry in entries if isinstance(entry, dict) and is_role_arn(entry.get("role_arn"))
     ]
     return {arn.split(":")[4]: arn for arn in arns}
+
+
+def secret_exists(settings: Settings, name: str) -> bool | None:
+    """Whether the secret exists and is not scheduled for deletion; None when Secrets Manager does not say."""
+    try:
+        described = runtime.client("secretsmanager", settings.region).describe_secret(SecretId=name)
+    except ClientError as error:
+        return False if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException" else None
+    except BotoCoreError:
+        return None
+    return "DeletedDate" not in described

@@ -18,7 +18,8 @@ ISSUANCE_FIELDS = ("domains", "key_type", "acm_regions", "secret_name", "preferr
 REQUEST_FIELDS = (
     "id", "domains", "key_type", "acm_regions", "secret_name", "renew_before_days", "enabled", "endpoints",
     "preferred_chain", "hosted_zone_id", "challenge_alias", "acme_directory", "eab_secret", "profile",
-    "profile_fallback", "zone_role_arn", "zone_external_id", "acm_accounts",
+    "profile_fallback", "zone_role_arn", "zone_external_id", "acm_accounts", "formats",
+    "secret_regions",
 )  # fmt: skip
 # Fields added after items were in use are hashed only when set: hashing their absence (null) would change the
 # digest of every existing item, and an upgrade would re-issue the whole fleet. The older fields stay hashed as
@@ -26,7 +27,8 @@ REQUEST_FIELDS = (
 HASHED_WHEN_SET = frozenset(
     {
         "preferred_chain", "hosted_zone_id", "challenge_alias", "acme_directory", "eab_secret", "profile",
-        "profile_fallback", "zone_role_arn", "zone_external_id", "acm_accounts",
+        "profile_fallback", "zone_role_arn", "zone_external_id", "acm_accounts", "formats",
+        "secret_regions",
     }
 )  # fmt: skip
 # Under this lifetime, renew in the last half (renewal_time): Let's Encrypt's shortlived profile (160 h) is.
@@ -56,6 +58,8 @@ class Decision:
     held: str | None = None
     # When a not-due certificate is next due (its `due_at`); None: not before the item changes (paused).
     next_due: datetime | None = None
+    # Due only because the secret's formats or regions changed: it is written again from its current certificate.
+    rerender: bool = False
 
 
 @dataclass(frozen=True)

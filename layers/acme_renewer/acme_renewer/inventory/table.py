@@ -76,6 +76,8 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         ari=ari_from_item(item.get("ari")),
         superseded=superseded_from_item(item.get("superseded_arns")),
         acm_account_arns=account_arns_from_item(item.get("acm_account_arns")),
+        secret_formats=tuple(f for f in item.get("secret_formats") or [] if isinstance(f, str)),
+        secret_replicas=tuple(r for r in item.get("secret_replicas") or [] if isinstance(r, str)),
     )
 
 
@@ -428,8 +430,12 @@ class CertificateTable:
         owner: str,
         due_at: datetime,
         warnings: Sequence[str] = (),
+        secret_formats: Sequence[str] = (),
+        secret_replicas: Sequence[str] = (),
     ) -> None:
-        """`warnings`: the request's (validation.parse_item), written as `warnings`, or removed when there are none."""
+        """`warnings`: the request's (validation.parse_item), written as `warnings`, or removed when there are none.
+        `secret_formats`: the formats the secret was written in, as `secret_formats` (removed when none);
+        `secret_replicas`: the regions it is replicated to, likewise."""
         issued_fingerprint, attempt_fingerprint = fingerprints
         facts = {
             "schedule": SCHEDULED,
@@ -456,6 +462,11 @@ class CertificateTable:
             facts["warnings"] = list(warnings)
         else:
             remove += ("warnings",)
+        for name, values in (("secret_formats", secret_formats), ("secret_replicas", secret_replicas)):
+            if values:
+                facts[name] = list(values)
+            else:
+                remove += (name,)
         if certificate.ari_id is not None:
             # The new certificate's id, and no window yet: the next run that reads the item asks the CA.
             facts["ari"] = ari_to_item(AriState(certificate.ari_id))

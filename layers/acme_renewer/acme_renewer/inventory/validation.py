@@ -27,6 +27,7 @@ from acme_renewer.settings import (
     is_external_id,
     is_role_arn,
 )
+from acme_renewer.stores.formats import FORMATS
 
 MAX_DOMAINS = 100  # Let's Encrypt's limit of names per certificate
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -59,7 +60,7 @@ STATE_FIELDS = frozenset(
         "secret_version_id", "last_error", "last_attempt_at", "last_renewed_at", "issued_fingerprint",
         "attempt_fingerprint", "failure_count", "next_attempt_at", "lease_owner", "lease_until", "written_by",
         "pending_txt", "pending_order", "display_domains", "schedule", "due_at", "ari", "retired_at", "warnings",
-        "superseded_arns", "acm_account_arns",
+        "superseded_arns", "acm_account_arns", "secret_formats", "secret_replicas",
     }
 )  # fmt: skip
 # Marks a status item; on a request it would hide the request's changes from the stream trigger.
@@ -108,6 +109,8 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
     zone_role = _zone_role(item.get("zone_role_arn"), item.get("zone_external_id"), problems)
     acm_accounts = _acm_accounts(item.get("acm_accounts"), settings, problems, warnings)
     warnings += _cloudfront(key_type, (*regions, *(region for target in acm_accounts for region in target.regions)))
+    secret_formats = _formats(item.get("formats"), problems)
+    secret_regions = _secret_regions(item.get("secret_regions"), settings, problems)
     unknown = sorted(str(name) for name in set(item) - set(REQUEST_FIELDS) - STATE_FIELDS)
     warnings += [unknown_attribute(name) for name in unknown]
 
@@ -132,6 +135,8 @@ def parse_item(item: Mapping[str, Any], settings: Settings) -> CertificateReques
         zone_role=zone_role,
         warnings=tuple(warnings),
         acm_accounts=acm_accounts,
+        formats=secret_formats,
+        secret_regions=secret_regions,
     )
 
 
@@ -280,15 +285,16 @@ def _key_type(raw: Any, problems: list[str]) -> KeyType:
 
 
 @cache
-def known_regions() -> frozenset[str]:
-    """ACM regions from botocore's bundled endpoint data: offline, and current with the runtime's boto3."""
+def known_regions(service: str = "acm") -> frozenset[str]:
+    """The service's regions (ACM's by default) from botocore's bundled endpoint data: offline, and current with
+    the runtime's boto3."""
     import boto3
 
     session = boto3.session.Session()
     return frozenset(
         region
         for partition in session.get_available_partitions()
-        for region in session.get_available_regions("acm", partition_name=partition)
+        for region in session.get_available_regions(service, partition_name=partition)
     )
 
 
@@ -333,6 +339,56 @@ def _renew_before_days(raw: Any, problems: list[str]) -> int | None:
         problems.append(f"renew_before_days must be a whole number from 1 to 365, got {raw}")
         return None
     return int(raw)
+
+
+def _secret_regions(raw: Any, settings: Settings, problems: list[str]) -> tuple[str, ...]:
+    """Regions to replicate the secret to: AWS regions with Secrets Manager other than the function's own."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str) or not isinstance(raw, (list, tuple)):
+        problems.append(f"secret_regions must be a list of region names such as ['eu-west-1'], got {describe(raw)}")
+        return ()
+    regions: list[str] = []
+    for region in raw:
+        if not isinstance(region, str):
+            problems.append(f"secret_regions has {describe(region)}; each region is a string such as 'eu-west-1'")
+        elif region == settings.region:
+            problems.append(
+                f"secret_regions has {region!r}, the function's own region, where the secret already is; remove it"
+            )
+        elif region not in known_regions("secretsmanager"):
+            problems.append(f"secret_regions has {region!r}, which is not an AWS region with Secrets Manager")
+        elif region not in regions:
+            regions.append(region)
+    if regions and settings.secrets_kms_key_id:
+        problems.append(
+            "secret_regions cannot be used with a customer-managed key (SECRETS_KMS_KEY_ID) yet: a replica needs a key"
+            " in its own region, and the renewer does not choose one; remove secret_regions, or replicate by hand"
+            " (aws secretsmanager replicate-secret-to-regions --add-replica-regions Region=...,KmsKeyId=...)"
+        )
+    return tuple(regions)
+
+
+def _formats(raw: Any, problems: list[str]) -> tuple[str, ...]:
+    """The secret's formats beyond PEM: a list of distinct values of stores/formats.py FORMATS."""
+    if raw is None:
+        return ()
+    allowed = ", ".join(repr(name) for name in FORMATS)
+    if isinstance(raw, str) or not isinstance(raw, (list, tuple)):
+        problems.append(
+            f'formats must be a list (L) of {allowed}, e.g. ["pkcs12"]; remove it for PEM only, got {describe(raw)}'
+        )
+        return ()
+    names: list[str] = []
+    for entry in raw:
+        if not isinstance(entry, str) or entry not in FORMATS:
+            got = repr(entry) if isinstance(entry, str) else describe(entry)
+            problems.append(f"formats has {got}, which is not one of {allowed}")
+        elif entry in names:
+            problems.append(f"formats has {entry!r} twice; list each format once")
+        else:
+            names.append(entry)
+    return tuple(names)
 
 
 def _preferred_chain(raw: Any, problems: list[str]) -> str | None:
