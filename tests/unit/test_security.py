@@ -28,9 +28,21 @@ KEY = "-----BEGIN PRIVATE KEY-----\nTOP-SECRET-KEY-MATERIAL\n-----END PRIVATE KE
 
 
 def mentions_secret(node: ast.AST) -> bool:
-    """Whether an expression names key material: a variable, attribute, key or string mentioning SECRET_WORDS."""
-    text = ast.unparse(node).lower()
-    return any(word in text for word in SECRET_WORDS)
+    """Whether an expression names key material: a variable, attribute, function, subscript key or dict key
+    mentioning SECRET_WORDS. The literal text of a message is not a value ("the secret holds no pkcs12 key")."""
+    names: list[str] = []
+    for part in ast.walk(node):
+        if isinstance(part, ast.Name):
+            names.append(part.id)
+        elif isinstance(part, ast.Attribute):
+            names.append(part.attr)
+        elif isinstance(part, ast.Subscript):
+            names.append(ast.unparse(part.slice))
+        elif isinstance(part, ast.Dict):
+            names += [ast.unparse(key) for key in part.keys if key is not None]
+        elif isinstance(part, ast.keyword) and part.arg:
+            names.append(part.arg)
+    return any(word in name.lower() for name in names for word in SECRET_WORDS)
 
 
 def is_log_call(call: ast.Call) -> bool:
@@ -81,6 +93,8 @@ def test_the_scanner_finds_a_key_in_a_log_call_or_an_error(source: str) -> None:
         'logger.info("created ACME account key", extra={"secret_name": name})',
         'logger.info("certificate issued", extra={"serial": certificate.serial})',
         "secrets.put(request, certificate.private_key_pem)",  # handing the key to its store is the point
+        'raise DeliveryError(f"the secret of {certificate_id} holds no pkcs12 key: set formats")',
+        'logger.info("wrote the bundle and the PFX password file", extra={"path": str(path)})',
     ],
 )
 def test_the_scanner_lets_harmless_calls_through(source: str) -> None:

@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from acme_renewer.delivery import files
 from acme_renewer.delivery.files import DeliveryError, Owner, deliver, parse_owner
+from acme_renewer.stores.secrets import PLACEHOLDER
 
 
 def self_signed(
@@ -304,6 +305,13 @@ def test_a_secret_that_is_not_a_certificate_is_refused(tmp_path: Path) -> None:
         install({"certificate": "x", "chain": "y"}, tmp_path)
     with pytest.raises(DeliveryError, match="not a JSON object"):
         files.parse_document("[1, 2]", "s")
+
+
+def test_the_placeholder_of_a_secret_whose_first_certificate_is_being_issued_says_so(tmp_path: Path) -> None:
+    # What the renewer writes into a new secret's AWSCURRENT while the pending key sits in AWSPENDING.
+    with pytest.raises(DeliveryError, match=r"^no certificate stored yet for www \(no certificate yet"):
+        install(json.loads(json.dumps(PLACEHOLDER)), tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -148,6 +148,12 @@ class Delivery:
 def wanted_files(document: Mapping[str, Any], certificate_id: str, *, pfx: bool, bundle: bool) -> list[Wanted]:
     """The files the secret's JSON document makes: the four PEM files, and the PFX and bundle when asked for."""
     missing = [key for key in PEM_KEYS if not isinstance(document.get(key), str)]
+    if len(missing) == len(PEM_KEYS) and isinstance(document.get("status"), str):
+        # The renewer's placeholder: a new certificate's secret holds it in AWSCURRENT until the first is stored.
+        raise DeliveryError(
+            f"no certificate stored yet for {certificate_id} ({document['status']}): wait for the first issuance"
+            f" (acme-renewer show {certificate_id}), then install again"
+        )
     if missing:
         raise DeliveryError(
             f"the secret of {certificate_id} is not a certificate of acme-renewer (no {', '.join(missing)}): check"
