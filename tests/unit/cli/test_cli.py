@@ -240,3 +240,28 @@ def test_acm_accounts_come_from_their_flags_each_with_its_external_id(capsys: py
     assert add.acm_accounts(parser.parse_args(["add", "www", "example.com"])) is None
     assert cli.main(["add", "www", "example.com", "--acm-external-id", role, "ext-1234"]) == 2
     assert f"--acm-external-id names {role}, which no --acm-account names" in capsys.readouterr().err
+
+
+def test_formats_and_secret_regions_come_from_their_flags_and_show_says_them() -> None:
+    parser = entry.build_parser()
+    args = parser.parse_args(
+        ["add", "www", "example.com", "--formats", "pkcs12, bundle", "--secret-regions", "eu-central-1"]
+    )
+    assert (add.comma_list(args.formats), add.comma_list(args.secret_regions)) == (
+        ["pkcs12", "bundle"],
+        ["eu-central-1"],
+    )
+    bare = parser.parse_args(["add", "www", "example.com"])
+    assert (add.comma_list(bare.formats), add.comma_list(bare.secret_regions)) == (None, None)
+
+    item = {"id": "www", "domains": ["example.com"], "formats": ["pkcs12", "bundle"], "secret_regions": ["us-west-2"]}
+    rows = dict(show.describe_item(item, SETTINGS, NOW))
+    assert (rows["secret formats"], rows["secret regions"]) == ("pem, pkcs12, bundle", "us-west-2")
+    assert "formats" not in rows and "secret_regions" not in rows  # said once, not again as raw attributes
+    defaults = dict(show.describe_item({"id": "www", "domains": ["example.com"]}, SETTINGS, NOW))
+    assert (defaults["secret formats"], defaults["secret regions"]) == ("pem (default)", "none (default)")
+
+
+def test_add_refuses_an_unknown_format_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["add", "www", "example.com", "--formats", "pkcs12,jks"]) == 2
+    assert "jks" in capsys.readouterr().err

@@ -91,6 +91,16 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
         help="the external id to assume that --acm-account role with",
     )
     add.add_argument(
+        "--formats",
+        metavar="F1,F2",
+        help="formats of the secret beyond PEM, comma-separated: pkcs12, pkcs12-legacy, bundle",
+    )
+    add.add_argument(
+        "--secret-regions",
+        metavar="R1,R2",
+        help="replicate the secret to these regions (Secrets Manager replication), comma-separated",
+    )
+    add.add_argument(
         "--strict",
         action="store_true",
         help="a name without a hosted zone, or a zone delegated elsewhere, is an error: exit 1, nothing written",
@@ -128,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         "zone_role_arn": args.zone_role_arn,
         "zone_external_id": args.zone_external_id,
         "acm_accounts": acm_accounts(args),
+        "formats": comma_list(args.formats),
+        "secret_regions": comma_list(args.secret_regions),
     }
     item.update({name: value for name, value in given.items() if value is not None})
     request = parse_item(item, settings)  # a bad item stops here: nothing is written
@@ -187,6 +199,12 @@ def acm_accounts(args: argparse.Namespace) -> list[dict[str, Any]] | None:
     ]
 
 
+def comma_list(text: str | None) -> list[str] | None:
+    """`a, b` as ["a", "b"]; None when the flag is absent, so the item keeps the field's default. Duplicates stay,
+    for parse_item to refuse."""
+    return None if text is None else [value.strip() for value in text.split(",") if value.strip()]
+
+
 def acm_regions(args: argparse.Namespace) -> list[str] | None:
     """--region (repeatable) and --regions (comma-separated) together; --no-acm or an empty --regions: []."""
     listed = [region.strip() for text in args.regions or [] for region in text.split(",") if region.strip()] + list(
@@ -236,5 +254,7 @@ def describe(request: CertificateRequest) -> str:
     regions = ", ".join(request.acm_regions) or "none (secret only)"
     regions += "".join(f"; account {t.account}: {', '.join(t.regions)}" for t in request.acm_accounts)
     state = "" if request.enabled else ", disabled"
-    details = f"{request.key_type.value}, ACM: {regions}, secret {request.secret_name}{state}"
+    secret = request.secret_name + "".join(f", {name}" for name in request.formats)
+    secret += f", replicated to {', '.join(request.secret_regions)}" if request.secret_regions else ""
+    details = f"{request.key_type.value}, ACM: {regions}, secret {secret}{state}"
     return f"{', '.join(request.domains)} ({details})"

@@ -66,6 +66,8 @@ def describe_item(item: Mapping[str, Any], settings: Settings, now: datetime) ->
             ("key type", f"{request.key_type.value}{default('key_type')}"),
             ("ACM regions", f"{', '.join(request.acm_regions) or 'none (secret only)'}{default('acm_regions')}"),
             ("secret name", f"{request.secret_name}{default('secret_name')}"),
+            ("secret formats", ", ".join(("pem", *request.formats)) + default("formats")),
+            ("secret regions", ", ".join(request.secret_regions) or f"none{default('secret_regions')}"),
             ("renews", f"{renew_rule}{default('renew_before_days')}"),
             ("preferred chain", request.preferred_chain or "the CA's default"),
             ("hosted zone", request.hosted_zone_id or "the longest matching public zone"),
@@ -110,7 +112,7 @@ def describe_item(item: Mapping[str, Any], settings: Settings, now: datetime) ->
         "id", "domains", *OPTIONAL_REQUEST_FIELDS, "status", "not_before", "not_after", "serial", "issued_domains",
         "acm_arns", "secret_arn", "secret_version_id", "last_attempt_at", "last_renewed_at", "failure_count",
         "next_attempt_at", "last_error", "warnings", "acm_account_arns",
-        *(["acm_accounts"] if request is not None else []),
+        *(["acm_accounts", "formats", "secret_regions"] if request is not None else []),
     }  # fmt: skip
     rows += [(name, show_value(item[name])) for name in sorted(item) if name not in shown]
     return rows
