@@ -73,6 +73,7 @@ def recording(monkeypatch: pytest.MonkeyPatch, mocked_aws: None) -> Iterator[typ
     from acme_renewer import runtime
 
     monkeypatch.setattr(runtime, "RateLimiter", Recording)
+    monkeypatch.setattr(runtime, "_route53_limiters", {})
     Recording.time, Recording.rates = FakeTime(), []
     runtime.client.cache_clear()
     yield Recording
@@ -106,3 +107,20 @@ def test_secrets_writes_are_paced_to_the_process_share_and_reads_are_not(recordi
         secrets.get_secret_value(SecretId="acme-renewer/x")
         secrets.describe_secret(SecretId="acme-renewer/x")
     assert recording.time.now == pytest.approx(1.5)
+
+
+def test_two_roles_of_one_account_share_its_route53_share(recording: type[Recording]) -> None:
+    """Route53 throttles the account, whichever role's credentials call it."""
+    from acme_renewer import runtime
+    from acme_renewer.models import ZoneRole
+    from acme_renewer.settings import Settings
+
+    settings = Settings("t", "eu-west-1", route53_requests_per_second=4.0, worker_concurrency=2)
+    first = runtime.route53_client(settings, ZoneRole("arn:aws:iam::111122223333:role/a"))
+    second = runtime.route53_client(settings, ZoneRole("arn:aws:iam::111122223333:role/b"))
+    elsewhere = runtime.route53_client(settings, ZoneRole("arn:aws:iam::444455556666:role/a"))
+    for route53 in (first, second, first, second):
+        route53.list_hosted_zones()
+    assert recording.time.now == pytest.approx(1.5)  # 4 calls of one account at 2 per second
+    elsewhere.list_hosted_zones()
+    assert recording.time.now == pytest.approx(1.5)  # another account, its own limiter

@@ -191,13 +191,22 @@ def route53_dns(settings: Settings, role: ZoneRole | None = None, on_phase: Phas
     )
 
 
+# One Route53 limiter per account (None: the function's own) and pace, whichever role reaches the account: Route53
+# throttles the account, so two roles of one account share its share.
+_route53_limiters: dict[tuple[str | None, float], RateLimiter] = {}
+_route53_lock = threading.Lock()
+
+
 def route53_client(settings: Settings, role: ZoneRole | None = None) -> Any:
     """The Route53 client of the function's own account (or a role's), paced to this process's share of that
-    account's request rate: one limiter per client, kept by the first call (RateLimiter.attach)."""
+    account's request rate by the account's limiter, which a client keeps from its first call (RateLimiter.attach)."""
     # Route53 is global: its API lives in us-east-1 whatever the function's region.
     # Without a role, called exactly as elsewhere (the CLI, tests' hooks): functools.cache keys on the arguments.
     route53 = client("route53", "us-east-1") if role is None else client("route53", "us-east-1", role)
-    RateLimiter(settings.route53_share_per_second).attach(route53)
+    pace = settings.route53_share_per_second
+    with _route53_lock:
+        limiter = _route53_limiters.setdefault((role.account if role else None, pace), RateLimiter(pace))
+    limiter.attach(route53)
     return route53
 
 
