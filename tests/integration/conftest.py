@@ -15,6 +15,7 @@ from acme_renewer import runtime
 from acme_renewer.order.account import AcmeClient
 from tests.stack import LocalStack
 from tests.stack.strict_acm import IMPORT_QUOTA_PER_SECOND
+from tests.stack.strict_rates import AWS_RATES, RatesControl
 
 # pebble issues 5-year certificates by default; give them a realistic 90-day lifetime.
 LIFETIME = timedelta(days=90)
@@ -31,7 +32,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     with LocalStack.start(
         tmp_path_factory.mktemp("stack"), certificate_validity_seconds=int(LIFETIME.total_seconds())
     ) as running:
+        unthrottled(running)
         yield running
+
+
+def unthrottled(stack: LocalStack) -> None:
+    """No request rate of strict_rates.py: the suite's own calls (zones, checks, many tests' renewals one after
+    another) would spend Route53's account budget that the renewer paces itself to. `route53_rate` turns it on."""
+    for budget in AWS_RATES:
+        stack.rates.set_rate(budget, None)
+
+
+@pytest.fixture
+def route53_rate(stack: LocalStack, env: dict[str, str]) -> Iterator[RatesControl]:
+    """Route53 throttles again, at a rate the test sets (`route53_rate.set_rate(ROUTE53, Rate(...))`); the throttle
+    counts start from zero, and the rates are off again afterwards."""
+    stack.rates.reset_throttled()
+    yield stack.rates
+    unthrottled(stack)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from tests.stack.processes import Process, StackError, free_port, start_process,
 from tests.stack.route53_emulation import normalize
 from tests.stack.strict import StrictControl
 from tests.stack.strict_acm import AcmControl
+from tests.stack.strict_rates import RatesControl
 from tests.stack.table import DEFAULT_TEMPLATE, REPO_ROOT, create_table
 from tests.stack.tls import TlsFiles, write_localhost_tls
 
@@ -273,6 +274,14 @@ class LocalStack:
         """ImportCertificate's rate (ACM's quota by default; raise it only together with the renewer's
         ACM_IMPORTS_PER_SECOND), the ARNs that "are in use", and the errors ACM's rules answered."""
         return AcmControl(self.moto_endpoint)
+
+    # --- request rates as AWS throttles them (strict_rates.py) ----------------------------------------------------
+
+    @property
+    def rates(self) -> RatesControl:
+        """Route53's and Secrets Manager's write rates per account (AWS's from the start; the integration suite
+        turns them off and dedicated tests on), and how many requests were throttled."""
+        return RatesControl(self.moto_endpoint)
 
     def set_dns_servfail(self, names: Iterable[str]) -> None:
         """Make our DNS server answer SERVFAIL for `names` and every name below them (a broken delegation),

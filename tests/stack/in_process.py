@@ -21,6 +21,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from tests.stack.moto_server import StackApp
 from tests.stack.strict import SECRET_FAULTS_PATH
+from tests.stack.strict_rates import OFF, RequestRates
 
 ENDPOINT = "http://moto.in-process"
 REGION = "us-east-1"
@@ -38,11 +39,14 @@ class _Body:
 
 
 class InProcessStack:
-    def __init__(self) -> None:
+    def __init__(self, rates: RequestRates | None = None) -> None:
+        """`rates`: the request rates the stack throttles at (strict_rates.py); none by default, as unit tests of the
+        other rules are not about rates."""
         # Imported here: moto's server apps are heavy, and only these tests need them.
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        self.app = StackApp(DomainDispatcherApplication(create_backend_app))
+        rates = RequestRates(OFF) if rates is None else rates
+        self.app = StackApp(DomainDispatcherApplication(create_backend_app), rates=rates)
         self.reset()
 
     def reset(self) -> None:

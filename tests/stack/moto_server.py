@@ -3,8 +3,9 @@
 moto runs behind StackApp, a WSGI layer that counts every AWS call (from any process) and emulates Route53's
 propagation delay, which moto lacks. Both are read and set over private paths under `/_stack/` (MotoControl).
 It also refuses AssumeRole as AWS would, which moto never does: see StackApp._assume_role; its strict layer
-(strict.py) refuses, as AWS does, other calls that moto accepts; and ACM calls go through strict_acm.py, the layer
-between StackApp and moto (re-import rules, ImportCertificate's rate).
+(strict.py) refuses, as AWS does, other calls that moto accepts, and throttles Route53 and Secrets Manager writes
+past AWS's rates per account (strict_rates.py); and ACM calls go through strict_acm.py, the layer between StackApp
+and moto (re-import rules, ImportCertificate's rate).
 Run as `python -m tests.stack.moto_server --port P [--route53-delay SECONDS]`.
 """
 
@@ -46,6 +47,7 @@ from tests.stack.route53_emulation import (
 from tests.stack.strict import StrictLayer
 from tests.stack.strict_acm import CONTROL_PREFIX as ACM_CONTROL_PREFIX
 from tests.stack.strict_acm import StrictAcm
+from tests.stack.strict_rates import RequestRates
 from tests.stack.table import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -196,7 +198,11 @@ class StackApp:
     """
 
     def __init__(
-        self, moto: WSGIApplication, propagation: Propagation | None = None, calls: CallCounts | None = None
+        self,
+        moto: WSGIApplication,
+        propagation: Propagation | None = None,
+        calls: CallCounts | None = None,
+        rates: RequestRates | None = None,
     ) -> None:
         self._moto = StrictAcm(moto)  # ACM's rules; its private paths are under /_stack/acm/
         self.propagation = propagation or Propagation()
@@ -214,8 +220,10 @@ class StackApp:
         # AssumeRole. The served view covers the zones of all of them.
         self._accounts: dict[str, None] = {DEFAULT_ACCOUNT: None}
         self._zone_accounts: dict[str, str] = {}
+        # AWS's request rates (strict_rates.py) by default; a throttled call is refused before any other rule.
+        self.rates = RequestRates() if rates is None else rates
         self.strict = StrictLayer(
-            self._forward, (strict_secrets.refuse, strict_secrets.same_version, strict_route53.refuse)
+            self._forward, (self.rates, strict_secrets.refuse, strict_secrets.same_version, strict_route53.refuse)
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -327,6 +335,8 @@ class StackApp:
                 return _Reply.json(self._served_zones())
             if (found := _SERVED_RECORD_SETS.fullmatch(path)) and method == "GET":
                 return _Reply.json(self._served_record_sets(found["zone_id"]))
+            if (answer := self.rates.control(method, path, _read_body(environ))) is not None:
+                return _Reply.json(answer)
             if (answer := self.strict.control(method, path, _read_body(environ))) is not None:
                 return _Reply.json(answer)
             if path.startswith(ACM_CONTROL_PREFIX):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import re
 import threading
 import time
 import uuid
@@ -39,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from tests.stack.processes import StackError
+from tests.stack.strict_rates import TokenBucket, account_of, region_of
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -54,7 +54,6 @@ IMPORT_QUOTA_PER_SECOND = 1.0
 MIN_BURST = 2.0
 _TARGET = "CertificateManager."
 _JSON = "application/x-amz-json-1.1"
-_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/acm/aws4_request")
 
 # As AWS words them where its answers were seen (issue trackers quoting ACM); the key algorithm's and the added
 # extension's are ours, in the same style: no quote of those was found.
@@ -137,34 +136,8 @@ class Usages:
         return None
 
 
-def _account_of(access_key: str) -> str:
-    """The account whose quota a request counts against: with credentials from AssumeRole, the role's account, as
-    moto itself decides (every session of every role of one account shares that account's quota, as on AWS)."""
-    from moto.iam.models import get_account_id_from
-
-    return str(get_account_id_from(access_key))
-
-
 def _ec_exception(new: Usages) -> set[str]:
     return {"KEY_ENCIPHERMENT"} if new.key_algorithm.startswith("EC_") else set()
-
-
-class _Bucket:
-    """A token bucket: refilled at `rate` per second, holding at most `capacity` requests."""
-
-    def __init__(self, rate: float, now: float) -> None:
-        self.rate = rate
-        self.capacity = max(MIN_BURST, rate)
-        self.tokens = self.capacity
-        self.updated = now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
 
 
 _Answer = tuple[str, list[tuple[str, str]], bytes]
@@ -184,7 +157,7 @@ class StrictAcm:
         self._clock = clock
         self._lock = threading.Lock()
         self._rate = imports_per_second
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._in_use: dict[str, tuple[str, ...]] = {}
         self.refusals: Counter[str] = Counter()
 
@@ -225,12 +198,12 @@ class StrictAcm:
         return self._forward(environ)
 
     def _admit_import(self, environ: WSGIEnvironment) -> bool:
-        scope = _SCOPE.search(str(environ.get("HTTP_AUTHORIZATION", "")))
-        account = str(environ.get("HTTP_X_MOTO_ACCOUNT_ID") or (_account_of(scope[1]) if scope else ""))
-        key = (account, scope[2] if scope else "")
+        # The account of credentials from AssumeRole is the role's, as moto itself decides: every session of every
+        # role of one account shares that account's quota, as on AWS.
+        key = (account_of(environ), region_of(environ))
         with self._lock:
             now = self._clock()
-            bucket = self._buckets.setdefault(key, _Bucket(self._rate, now))
+            bucket = self._buckets.setdefault(key, TokenBucket(self._rate, max(MIN_BURST, self._rate), now))
             return bucket.take(now)
 
     def _describe(self, environ: WSGIEnvironment, arn: str) -> _Answer:

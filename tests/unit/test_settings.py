@@ -23,6 +23,34 @@ def test_acm_imports_are_paced_to_acms_quota_unless_set() -> None:
     assert Settings.from_env({**BASE, "ACM_IMPORTS_PER_SECOND": "20"}).acm_imports_per_second == 20.0
 
 
+def test_each_process_paces_to_its_share_of_the_account_budgets() -> None:
+    """The budgets are the account's (AWS's documented rates by default: Route53 10 requests per second per account,
+    https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/throttling-api-requests.html; Secrets Manager 50
+    writes per second per region, https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html);
+    WORKER_CONCURRENCY processes share them, each taking the budget divided by their number."""
+    alone = Settings.from_env(BASE)
+    assert alone.worker_concurrency == 1  # the CLI: the whole budget
+    assert (alone.route53_share_per_second, alone.acm_imports_share_per_second) == (10.0, 1.0)
+    assert alone.secrets_writes_share_per_second == 50.0
+
+    fleet = Settings.from_env({**BASE, "WORKER_CONCURRENCY": "5"})
+    assert (fleet.route53_share_per_second, fleet.acm_imports_share_per_second) == (2.0, 0.2)
+    assert fleet.secrets_writes_share_per_second == 10.0
+
+
+def test_a_budget_set_is_the_accounts_and_still_divided() -> None:
+    """ROUTE53_REQUESTS_PER_SECOND and ACM_IMPORTS_PER_SECOND keep their names and, for one process, their effect;
+    with several processes each takes its share of them, so that an account's limit is never multiplied."""
+    env = {**BASE, "ROUTE53_REQUESTS_PER_SECOND": "4", "ACM_IMPORTS_PER_SECOND": "20", "SECRETS_WRITES_PER_SECOND": "9"}
+    alone = Settings.from_env(env)
+    assert (alone.route53_share_per_second, alone.acm_imports_share_per_second) == (4.0, 20.0)
+    assert alone.secrets_writes_share_per_second == 9.0
+    three = Settings.from_env({**env, "WORKER_CONCURRENCY": "3"})
+    assert three.route53_share_per_second == pytest.approx(4 / 3)
+    assert three.acm_imports_share_per_second == pytest.approx(20 / 3)
+    assert three.secrets_writes_share_per_second == pytest.approx(3.0)
+
+
 def test_one_account_secret_per_directory() -> None:
     production = Settings.from_env(BASE).account_secret_name
     staging = Settings.from_env({**BASE, "ACME_DIRECTORY_URL": LETSENCRYPT_STAGING}).account_secret_name
@@ -68,6 +96,9 @@ def test_eab_secret_for_the_functions_directory() -> None:
         ({**BASE, "ORDER_TIMEOUT_SECONDS": "-1"}, "ORDER_TIMEOUT_SECONDS must not be negative"),
         ({**BASE, "ORDER_TIMEOUT_SECONDS": "0"}, "ORDER_TIMEOUT_SECONDS must be positive"),
         ({**BASE, "ACM_IMPORTS_PER_SECOND": "0"}, "ACM_IMPORTS_PER_SECOND must be positive"),
+        ({**BASE, "SECRETS_WRITES_PER_SECOND": "0"}, "SECRETS_WRITES_PER_SECOND must be positive"),
+        ({**BASE, "WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY must be a whole number of at least 1"),
+        ({**BASE, "WORKER_CONCURRENCY": "2.5"}, "WORKER_CONCURRENCY must be a whole number of at least 1"),
     ],
 )
 def test_bad_environment_is_refused(env: dict[str, str], message: str) -> None:

@@ -1,8 +1,9 @@
 """Client-side pacing of AWS calls to a service's documented request rate, shared by the stages that call AWS.
 
-A limiter sits on a boto3 client's before-send event, so retries are paced too; botocore's adaptive retry mode
-(runtime.CLIENT_CONFIG) slows down further when the service still throttles, for instance because another
-process of the account calls it at the same time.
+A limiter sits on a boto3 client's before-send event, so retries are paced too. The rate is one process's share of
+an account-wide budget (settings.Settings.*_share_per_second: the budget divided by the processes that may run at
+once), so that together they stay within it; botocore's adaptive retry mode (runtime.CLIENT_CONFIG) slows down
+further when the service still throttles, for instance because something else in the account calls it too.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ class RateLimiter:
     def __call__(self, **_: Any) -> None:
         self.wait()
 
-    def attach(self, client: Any, operation: str | None = None) -> None:
-        """Pace every request of the client, or only those of one operation (`ImportCertificate`); a client
-        already paced (for that operation) keeps its first limiter."""
+    def attach(self, client: Any, *operations: str) -> None:
+        """Pace every request of the client, or only those of the operations named (`ImportCertificate`), which then
+        share this one limiter; a client already paced (for an operation) keeps its first limiter there."""
         service = client.meta.service_model.service_id.hyphenize()
-        event = f"before-send.{service}" + (f".{operation}" if operation else "")
-        client.meta.events.register(event, self, unique_id=f"acme-renewer-pace-{event}")
+        for event in [f"before-send.{service}.{operation}" for operation in operations] or [f"before-send.{service}"]:
+            client.meta.events.register(event, self, unique_id=f"acme-renewer-pace-{event}")

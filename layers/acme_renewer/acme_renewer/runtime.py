@@ -31,15 +31,16 @@ from acme_renewer.renewal import Renewer
 from acme_renewer.report.events import EventPublisher
 from acme_renewer.report.fleet import FleetChecks
 from acme_renewer.report.handoff import Continuation, lambda_invoker
-from acme_renewer.settings import PropagationMode, Settings
+from acme_renewer.settings import SECRETS_WRITE_OPERATIONS, PropagationMode, Settings
 from acme_renewer.stores.acm import AcmStore
 from acme_renewer.stores.secrets import PendingOrderStore, SecretStore
 
 if TYPE_CHECKING:
     from mypy_boto3_acm import ACMClient
 
-# Adaptive mode rate-limits the client itself after Throttling / PriorRequestNotComplete (Route53 allows
-# 5 requests per second per account) or ThrottlingException (ACM), behind our own pacing (pacing.py).
+# Adaptive mode rate-limits the client itself after Throttling / PriorRequestNotComplete (Route53) or
+# ThrottlingException (ACM, Secrets Manager), behind our own pacing to this process's share of the account's
+# budgets (pacing.py, settings.Settings.*_share_per_second).
 CLIENT_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 10},
     connect_timeout=10,
@@ -98,7 +99,7 @@ def build_renewer(
 ) -> Renewer:
     """The pipeline; `on_phase` is told of each phase of a run (the CLI's progress lines), the DNS wait included."""
     region = settings.region
-    secrets = client("secretsmanager", region)
+    secrets = secrets_client(settings)
 
     def orders_for(account: AcmeAccount) -> order.AcmeOrders:
         """The sessions of one ACME account: its EAB credentials and key are read, and the account registered,
@@ -141,7 +142,7 @@ def build_renewer(
             if (role, acm_region) not in acm_clients:
                 acm: ACMClient = client("acm", acm_region) if role is None else client("acm", acm_region, role)
                 limiter = acm_limiters.setdefault(
-                    (role.account if role else None, acm_region), RateLimiter(settings.acm_imports_per_second)
+                    (role.account if role else None, acm_region), RateLimiter(settings.acm_imports_share_per_second)
                 )
                 limiter.attach(acm, "ImportCertificate")
                 acm_clients[role, acm_region] = acm
@@ -156,7 +157,7 @@ def build_renewer(
         # Sessions are opened on the first due certificate only: a run with nothing due never contacts the CA.
         orders=order.AccountOrders(orders_for, AcmeAccount(settings.acme_directory_url, settings.acme_eab_secret)),
         dns=dns,
-        pending=PendingOrderStore(client("secretsmanager", region), settings.secrets_kms_key_id),
+        pending=PendingOrderStore(secrets, settings.secrets_kms_key_id),
         time_left=time_left,
         policy=FailurePolicy(max_consecutive_failures=settings.max_consecutive_failures),
         events=EventPublisher(client("events", region), settings.event_bus_name),
@@ -168,7 +169,7 @@ def build_renewer(
             endpoint_grace=timedelta(minutes=settings.endpoint_grace_minutes),
             record_superseded=lambda item_id, kept, read: table.set_superseded(item_id, kept, read=read),
         ),
-        secrets=SecretStore(client("secretsmanager", region), settings.secrets_kms_key_id),
+        secrets=SecretStore(secrets, settings.secrets_kms_key_id),
         acm=AcmStore(acm_client, client_for_role=lambda role, acm_region: acm_client(acm_region, role)),
         renewal_info=RenewalInfoClient(lambda: anonymous_network(settings.acme_network_timeout_seconds)),
         on_phase=on_phase,
@@ -180,10 +181,7 @@ T = TypeVar("T")
 
 def route53_dns(settings: Settings, role: ZoneRole | None = None, on_phase: PhaseObserver | None = None) -> Route53Dns:
     """The Route53 adapter of the function's own account, or of a role's; each account has its own rate limit."""
-    # Route53 is global: its API lives in us-east-1 whatever the function's region.
-    # Without a role, called exactly as elsewhere (the CLI, tests' hooks): functools.cache keys on the arguments.
-    route53 = client("route53", "us-east-1") if role is None else client("route53", "us-east-1", role)
-    RateLimiter(settings.route53_requests_per_second).attach(route53)
+    route53 = route53_client(settings, role)
     return Route53Dns(
         route53,
         ttl=settings.txt_ttl_seconds,
@@ -191,6 +189,33 @@ def route53_dns(settings: Settings, role: ZoneRole | None = None, on_phase: Phas
         visibility_check=_visibility_check(settings, route53),
         on_phase=on_phase,
     )
+
+
+# One Route53 limiter per account (None: the function's own) and pace, whichever role reaches the account: Route53
+# throttles the account, so two roles of one account share its share.
+_route53_limiters: dict[tuple[str | None, float], RateLimiter] = {}
+_route53_lock = threading.Lock()
+
+
+def route53_client(settings: Settings, role: ZoneRole | None = None) -> Any:
+    """The Route53 client of the function's own account (or a role's), paced to this process's share of that
+    account's request rate by the account's limiter, which a client keeps from its first call (RateLimiter.attach)."""
+    # Route53 is global: its API lives in us-east-1 whatever the function's region.
+    # Without a role, called exactly as elsewhere (the CLI, tests' hooks): functools.cache keys on the arguments.
+    route53 = client("route53", "us-east-1") if role is None else client("route53", "us-east-1", role)
+    pace = settings.route53_share_per_second
+    with _route53_lock:
+        limiter = _route53_limiters.setdefault((role.account if role else None, pace), RateLimiter(pace))
+    limiter.attach(route53)
+    return route53
+
+
+def secrets_client(settings: Settings) -> Any:
+    """The Secrets Manager client of the function's region, its writes paced to this process's share of the
+    account's write quota in that region; reads are not paced (their quota is far higher)."""
+    secrets = client("secretsmanager", settings.region)
+    RateLimiter(settings.secrets_writes_share_per_second).attach(secrets, *SECRETS_WRITE_OPERATIONS)
+    return secrets
 
 
 def build_continuation(settings: Settings, function_arn: str) -> Continuation:

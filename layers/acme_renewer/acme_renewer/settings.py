@@ -28,9 +28,31 @@ CA_ALIASES = {
     "buypass": "https://api.buypass.com/acme/directory",
 }
 DEFAULT_SECRET_PREFIX = "acme-renewer/"
+# Account-wide request rates: AWS's documented defaults. Every process of the account shares them, so each paces
+# itself to its share, the rate divided by WORKER_CONCURRENCY (Settings.*_share_per_second).
+# Route53's account-level bucket, which every Route53 request of the account draws on: 50 requests of burst,
+# refilled at 10 per second ("Throttling for Amazon Route 53 API requests",
+# https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/throttling-api-requests.html).
+ROUTE53_REQUESTS_PER_SECOND = 10.0
 # ACM's request rate quota for ImportCertificate, per account and region ("API rate quotas",
 # https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html#api-rate-limits).
 ACM_IMPORTS_PER_SECOND = 1.0
+# Secrets Manager's "Combined rate of PutSecretValue, RemoveRegionsFromReplication, ReplicateSecretToRegion,
+# StopReplicationToReplica, UpdateSecret, and UpdateSecretVersionStage API requests", per account and region
+# (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html).
+SECRETS_WRITES_PER_SECOND = 50.0
+# The operations of that quota (the page's ReplicateSecretToRegion is the API's ReplicateSecretToRegions), paced
+# together; CreateSecret, whose row we did not find, is paced with them, so that a fleet creating its first
+# secrets does not burst either.
+SECRETS_WRITE_OPERATIONS = (
+    "PutSecretValue",
+    "RemoveRegionsFromReplication",
+    "ReplicateSecretToRegions",
+    "StopReplicationToReplica",
+    "UpdateSecret",
+    "UpdateSecretVersionStage",
+    "CreateSecret",
+)
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]+$")
 # IAM's own limits: a role name is 1-64 of these characters, under an optional path /a/b/; the partition is aws,
 # aws-cn, aws-us-gov, ...
@@ -216,10 +238,14 @@ class Settings:
     max_certificates_per_run: int = 100
     # Threads driving the ACME orders of a batch, each with its own ACME session.
     acme_workers: int = 8
-    # Route53 requests per second from one run (Route53 allows 5 per account).
-    route53_requests_per_second: float = 4.0
-    # ACM ImportCertificate calls per second from one run, per region: ACM's quota per account and region.
-    acm_imports_per_second: float = ACM_IMPORTS_PER_SECOND
+    # Account-wide budgets (requests per second) that the renewer's processes share; each process paces its calls
+    # to the budget divided by worker_concurrency (the *_share_per_second properties).
+    route53_requests_per_second: float = ROUTE53_REQUESTS_PER_SECOND  # per account (Route53 is global)
+    acm_imports_per_second: float = ACM_IMPORTS_PER_SECOND  # per account and region
+    secrets_writes_per_second: float = SECRETS_WRITES_PER_SECOND  # per account and region
+    # How many processes of the renewer may call AWS at the same time (WORKER_CONCURRENCY; the template passes the
+    # parameter WorkerMaxConcurrency). 1, as for the CLI: this process has the whole budget.
+    worker_concurrency: int = 1
     # After INSYNC, optionally wait until the zone's authoritative servers serve the values (dns/propagation.py).
     propagation: PropagationSettings = field(default_factory=lambda: PropagationSettings())
     # Roles to assume for the hosted zones of other accounts, by zone (ZONE_ROLES); items may name their own.
@@ -228,6 +254,21 @@ class Settings:
     # an item naming another is refused before anything is tried. None (unset, as for the CLI with the operator's
     # own credentials): not checked.
     acm_role_arns: frozenset[str] | None = None
+
+    @property
+    def route53_share_per_second(self) -> float:
+        """This process's pace of Route53 requests: its share of the account's budget."""
+        return self.route53_requests_per_second / self.worker_concurrency
+
+    @property
+    def acm_imports_share_per_second(self) -> float:
+        """This process's pace of ImportCertificate calls, per account and region."""
+        return self.acm_imports_per_second / self.worker_concurrency
+
+    @property
+    def secrets_writes_share_per_second(self) -> float:
+        """This process's pace of Secrets Manager writes (SECRETS_WRITE_OPERATIONS) in its region."""
+        return self.secrets_writes_per_second / self.worker_concurrency
 
     @property
     def account_secret_name(self) -> str:
@@ -288,8 +329,10 @@ class Settings:
             secrets_kms_key_id=env.get("SECRETS_KMS_KEY_ID", "").strip() or None,
             max_certificates_per_run=_whole(env, "MAX_CERTIFICATES_PER_RUN", 100),
             acme_workers=_whole(env, "ACME_WORKERS", 8),
-            route53_requests_per_second=_positive(env, "ROUTE53_REQUESTS_PER_SECOND", 4.0),
+            route53_requests_per_second=_positive(env, "ROUTE53_REQUESTS_PER_SECOND", ROUTE53_REQUESTS_PER_SECOND),
             acm_imports_per_second=_positive(env, "ACM_IMPORTS_PER_SECOND", ACM_IMPORTS_PER_SECOND),
+            secrets_writes_per_second=_positive(env, "SECRETS_WRITES_PER_SECOND", SECRETS_WRITES_PER_SECOND),
+            worker_concurrency=_whole(env, "WORKER_CONCURRENCY", 1),
             propagation=PropagationSettings.from_env(env),
             zone_roles=ZoneRoles.parse(env.get("ZONE_ROLES", "")),
             acm_role_arns=parse_role_arns(env["ACM_ROLE_ARNS"], "ACM_ROLE_ARNS") if "ACM_ROLE_ARNS" in env else None,
