@@ -215,7 +215,13 @@ class StackApp:
         self._accounts: dict[str, None] = {DEFAULT_ACCOUNT: None}
         self._zone_accounts: dict[str, str] = {}
         self.strict = StrictLayer(
-            self._forward, (strict_secrets.refuse, strict_secrets.same_version, strict_route53.refuse)
+            self._forward,
+            (
+                strict_secrets.refuse,
+                strict_secrets.same_version,
+                strict_route53.refuse,
+                strict_route53.conditional_changes,
+            ),
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
