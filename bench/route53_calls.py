@@ -1,7 +1,7 @@
 """Route53 calls per certificate for one run's batch (resolve the CNAMEs, publish, remove), counted by operation on
-the local stack's AWS side in this process (moto behind the strict layer), for three fleets of N certificates
-(apex + wildcard each): every certificate in a zone of its own, all in one zone, and all CNAME-delegated into one
-validation zone.
+the local stack's AWS side in this process (moto behind the strict layer), for four fleets of N certificates
+(apex + wildcard each): every certificate in a zone of its own, all in one zone, all CNAME-delegated from one zone
+into one validation zone, and each CNAME-delegated from a zone of its own into one validation zone.
 
 Usage: python -m bench.route53_calls [--n 100]
 """
@@ -76,8 +76,17 @@ def delegated(client: Any, n: int) -> list[TxtRecord]:
     return [record for i in range(n) for record in certificate(f"site{i}.customer.test")]
 
 
+def delegated_from_own_zones(client: Any, n: int) -> list[TxtRecord]:
+    """Every name in a zone of its own, its _acme-challenge a CNAME into one validation zone."""
+    create_zone(client, "validation.test")
+    for i in range(n):
+        zone_id = create_zone(client, f"own{i}.test")
+        cname(client, zone_id, f"_acme-challenge.own{i}.test", f"_acme-challenge.own{i}.validation.test")
+    return [record for i in range(n) for record in certificate(f"own{i}.test")]
+
+
 Scenario = Callable[[Any, int], list[TxtRecord]]
-SCENARIOS: tuple[Scenario, ...] = (distinct_zones, one_zone, delegated)
+SCENARIOS: tuple[Scenario, ...] = (distinct_zones, one_zone, delegated, delegated_from_own_zones)
 
 
 def measure(n: int = 100) -> dict[str, dict[str, int]]:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
+from acme_renewer.dns.accounts import AccountRoutedDns
 from acme_renewer.dns.route53 import Route53Dns, quote_txt
-from acme_renewer.models import TxtRecord
+from acme_renewer.errors import DnsPublishError
+from acme_renewer.models import TxtRecord, ZoneRole
 from bench.route53_calls import Calls, create_zone, delegated, distinct_zones, one_zone, run_batch
 from tests.stack.in_process import InProcessStack
 
@@ -153,9 +156,38 @@ def test_a_role_that_may_not_create_is_written_with_upserts_after_one_refusal(st
     records = [TxtRecord(f"_acme-challenge.old{i}.test", "ours") for i in range(3)]
     client = NoCreate(route53)
     dns = Route53Dns(client, sleep=lambda _: None)  # type: ignore[arg-type]
+    dns.upsert_when_create_denied()  # as AccountRoutedDns does for a role's account
     resolved = dns.resolve(records)
     dns.publish(resolved)
     assert client.refused == 1  # the first zone only; the run then asks for no CREATE
     assert all(txt(route53, zone_id, r.name) == [quote_txt("ours")] for zone_id, r in zip(zones, records, strict=True))
     dns.remove(resolved)
     assert all(txt(route53, zone_id, r.name) == [] for zone_id, r in zip(zones, records, strict=True))
+
+
+def test_in_the_functions_own_account_a_refused_create_is_the_zones_refusal(strict_aws: InProcessStack) -> None:
+    """template.yaml allows CREATE, so an AccessDenied there is a policy scoped to other zones: reported at once,
+    with one attempt, not hidden behind a second one."""
+    route53 = strict_aws.client("route53")
+    create_zone(route53, "scoped.test")
+    client = NoCreate(route53)
+    dns = Route53Dns(client, sleep=lambda _: None)  # type: ignore[arg-type]
+    resolved = dns.resolve([TxtRecord("_acme-challenge.scoped.test", "ours")])
+    with pytest.raises(DnsPublishError, match="AccessDenied"):
+        dns.publish(resolved)
+    assert client.refused == 1
+
+
+def test_zone_roles_get_adapters_that_upsert_when_create_is_denied(strict_aws: InProcessStack) -> None:
+    route53 = strict_aws.client("route53")
+    built: dict[ZoneRole | None, Route53Dns] = {}
+
+    def dns_for(role: ZoneRole | None) -> Route53Dns:
+        built[role] = Route53Dns(route53)
+        return built[role]
+
+    routed = AccountRoutedDns(dns_for)
+    role = ZoneRole("arn:aws:iam::111122223333:role/acme-dns")
+    routed.adapter(None)
+    routed.adapter(role)
+    assert [built[None]._upsert_when_create_denied, built[role]._upsert_when_create_denied] == [False, True]

@@ -138,8 +138,16 @@ class Route53Dns:
         # (zone id, name) -> the TXT record set this run last saw or wrote there, None when there was none.
         # Only ever acted on through CREATE and DELETE, which Route53 refuses when it no longer holds.
         self._known: dict[tuple[str, str], Any | None] = {}
-        # False once Route53 refused a CREATE with AccessDenied: a zone role set up before CREATE was needed.
+        # False once Route53 refused a CREATE with AccessDenied in an account whose policy may predate CREATE.
         self._may_create = True
+        self._upsert_when_create_denied = False
+
+    def upsert_when_create_denied(self) -> None:
+        """For an account reached by a zone role: its policy, written by its owner for an older version, may allow
+        only UPSERT and DELETE. A CREATE it refuses (AccessDenied) is sent again as an UPSERT after a read, and so
+        is every later write of the run. The function's own policy (template.yaml) allows CREATE, and there an
+        AccessDenied is the zone's, reported at once."""
+        self._upsert_when_create_denied = True
 
     def all_zones(self) -> list[HostedZone]:
         """Every zone of the account, private ones too, listed once per adapter (one run)."""
@@ -311,21 +319,23 @@ class Route53Dns:
         A name whose record set this run already knows needs no read when the change is a CREATE or a DELETE; the
         others are read first. When Route53 refuses the change as stale (InvalidChangeBatch: a CREATE of a name
         that now exists, a DELETE of a record set that changed), every name is read afresh and the change sent
-        once more; a second refusal is the caller's to report. A CREATE refused with AccessDenied is sent again
-        as an UPSERT after a read, and so is every later write of the run.
+        once more; a second refusal is the caller's to report. See upsert_when_create_denied for a CREATE refused
+        with AccessDenied.
         """
         change_ids: list[str] = []
         fresh = False
         while True:
             changes = self._changes(zone, names, adding=adding, fresh=fresh)
             try:
-                change_ids += self._submit(zone, [change for _, change in changes])
+                # Into the list as each request is accepted: a refusal of a later one must not lose the ids of
+                # the earlier ones, whose values the retry finds written and publish must still wait for.
+                self._submit(zone, [change for _, change in changes], change_ids)
             except ClientError as refused:
                 for name in names:
                     self._known.pop((zone.id, name), None)
                 code = refused.response.get("Error", {}).get("Code")
                 creating = any(change is not None and change["Action"] == "CREATE" for _, change in changes)
-                if code == "AccessDenied" and creating:
+                if code == "AccessDenied" and creating and self._upsert_when_create_denied:
                     # The policy of a zone role written for older versions allows only UPSERT and DELETE; go on
                     # as they did (a read, then UPSERT) for the rest of the run.
                     logger.warning(
@@ -367,6 +377,7 @@ class Route53Dns:
         if unknown:
             current = self._current(zone, unknown)
             for name in unknown:
+                self._known[zone.id, name] = current.get(name)
                 changes[name] = self._change_for(current.get(name), name, names[name], adding=adding)
         return [(name, changes[name]) for name in names]
 
@@ -464,9 +475,8 @@ class Route53Dns:
             return {"Action": "UPSERT", "ResourceRecordSet": record_set}
         return {"Action": "CREATE", "ResourceRecordSet": record_set}
 
-    def _submit(self, zone: HostedZone, changes: list[ChangeTypeDef | None]) -> list[str]:
-        """One ChangeResourceRecordSets per batch that fits Route53's limits; returns the change ids."""
-        change_ids = []
+    def _submit(self, zone: HostedZone, changes: list[ChangeTypeDef | None], change_ids: list[str]) -> None:
+        """One ChangeResourceRecordSets per batch that fits Route53's limits; appends the change ids."""
         for batch in split_changes([c for c in changes if c is not None]):
             response = self._client.change_resource_record_sets(
                 HostedZoneId=zone.id,
@@ -474,7 +484,6 @@ class Route53Dns:
             )
             logger.info("route53 change submitted", extra={"zone": zone.name, "changes": len(batch)})
             change_ids.append(response["ChangeInfo"]["Id"])
-        return change_ids
 
     def _phase(self, phase: Phase) -> None:
         if self._on_phase is not None:
