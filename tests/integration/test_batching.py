@@ -122,6 +122,9 @@ def test_with_route53_propagation_delay_the_run_waits_once(
     assert result["renewed"] == len(placed)
     route53 = stack.aws_calls()["route53"]
     assert route53["ChangeResourceRecordSets"] == 2 * 2  # two zones: publish and clean up, once each
+    # One zone listing per run, and one read per zone: the CNAME lookup, which tells publish the names are empty
+    # (CREATE) and lets cleanup DELETE what publish wrote (tests/unit/dns/test_route53_calls.py).
+    assert (route53["ListHostedZones"], route53["ListResourceRecordSets"]) == (1, 2)
     # Polled with backoff over about D seconds: a handful of calls, not one series per certificate.
     assert route53["GetChange"] <= 2 * 6
     items = [get_item(stack, env, item_id) for item_id in placed]

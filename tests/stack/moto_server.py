@@ -223,7 +223,14 @@ class StackApp:
         # AWS's request rates (strict_rates.py) by default; a throttled call is refused before any other rule.
         self.rates = RequestRates() if rates is None else rates
         self.strict = StrictLayer(
-            self._forward, (self.rates, strict_secrets.refuse, strict_secrets.same_version, strict_route53.refuse)
+            self._forward,
+            (
+                self.rates,
+                strict_secrets.refuse,
+                strict_secrets.same_version,
+                strict_route53.refuse,
+                strict_route53.conditional_changes,
+            ),
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

@@ -1,4 +1,5 @@
-"""The strict layer refuses, as Route53 does, a TXT value holding a character-string over 255 characters."""
+"""The strict layer refuses, as Route53 does, a TXT value holding a character-string over 255 characters, a CREATE
+of a record set that exists and a DELETE of one that is not there exactly so."""
 
 from __future__ import annotations
 
@@ -68,3 +69,64 @@ def test_each_string_is_measured_as_route53_reads_it(value: str, refused: bool) 
         "</ResourceRecordSet></Change></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>"
     )
     assert too_long_values(body.encode()) == ([value] if refused else [])
+
+
+def zone_with_value(route53: Any, value: str = '"a"') -> str:
+    zone_id: str = route53.create_hosted_zone(Name="example.test.", CallerReference="1")["HostedZone"]["Id"]
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch=txt(value, "CREATE"))
+    return zone_id
+
+
+def delete(**fields: Any) -> dict[str, Any]:
+    """A DELETE of the record set `zone_with_value` wrote, with these fields changed."""
+    change = txt('"a"', "DELETE")
+    change["Changes"][0]["ResourceRecordSet"].update(fields)
+    return change
+
+
+MISMATCH = "but the values provided do not match the current values"
+WHERE = f"[name='{NAME}', type='TXT']"
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (txt('"b"', "CREATE"), f"Tried to create resource record set {WHERE} but it already exists"),
+        (delete(ResourceRecords=[{"Value": '"b"'}]), f"Tried to delete resource record set {WHERE} {MISMATCH}"),
+        (delete(TTL=300), MISMATCH),
+        (delete(Name="other.example.test."), "[name='other.example.test.', type='TXT'] but it was not found"),
+    ],
+)
+def test_create_and_delete_are_conditional(strict_aws: InProcessStack, batch: Any, message: str) -> None:
+    """ChangeResourceRecordSets: a DELETE must give "all the same values that you specified when you created it",
+    CREATE makes a new record set, and the batch is all or nothing
+    (https://docs.aws.amazon.com/Route53/latest/APIReference/API_ChangeResourceRecordSets.html). moto lets a
+    CREATE overwrite, and answers a stale DELETE with an InvalidInput about AliasTarget, or accepts it."""
+    route53 = strict_aws.client("route53")
+    zone_id = zone_with_value(route53)
+    with pytest.raises(ClientError) as refused:
+        route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch=batch)
+    assert refused.value.response["Error"]["Code"] == "InvalidChangeBatch"
+    assert message in refused.value.response["Error"]["Message"]
+    assert values(route53, zone_id) == ['"a"']
+
+
+def test_a_txt_cannot_be_created_beside_a_cname(strict_aws: InProcessStack) -> None:
+    route53 = strict_aws.client("route53")
+    zone_id = route53.create_hosted_zone(Name="example.test.", CallerReference="1")["HostedZone"]["Id"]
+    alias = {"Name": NAME, "Type": "CNAME", "TTL": 60, "ResourceRecords": [{"Value": "_acme-challenge.other.test"}]}
+    route53.change_resource_record_sets(
+        HostedZoneId=zone_id, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": alias}]}
+    )
+    with pytest.raises(ClientError, match="conflicting RRSet of type CNAME"):
+        route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch=txt('"b"', "CREATE"))
+
+
+def test_a_delete_and_a_create_in_one_batch_replace_a_record_set(strict_aws: InProcessStack) -> None:
+    route53 = strict_aws.client("route53")
+    zone_id = zone_with_value(route53)
+    replace = {"Changes": [txt('"a"', "DELETE")["Changes"][0], txt('"b"', "CREATE")["Changes"][0]]}
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch=replace)
+    assert values(route53, zone_id) == ['"b"']
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch=txt('"b"', "DELETE"))
+    assert values(route53, zone_id) == []

@@ -12,7 +12,7 @@ from aws_lambda_powertools import Logger
 
 from acme_renewer import SERVICE
 from acme_renewer.dns.challenge import ChallengeDns
-from acme_renewer.dns.route53 import MAX_CNAME_HOPS
+from acme_renewer.dns.route53 import MAX_CNAME_HOPS, Route53Dns
 from acme_renewer.errors import DnsPublishError, ZoneRoleError
 from acme_renewer.models import TxtRecord, ZoneRole
 from acme_renewer.settings import ZoneRoles
@@ -52,7 +52,10 @@ class AccountRoutedDns:
                 raise ZoneRoleError(self._failed[role])
             if role not in self._adapters:
                 try:
-                    self._adapters[role] = self._dns_for(role)
+                    built = self._dns_for(role)
+                    if role is not None and isinstance(built, Route53Dns):
+                        built.upsert_when_create_denied()  # a role's policy may predate CREATE (route53.py)
+                    self._adapters[role] = built
                 except Exception as failed:
                     if role is None:
                         raise

@@ -18,7 +18,7 @@ from acme_renewer.models import Phase, PhaseObserver, Step, TxtRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_route53 import Route53Client
-    from mypy_boto3_route53.type_defs import ChangeTypeDef
+    from mypy_boto3_route53.type_defs import ChangeTypeDef, ResourceRecordSetTypeDef
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -106,6 +106,13 @@ class Route53Dns:
     name), and removal takes away only our values. One publish or remove makes one
     ChangeResourceRecordSets per hosted zone (more only past Route53's per-request limits), and
     publish waits for all its changes together.
+
+    Reads are spent only where a write needs them. The CNAME lookup reads each challenge name's record set
+    whatever its type, so it also learns which names hold no TXT; publish CREATEs those without reading again,
+    and remove DELETEs exactly the record sets publish wrote. Both actions are conditional in Route53 (a CREATE
+    of a name that exists, or a DELETE of a record set that differs, fails the whole change), so knowledge that
+    went stale meanwhile (another run wrote the name) costs a fresh read and one more change, never a value of
+    someone else's. UPSERT, which overwrites whatever is there, is sent only after a fresh read.
     """
 
     def __init__(
@@ -128,6 +135,19 @@ class Route53Dns:
         # Told what publish is doing (writing, the wait for INSYNC) for a progress display; None: nobody asks.
         self._on_phase = on_phase
         self._zones: list[HostedZone] | None = None
+        # (zone id, name) -> the TXT record set this run last saw or wrote there, None when there was none.
+        # Only ever acted on through CREATE and DELETE, which Route53 refuses when it no longer holds.
+        self._known: dict[tuple[str, str], Any | None] = {}
+        # False once Route53 refused a CREATE with AccessDenied in an account whose policy may predate CREATE.
+        self._may_create = True
+        self._upsert_when_create_denied = False
+
+    def upsert_when_create_denied(self) -> None:
+        """For an account reached by a zone role: its policy, written by its owner for an older version, may allow
+        only UPSERT and DELETE. A CREATE it refuses (AccessDenied) is sent again as an UPSERT after a read, and so
+        is every later write of the run. The function's own policy (template.yaml) allows CREATE, and there an
+        AccessDenied is the zone's, reported at once."""
+        self._upsert_when_create_denied = True
 
     def all_zones(self) -> list[HostedZone]:
         """Every zone of the account, private ones too, listed once per adapter (one run)."""
@@ -195,11 +215,11 @@ class Route53Dns:
                     by_zone.setdefault(zone, []).append(key)
             following = []
             for zone, keys in by_zone.items():
-                cnames = self._current(zone, sorted({ends[key] for key in keys}), "CNAME")
+                found = self._challenge_sets(zone, sorted({ends[key] for key in keys}))
                 for key in keys:
-                    values = cnames.get(ends[key], {}).get("ResourceRecords", [])
-                    if values:
-                        ends[key] = values[0]["Value"].rstrip(".").lower()
+                    record_set = found.get(ends[key])
+                    if record_set is not None and record_set["Type"] == "CNAME" and record_set["ResourceRecords"]:
+                        ends[key] = record_set["ResourceRecords"][0]["Value"].rstrip(".").lower()
                         following.append(key)
             if not following:
                 break
@@ -239,9 +259,7 @@ class Route53Dns:
         for zone, zone_records in by_zone.items():
             names = merge_values(zone_records)
             try:
-                current = self._current(zone, list(names))
-                changes = [self._change_for(current.get(name), name, add=values) for name, values in names.items()]
-                change_ids = self._submit(zone, changes)
+                change_ids = self._apply(zone, names, adding=True)
             except (ClientError, BotoCoreError) as refused:
                 failures.append((zone_records, f"Route53 refused the change in zone {zone.name!r}: {refused}"))
                 continue
@@ -260,10 +278,7 @@ class Route53Dns:
         for zone, zone_records in self._by_zone(records, []).items():
             names = merge_values(zone_records)
             try:
-                current = self._current(zone, list(names))
-                self._submit(
-                    zone, [self._change_for(current.get(name), name, drop=values) for name, values in names.items()]
-                )
+                self._apply(zone, names, adding=False)
             except (ClientError, BotoCoreError) as refused:
                 problems.append(f"zone {zone.name!r}: {refused}")
         if problems:
@@ -298,13 +313,126 @@ class Route53Dns:
             in_zone.setdefault(zone, []).append(record)
         return in_zone
 
+    def _apply(self, zone: HostedZone, names: Mapping[str, tuple[str, ...]], *, adding: bool) -> list[str]:
+        """Add (or drop) our values on these names of one zone; returns the change ids.
+
+        A name whose record set this run already knows needs no read when the change is a CREATE or a DELETE; the
+        others are read first. When Route53 refuses the change as stale (InvalidChangeBatch: a CREATE of a name
+        that now exists, a DELETE of a record set that changed), every name is read afresh and the change sent
+        once more; a second refusal is the caller's to report. See upsert_when_create_denied for a CREATE refused
+        with AccessDenied.
+        """
+        change_ids: list[str] = []
+        fresh = False
+        while True:
+            changes = self._changes(zone, names, adding=adding, fresh=fresh)
+            try:
+                # Into the list as each request is accepted: a refusal of a later one must not lose the ids of
+                # the earlier ones, whose values the retry finds written and publish must still wait for.
+                self._submit(zone, [change for _, change in changes], change_ids)
+            except ClientError as refused:
+                for name in names:
+                    self._known.pop((zone.id, name), None)
+                code = refused.response.get("Error", {}).get("Code")
+                creating = any(change is not None and change["Action"] == "CREATE" for _, change in changes)
+                if code == "AccessDenied" and creating and self._upsert_when_create_denied:
+                    # The policy of a zone role written for older versions allows only UPSERT and DELETE; go on
+                    # as they did (a read, then UPSERT) for the rest of the run.
+                    logger.warning(
+                        "Route53 refused a CREATE of challenge records: add CREATE to the "
+                        "route53:ChangeResourceRecordSetsActions of the policy (see the README, Hosted zones in "
+                        "other accounts); until then every write is read first",
+                        extra={"zone": zone.name},
+                    )
+                    self._may_create = False
+                elif fresh or code != "InvalidChangeBatch":
+                    raise
+                else:
+                    logger.info("route53 refused a change as stale; reading again", extra={"zone": zone.name})
+                fresh = True
+                continue
+            for name, change in changes:
+                if change is not None:
+                    written = change["ResourceRecordSet"]
+                    self._known[zone.id, name] = None if change["Action"] == "DELETE" else written
+            return change_ids
+
+    def _changes(
+        self, zone: HostedZone, names: Mapping[str, tuple[str, ...]], *, adding: bool, fresh: bool
+    ) -> list[tuple[str, ChangeTypeDef | None]]:
+        """The change of each name, from what this run knows of it where that makes a conditional change, else
+        from a read."""
+        changes: dict[str, ChangeTypeDef | None] = {}
+        unknown: list[str] = []
+        for name, values in names.items():
+            key = (zone.id, name)
+            if fresh or key not in self._known:
+                unknown.append(name)
+                continue
+            change = self._change_for(self._known[key], name, values, adding=adding)
+            if change is not None and change["Action"] == "UPSERT":
+                unknown.append(name)  # it would overwrite what is there now: read it first
+            else:
+                changes[name] = change
+        if unknown:
+            current = self._current(zone, unknown)
+            for name in unknown:
+                self._known[zone.id, name] = current.get(name)
+                changes[name] = self._change_for(current.get(name), name, names[name], adding=adding)
+        return [(name, changes[name]) for name in names]
+
+    def _challenge_sets(self, zone: HostedZone, names: list[str]) -> dict[str, Any]:
+        """The CNAME or TXT record set on each of these names; a name with neither is missing from the answer.
+
+        One read by name (StartRecordName, any type, MaxItems 1) or the zone page by page, as _current; Route53
+        lists a name's record sets by type, and a name with a CNAME holds nothing else. What it learns of each
+        name's TXT is remembered for publish. A name whose first record set is of another type is read again
+        by type.
+        """
+        found: dict[str, Any] = {}
+        if self._per_name(zone, names):
+            unclear = []
+            for name in names:
+                response = self._client.list_resource_record_sets(
+                    HostedZoneId=zone.id, StartRecordName=name, MaxItems="1"
+                )
+                first = next(iter(response["ResourceRecordSets"]), None)
+                if first is None or first["Name"].rstrip(".").lower() != name:
+                    self._known[zone.id, name] = None
+                elif first["Type"] in ("CNAME", "TXT"):
+                    found[name] = first
+                    self._known[zone.id, name] = first if first["Type"] == "TXT" else None
+                else:
+                    unclear.append(name)
+            if unclear:
+                found |= self._current(zone, unclear, "CNAME")
+                txt = self._current(zone, unclear, "TXT")
+                found |= txt
+                self._known |= {(zone.id, name): txt.get(name) for name in unclear}
+            return found
+        wanted = set(names)
+        txt = {}
+        for page in self._client.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone.id):
+            for record_set in page["ResourceRecordSets"]:
+                name = record_set["Name"].rstrip(".").lower()
+                if name in wanted and record_set["Type"] in ("CNAME", "TXT"):
+                    found[name] = record_set
+                    if record_set["Type"] == "TXT":
+                        txt[name] = record_set
+        self._known |= {(zone.id, name): txt.get(name) for name in names}
+        return found
+
+    @staticmethod
+    def _per_name(zone: HostedZone, names: list[str]) -> bool:
+        """Whether reading the names one by one takes fewer calls than reading the whole zone."""
+        return len(names) <= max(1, -(-zone.record_count // RECORD_SETS_PER_PAGE))
+
     def _current(
         self, zone: HostedZone, names: list[str], record_type: Literal["TXT", "CNAME"] = "TXT"
     ) -> dict[str, Any]:
         """The record sets of this type now on these names, read in as few calls as possible: one call per
         name, or the whole zone page by page when that takes fewer calls (a large batch in a small zone)."""
-        pages = max(1, -(-zone.record_count // RECORD_SETS_PER_PAGE))
-        if len(names) <= pages:
+        if self._per_name(zone, names):
             found = {}
             for name in names:
                 response = self._client.list_resource_record_sets(
@@ -323,34 +451,32 @@ class Route53Dns:
                     found[name] = record_set
         return found
 
-    def _change_for(
-        self, current: Any, name: str, add: tuple[str, ...] = (), drop: tuple[str, ...] = ()
-    ) -> ChangeTypeDef | None:
-        """The change that adds or drops our values on one name. Every other value goes back exactly as Route53
-        holds it: joining someone's long value split into several strings would make one over 255 characters, and
-        Route53 would refuse the zone's whole change."""
+    def _change_for(self, current: Any, name: str, values: tuple[str, ...], *, adding: bool) -> ChangeTypeDef | None:
+        """The change that adds or drops our values on one name: CREATE where there is no record set, DELETE of
+        the record set as it stands when nothing is left, else UPSERT. Every other value goes back exactly as
+        Route53 holds it: joining someone's long value split into several strings would make one over 255
+        characters, and Route53 would refuse the zone's whole change."""
         records = [r["Value"] for r in current["ResourceRecords"]] if current else []
         present = [unquote_txt(record) for record in records]
-        kept = [record for record, value in zip(records, present, strict=True) if value not in drop]
-        wanted = kept + [quote_txt(value) for value in add if value not in present]
+        kept = [record for record, value in zip(records, present, strict=True) if adding or value not in values]
+        wanted = kept + [quote_txt(value) for value in values if adding and value not in present]
         if wanted == records:
             return None
         if not wanted:
             # Route53 deletes only on an exact match of the record set as it stands.
             return {"Action": "DELETE", "ResourceRecordSet": current}
-        return {
-            "Action": "UPSERT",
-            "ResourceRecordSet": {
-                "Name": name,
-                "Type": "TXT",
-                "TTL": self._ttl,
-                "ResourceRecords": [{"Value": record} for record in wanted],
-            },
+        record_set: ResourceRecordSetTypeDef = {
+            "Name": name,
+            "Type": "TXT",
+            "TTL": self._ttl,
+            "ResourceRecords": [{"Value": record} for record in wanted],
         }
+        if current or not self._may_create:
+            return {"Action": "UPSERT", "ResourceRecordSet": record_set}
+        return {"Action": "CREATE", "ResourceRecordSet": record_set}
 
-    def _submit(self, zone: HostedZone, changes: list[ChangeTypeDef | None]) -> list[str]:
-        """One ChangeResourceRecordSets per batch that fits Route53's limits; returns the change ids."""
-        change_ids = []
+    def _submit(self, zone: HostedZone, changes: list[ChangeTypeDef | None], change_ids: list[str]) -> None:
+        """One ChangeResourceRecordSets per batch that fits Route53's limits; appends the change ids."""
         for batch in split_changes([c for c in changes if c is not None]):
             response = self._client.change_resource_record_sets(
                 HostedZoneId=zone.id,
@@ -358,7 +484,6 @@ class Route53Dns:
             )
             logger.info("route53 change submitted", extra={"zone": zone.name, "changes": len(batch)})
             change_ids.append(response["ChangeInfo"]["Id"])
-        return change_ids
 
     def _phase(self, phase: Phase) -> None:
         if self._on_phase is not None:
@@ -389,7 +514,7 @@ def split_changes(changes: list[ChangeTypeDef]) -> list[list[ChangeTypeDef]]:
     batches: list[list[ChangeTypeDef]] = []
     records = characters = 0
     for change in changes:
-        weight = 2 if change["Action"] == "UPSERT" else 1
+        weight = 2 if change["Action"] == "UPSERT" else 1  # Route53 counts an UPSERT as a DELETE and a CREATE
         values = [r["Value"] for r in change["ResourceRecordSet"].get("ResourceRecords", [])]
         change_records = weight * len(values)
         change_characters = weight * sum(len(v) for v in values)
