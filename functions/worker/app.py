@@ -27,7 +27,9 @@ logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE, auto_patch=False)
 TRACED_MODULES = ("botocore", "requests")
 metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "AcmeRenewer"))
-processor = BatchProcessor(event_type=EventType.SQS)
+# A message whose run raised is reported failed (partial batch response) rather than failing the invocation: with
+# BatchSize 1 every failure is a whole batch's, and Powertools would otherwise raise BatchProcessingError for it.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @logger.inject_lambda_context

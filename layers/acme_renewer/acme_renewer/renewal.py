@@ -322,7 +322,7 @@ class Renewer:
             deferral = f"not started: less than {self.settings.renewal_budget_seconds:.0f} s left in this run"
         if deferral is not None:
             if item.get("due_at") is None:
-                self._reschedule(item, now, now)  # into the due index, where a hand-on or the next run finds it
+                self._reschedule(item, now, now)  # into the due index, where the next run (or planner) finds it
             return Outcome(request.id, Result.DEFERRED, deferral, state.not_after, due=True)
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         fresh = self.table.acquire_lease(request.id, self.owner, now, lease_until, request=item)
