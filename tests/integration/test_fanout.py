@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from acme_renewer.inventory import batching
+from acme_renewer.inventory.table import CertificateTable
 from acme_renewer.renewal import Renewer
 from acme_renewer.report.outcomes import Result
 from tests.integration.conftest import Calls
@@ -162,3 +165,44 @@ def test_a_message_that_is_not_a_batch_fails_alone(stack: LocalStack, env: dict[
     stack.client("sqs").send_message(QueueUrl=queue, MessageBody='{"id": "forgot-the-list"}')
     (message,) = receive(stack, queue)
     assert deliver(stack, queue, message)["batchItemFailures"] == [{"itemIdentifier": message["MessageId"]}]
+
+
+def test_a_batch_overlapping_a_running_worker_leaves_its_leased_certificate_alone(
+    stack: LocalStack,
+    env: dict[str, str],
+    calls: Calls,
+    queue: str,
+    monkeypatch: pytest.MonkeyPatch,
+    fast_acm_imports: float,
+) -> None:
+    """Two workers with one id: the one that holds the lease renews it, the other reports it `leased` and orders
+    nothing; once the lease is gone the id is still due, and the next plan queues it."""
+    placed = zones_with_certificates(stack, env, zones=1, per_zone=2)
+    invoke_with("renewal", {"source": "schedule", "scan": "full"}, FakeLambdaContext())
+    for item_id in placed:
+        make_due(stack, env["TABLE_NAME"], item_id)
+    held, free = sorted(placed)
+    table = CertificateTable(stack.client("dynamodb"), env["TABLE_NAME"])
+    now = datetime.now(UTC)
+    assert table.acquire_lease(held, "another-worker", now, now + timedelta(minutes=5)) is not None
+    calls.new_orders.clear()
+
+    # The lease is taken after the plan, as when another worker starts on an overlapping batch meanwhile.
+    with monkeypatch.context() as planned_before:
+        planned_before.setattr(batching, "parse_time", lambda raw: None)
+        invoke_with("renewal", {"source": "schedule", "scan": "due"}, FakeLambdaContext())
+    (message,) = receive(stack, queue)
+    assert sorted(bodies([message])[0]) == [held, free]
+    deliver(stack, queue, message)
+    assert len(calls.new_orders) == 1
+    assert get_item(stack, env, free)["status"] == "ISSUED"
+
+    # The planner leaves out what a live lease holds; once it is released, the id is queued and renewed.
+    invoke_with("renewal", {"source": "schedule", "scan": "due"}, FakeLambdaContext())
+    assert receive(stack, queue) == []
+    table.release_lease(held, "another-worker")
+    planned = invoke_with("renewal", {"source": "schedule", "scan": "due"}, FakeLambdaContext())
+    assert planned["queued"]["certificates"] == 1
+    (retry,) = receive(stack, queue)
+    deliver(stack, queue, retry)
+    assert len(calls.new_orders) == 2
