@@ -50,7 +50,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             "renewing a queued batch",
             extra={"message_id": record.message_id, "certificates": len(ids), "receive_count": _receives(record)},
         )
-        report = report.merge(renewer.renew(ids))
+        report = report.merge(renewer.renew(ids, missing_ok=True))
 
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

@@ -159,11 +159,17 @@ class Renewer:
         report.items_read = self.table.items_read
         return batches, report
 
-    def renew(self, ids: Sequence[str], *, force: bool = False) -> RunReport:
-        """Just these items. `force` ignores the renewal window, the backoff and the pause, never the lease."""
+    def renew(self, ids: Sequence[str], *, force: bool = False, missing_ok: bool = False) -> RunReport:
+        """Just these items. `force` ignores the renewal window, the backoff and the pause, never the lease.
+        An id with no item is a failure (the operator named it), or with `missing_ok` skipped: a queued batch's
+        request deleted since it was planned (the stream retires it)."""
         items = []
         for item_id in ids:
             item = self.table.get(item_id)
+            if item is None and missing_ok:
+                with log_keys(certificate_id=item_id):
+                    logger.info("no item any more; its request was deleted after the batch was planned")
+                continue
             items.append(item if item is not None else {"id": item_id, "_missing": True})
         return self._process(items, force=force)
 
