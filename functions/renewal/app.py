@@ -1,7 +1,10 @@
-"""Scheduled renewal handler: run the renewal pipeline once over the certificates table and report.
+"""Scheduled renewal handler: the planner of the fan-out, and the daily run over the whole table.
 
-The event's `scan` says what the run reads: "due" (the `due` index: the regular schedule, and hand-ons)
-or "full" (every item: the daily run, and the default for an invocation by hand).
+The event's `scan` says what the run reads: "due" (the `due` index: the regular schedule) or "full" (every
+item: the daily run, and the default for an invocation by hand). With RENEWAL_QUEUE_URL (the deployed stack),
+what is due goes to the queue in batches for the worker function: all of it for "due"; for "full", what the
+whole-table run did not renew in place (at most BATCH_SIZE certificates, as one batch). Without it, the run
+renews what is due in process, at most BATCH_SIZE; the rest waits in the `due` index for the next run.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from acme_renewer import SERVICE
@@ -29,7 +33,7 @@ metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tracer.patch(TRACED_MODULES)  # once per container: X-Ray skips what it has patched
-    from acme_renewer.runtime import build_continuation, build_renewer
+    from acme_renewer.runtime import build_queue, build_renewer
 
     # Settings are read per invocation so that a local run can change the environment between calls.
     scan = event.get("scan", "full")
@@ -37,7 +41,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise ValueError(f'the event\'s "scan" must be "due" or "full", got {scan!r}')
     settings = Settings.from_env()
     renewer = build_renewer(settings, time_left=lambda: context.get_remaining_time_in_millis() / 1000)
-    report = renewer.run(due_only=scan == "due")
+    queue = build_queue(settings)
+    if queue is None:
+        report = renewer.run(due_only=scan == "due")
+        report.emit(metrics)
+        return report.as_dict() | {"scan": scan}
+    # The full run renews in place at most BATCH_SIZE (one batch); what it deferred is in the `due` index by now.
+    whole_table = renewer.run(due_only=False) if scan == "full" else None
+    batches, planned = renewer.plan()
+    report = whole_table or planned
+    queued = queue.send(batches, scan)
     report.emit(metrics)
-    handed_on = build_continuation(settings, context.invoked_function_arn).after(event, report)
-    return report.as_dict() | {"scan": scan, "handed_on": handed_on}
+    metrics.add_metric(name="CertificatesQueued", unit=MetricUnit.Count, value=queued.certificates)
+    return report.as_dict() | {
+        "scan": scan,
+        "queued": {"messages": queued.messages, "certificates": queued.certificates, "refused": queued.failed_messages},
+    }

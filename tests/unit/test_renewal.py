@@ -813,3 +813,13 @@ def test_a_change_of_formats_with_no_certificate_in_the_secret_orders_anew_into_
     acm = boto3.client("acm", region_name=REGION).get_certificate(CertificateArn=item["acm_arns"][REGION])
     leaf = x509.load_pem_x509_certificate(acm["Certificate"].encode())
     assert format(leaf.serial_number, "x") == item["serial"]
+
+
+def test_a_queued_id_whose_request_was_deleted_is_skipped_not_failed(aws: None) -> None:
+    """A batch planned before its request was deleted: the worker skips the id (no RenewalFailures page); an
+    operator naming an id that does not exist still gets a failure."""
+    put({"id": "kept", "domains": ["kept.example.com"]})
+    queued = renewer(FakeCa()).renew(["gone", "kept"], missing_ok=True)
+    assert [(o.id, o.result) for o in queued.outcomes] == [("kept", Result.RENEWED)]
+    named = renewer(FakeCa()).renew(["gone"], force=True)
+    assert [(o.id, o.result) for o in named.outcomes] == [("gone", Result.FAILED)]

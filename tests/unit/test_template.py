@@ -22,13 +22,12 @@ import botocore.session
 import pytest
 
 from acme_renewer.inventory.table import DUE_INDEX, EXPIRY_INDEX
-from acme_renewer.report.handoff import Continuation
 from acme_renewer.settings import CA_ALIASES, Settings
 from tests.stack.handler import emf_documents
 from tests.stack.table import REPO_ROOT, create_table_request, load_template, table_properties
 
 ALARM_TYPE = "AWS::CloudWatch::Alarm"
-FUNCTIONS = ("RenewalFunction", "StreamFunction")
+FUNCTIONS = ("RenewalFunction", "StreamFunction", "WorkerFunction")
 # The only actions allowed on Resource "*": reads that have no resource type to scope them to.
 UNSCOPABLE_READS = {"route53:ListHostedZones", "acm:ListCertificates"}
 PACKAGE = REPO_ROOT / "layers" / "acme_renewer" / "acme_renewer"
@@ -38,16 +37,16 @@ IMPLIED_BY = {
     "acm:AddTagsToCertificate": "import_certificate",  # ImportCertificate with Tags
     "kms:GenerateDataKey": "create_secret",  # Secrets Manager uses the key on the caller's behalf
     "kms:Decrypt": "get_secret_value",
-    "lambda:InvokeFunction": "invoke",  # the API is Invoke; the IAM action is InvokeFunction
+    # SendMessage grants SendMessageBatch, which has no action of its own
+    # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-batch-api-actions.html).
+    "sqs:SendMessage": "send_message_batch",
 }
 # The services the functions call, by IAM prefix (boto3 names them the same).
-SERVICES_CALLED = ("dynamodb", "route53", "acm", "secretsmanager", "events", "lambda", "sts")
+SERVICES_CALLED = ("dynamodb", "route53", "acm", "secretsmanager", "events", "lambda", "sts", "sqs")
 # The IAM action of an API whose name differs.
-ACTION_OF = {"lambda:Invoke": "lambda:InvokeFunction"}
+ACTION_OF = {"lambda:Invoke": "lambda:InvokeFunction", "sqs:SendMessageBatch": "sqs:SendMessage"}
 # Methods of other libraries that share an operation's name: socket.create_connection (endpoints.py).
 NOT_AWS_CALLS = {"events:CreateConnection"}
-# Invocations in one request chain after which Lambda's recursive loop detection acts ("approximately").
-LAMBDA_RECURSION_LIMIT = 16
 SCHEDULE_SECONDS = {"Fn::FindInMap": ["Schedule", {"Ref": "ScheduleEveryHours"}, "Seconds"]}
 WEEK_SECONDS = 7 * 24 * 3600
 
@@ -340,9 +339,9 @@ def test_events_go_only_to_the_configured_bus(template: dict[str, Any]) -> None:
         }
 
 
-def test_both_functions_get_the_same_renewer_policy(template: dict[str, Any]) -> None:
-    renewal, stream = (template["Resources"][f]["Properties"]["Policies"][0] for f in FUNCTIONS)
-    assert renewal == stream
+def test_every_function_gets_the_same_renewer_policy(template: dict[str, Any]) -> None:
+    renewal, stream, worker = (template["Resources"][f]["Properties"]["Policies"][0] for f in FUNCTIONS)
+    assert renewal == stream == worker
     sids = {unwrap_if(s)["Sid"] for s in renewal["Statement"]}
     assert {"CertificatesTable", "AcmListForDriftReport", "CertificateEvents"} <= sids
 
@@ -477,24 +476,13 @@ def test_a_failed_run_is_retried_by_the_next_tick_not_by_lambda(template: dict[s
     (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html,
     https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-configuring.html; SAM's EventInvokeConfig:
     https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-property-function-eventinvokeconfiguration.html).
-    EventBridge Scheduler invokes asynchronously, and so does the hand-on."""
+    EventBridge Scheduler invokes asynchronously."""
     properties = template["Resources"]["RenewalFunction"]["Properties"]
     assert properties["EventInvokeConfig"] == {"MaximumRetryAttempts": 0}
     schedules = [e["Properties"] for e in properties["Events"].values() if e["Type"] == "ScheduleV2"]
     assert len(schedules) == 2
     for schedule in schedules:
         assert schedule["RetryPolicy"]["MaximumRetryAttempts"] == 0  # nor does Scheduler retry
-    assert 'InvocationType="Event"' in (PACKAGE / "report" / "handoff.py").read_text()
-
-
-def test_the_hand_on_chain_ends_before_lambdas_recursion_detection_would(template: dict[str, Any]) -> None:
-    """Lambda's recursive loop detection stops a chain of invocations after about 16 and drops the event; a function
-    invoking itself through the Invoke API is such a chain, and RecursiveLoop says what Lambda does
-    (https://docs.aws.amazon.com/lambda/latest/dg/invocation-recursion.html). The scheduled run and its hand-ons
-    stay clear of 16, and Terminate, Lambda's default, is kept as the guard, explicitly."""
-    assert template["Resources"]["RenewalFunction"]["Properties"]["RecursiveLoop"] == "Terminate"
-    runs_in_a_chain = Continuation(lambda payload: None).max_generations + 1
-    assert runs_in_a_chain <= LAMBDA_RECURSION_LIMIT - 3  # "about" 16: a margin
 
 
 def test_a_secrets_key_of_your_own_is_usable_only_through_secrets_manager(template: dict[str, Any]) -> None:
@@ -545,14 +533,80 @@ def test_the_regular_schedule_reads_what_is_due_and_a_daily_one_reads_everything
     assert dict(scans)["full"] == "rate(1 day)"
 
 
-def test_the_renewal_function_may_invoke_itself_and_nothing_else(template: dict[str, Any]) -> None:
-    function = template["Resources"]["RenewalFunction"]["Properties"]
-    statements = [s for policy in function["Policies"] for s in policy["Statement"] if not isinstance(s, dict) or
-                  any(str(a).startswith("lambda:") for a in as_list(s.get("Action", [])))]  # fmt: skip
-    assert len(statements) == 1
-    (name,) = function["FunctionName"].values()
-    assert statements[0]["Resource"]["Fn::Sub"].endswith(":function:" + name)
-    assert statements[0]["Action"] == ["lambda:InvokeFunction"]
+def test_no_function_may_invoke_a_function(template: dict[str, Any]) -> None:
+    """No hand-on chain: the planner queues batches, the workers take them; no role grants lambda:* at all."""
+    for function in FUNCTIONS:
+        assert "RecursiveLoop" not in template["Resources"][function]["Properties"]
+    assert not statements_granting(template, "lambda:")
+    assert not re.search(r"\.invoke\(|client\(\s*[\"']lambda[\"']", package_sources())
+
+
+def queue_properties(template: dict[str, Any], name: str) -> dict[str, Any]:
+    queue = template["Resources"][name]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    properties: dict[str, Any] = queue["Properties"]
+    return properties
+
+
+def test_the_worker_takes_one_batch_at_a_time_from_the_queue_with_bounded_concurrency(
+    template: dict[str, Any],
+) -> None:
+    """The event source mapping: one message (one batch) per invocation, partial batch responses, and at most
+    WorkerMaxConcurrency workers (ScalingConfig's MaximumConcurrency is 2 to 1000:
+    https://docs.aws.amazon.com/lambda/latest/dg/API_ScalingConfig.html)."""
+    worker = template["Resources"]["WorkerFunction"]["Properties"]
+    (source,) = [e["Properties"] for e in worker["Events"].values() if e["Type"] == "SQS"]
+    assert source["Queue"] == {"Fn::GetAtt": ["RenewalQueue", "Arn"]}
+    assert source["BatchSize"] == 1
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "WorkerMaxConcurrency"}}
+    parameter = template["Parameters"]["WorkerMaxConcurrency"]
+    limits = {key: parameter[key] for key in ("Type", "Default", "MinValue", "MaxValue")}
+    assert limits == {"Type": "Number", "Default": 5, "MinValue": 2, "MaxValue": 1000}
+    assert worker["CodeUri"] == "functions/worker/"
+    assert (REPO_ROOT / "functions" / "worker" / "app.py").is_file()
+
+
+def test_the_queue_hides_a_message_for_six_worker_timeouts_and_pages_through_its_dead_letter_queue(
+    template: dict[str, Any],
+) -> None:
+    """Lambda asks for a visibility timeout of at least six times the function's timeout for an SQS event source
+    (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html); the worker's timeout is a
+    parameter, so the queue's must hold for its largest value. A message that failed maxReceiveCount runs goes
+    to the dead-letter queue, and its alarm reaches the topic."""
+    queue = queue_properties(template, "RenewalQueue")
+    timeout = template["Resources"]["WorkerFunction"]["Properties"]["Timeout"]
+    assert timeout == {"Ref": "FunctionTimeoutSeconds"}
+    assert queue["VisibilityTimeout"] >= 6 * template["Parameters"]["FunctionTimeoutSeconds"]["MaxValue"]
+    assert queue["SqsManagedSseEnabled"] is True
+    redrive = queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["RenewalDeadLetterQueue", "Arn"]}
+    assert 1 < redrive["maxReceiveCount"] <= 5
+    dead = queue_properties(template, "RenewalDeadLetterQueue")
+    assert dead["SqsManagedSseEnabled"] is True
+    assert dead["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]  # a dead letter outlives the queue's
+    alarm = template["Resources"]["RenewalDeadLetterAlarm"]["Properties"]
+    (dimension,) = alarm["Dimensions"]
+    assert dimension == {"Name": "QueueName", "Value": {"Fn::GetAtt": ["RenewalDeadLetterQueue", "QueueName"]}}
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_only_the_planner_may_send_to_the_queue_and_only_to_it(template: dict[str, Any]) -> None:
+    renewal = template["Resources"]["RenewalFunction"]["Properties"]
+    assert renewal["Environment"]["Variables"]["RENEWAL_QUEUE_URL"] == {"Ref": "RenewalQueue"}
+    sends = [
+        (function, statement)
+        for function in FUNCTIONS
+        for policy in template["Resources"][function]["Properties"]["Policies"]
+        if isinstance(policy, dict) and "Statement" in policy
+        for statement in policy["Statement"]
+        if any(str(a).startswith("sqs:") for a in as_list(statement.get("Action", [])))
+    ]
+    assert [(f, s["Action"], s["Resource"]) for f, s in sends] == [
+        ("RenewalFunction", ["sqs:SendMessage"], {"Fn::GetAtt": ["RenewalQueue", "Arn"]})
+    ]
 
 
 def test_the_indexes_are_keyed_as_the_code_queries_them(template: dict[str, Any]) -> None:

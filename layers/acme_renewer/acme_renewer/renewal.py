@@ -24,6 +24,7 @@ from acme_renewer.batch import BatchIssuer, Job, Orders
 from acme_renewer.dns.challenge import ChallengeDns
 from acme_renewer.errors import CaRetryLaterError, ItemValidationError, RenewalError
 from acme_renewer.inventory.ari import RenewalInfoError, SuggestedWindow, check_due, failed_check, refreshed
+from acme_renewer.inventory.batching import plan as plan_batches
 from acme_renewer.inventory.policy import (
     ISSUANCE_FIELDS,
     REQUEST_FIELDS,
@@ -148,11 +149,27 @@ class Renewer:
         report.items_read = self.table.items_read
         return report
 
-    def renew(self, ids: Sequence[str], *, force: bool = False) -> RunReport:
-        """Just these items. `force` ignores the renewal window, the backoff and the pause, never the lease."""
+    def plan(self) -> tuple[list[list[str]], RunReport]:
+        """The planner of the fan-out: what the `due` index lists, cut into batches for the worker function
+        (inventory/batching.py). Nothing is decided, leased or ordered here; the report has the fleet figures only."""
+        now = self.clock()
+        batches = plan_batches(self.table.due(now), self.settings, now)
+        report = RunReport(now=now, managed_certificates=self.table.approximate_count())
+        report.soonest_not_after = self.table.soonest_expiry()
+        report.items_read = self.table.items_read
+        return batches, report
+
+    def renew(self, ids: Sequence[str], *, force: bool = False, missing_ok: bool = False) -> RunReport:
+        """Just these items. `force` ignores the renewal window, the backoff and the pause, never the lease.
+        An id with no item is a failure (the operator named it), or with `missing_ok` skipped: a queued batch's
+        request deleted since it was planned (the stream retires it)."""
         items = []
         for item_id in ids:
             item = self.table.get(item_id)
+            if item is None and missing_ok:
+                with log_keys(certificate_id=item_id):
+                    logger.info("no item any more; its request was deleted after the batch was planned")
+                continue
             items.append(item if item is not None else {"id": item_id, "_missing": True})
         return self._process(items, force=force)
 
@@ -305,13 +322,13 @@ class Renewer:
             return Outcome(request.id, _result_for(decision), decision.reason, state.not_after)
 
         deferral = None
-        if already >= self.settings.max_certificates_per_run:
-            deferral = f"not started: this run already has {already} certificates (MAX_CERTIFICATES_PER_RUN)"
+        if already >= self.settings.batch_size:
+            deferral = f"not started: this run already has {already} certificates (BATCH_SIZE)"
         elif self.time_left is not None and self.time_left() < self.settings.renewal_budget_seconds:
             deferral = f"not started: less than {self.settings.renewal_budget_seconds:.0f} s left in this run"
         if deferral is not None:
             if item.get("due_at") is None:
-                self._reschedule(item, now, now)  # into the due index, where a hand-on or the next run finds it
+                self._reschedule(item, now, now)  # into the due index, where the next run (or planner) finds it
             return Outcome(request.id, Result.DEFERRED, deferral, state.not_after, due=True)
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         fresh = self.table.acquire_lease(request.id, self.owner, now, lease_until, request=item)

@@ -20,6 +20,7 @@ from acme_renewer.dns.accounts import AccountRoutedDns
 from acme_renewer.dns.route53 import Route53Dns, VisibilityCheck
 from acme_renewer.errors import ZoneRoleError
 from acme_renewer.inventory.ari import RenewalInfoClient
+from acme_renewer.inventory.batching import RenewalQueue
 from acme_renewer.inventory.policy import FailurePolicy
 from acme_renewer.inventory.table import CertificateTable
 from acme_renewer.models import AcmeAccount, PhaseObserver, ZoneRole
@@ -30,7 +31,6 @@ from acme_renewer.pacing import RateLimiter
 from acme_renewer.renewal import Renewer
 from acme_renewer.report.events import EventPublisher
 from acme_renewer.report.fleet import FleetChecks
-from acme_renewer.report.handoff import Continuation, lambda_invoker
 from acme_renewer.settings import SECRETS_WRITE_OPERATIONS, PropagationMode, Settings
 from acme_renewer.stores.acm import AcmStore
 from acme_renewer.stores.secrets import PendingOrderStore, SecretStore
@@ -218,9 +218,11 @@ def secrets_client(settings: Settings) -> Any:
     return secrets
 
 
-def build_continuation(settings: Settings, function_arn: str) -> Continuation:
-    """Hands deferred certificates on to a new asynchronous invocation of the function itself."""
-    return Continuation(lambda_invoker(client("lambda", settings.region), function_arn))
+def build_queue(settings: Settings) -> RenewalQueue | None:
+    """The fan-out queue the planner sends batches to; None without RENEWAL_QUEUE_URL (renewal in process)."""
+    if settings.renewal_queue_url is None:
+        return None
+    return RenewalQueue(client("sqs", settings.region), settings.renewal_queue_url)
 
 
 def _visibility_check(settings: Settings, route53: Any) -> VisibilityCheck | None:

@@ -234,8 +234,10 @@ class Settings:
     renewal_budget_seconds: float = 180.0
     # Customer-managed KMS key for the secrets we create; None: Secrets Manager's AWS-managed key.
     secrets_kms_key_id: str | None = None
-    # One run renews at most this many certificates together (one DNS wait); the rest are handed on.
-    max_certificates_per_run: int = 100
+    # A batch: at most this many certificates renewed together (one DNS wait), in one run or one queue message.
+    batch_size: int = 100
+    # The fan-out queue (inventory/batching.py); None: the scheduled run renews what is due in process.
+    renewal_queue_url: str | None = None
     # Threads driving the ACME orders of a batch, each with its own ACME session.
     acme_workers: int = 8
     # Account-wide budgets (requests per second) that the renewer's processes share; each process paces its calls
@@ -327,7 +329,8 @@ class Settings:
             endpoint_grace_minutes=_non_negative(env, "ENDPOINT_GRACE_MINUTES", 60.0),
             renewal_budget_seconds=_non_negative(env, "RENEWAL_BUDGET_SECONDS", 180.0),
             secrets_kms_key_id=env.get("SECRETS_KMS_KEY_ID", "").strip() or None,
-            max_certificates_per_run=_whole(env, "MAX_CERTIFICATES_PER_RUN", 100),
+            batch_size=_whole(env, "BATCH_SIZE", 100),
+            renewal_queue_url=env.get("RENEWAL_QUEUE_URL", "").strip() or None,
             acme_workers=_whole(env, "ACME_WORKERS", 8),
             route53_requests_per_second=_positive(env, "ROUTE53_REQUESTS_PER_SECOND", ROUTE53_REQUESTS_PER_SECOND),
             acm_imports_per_second=_positive(env, "ACM_IMPORTS_PER_SECOND", ACM_IMPORTS_PER_SECOND),
