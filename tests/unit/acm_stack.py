@@ -60,7 +60,10 @@ class InProcessAcm:
 
         clock = FakeClock()
         app = StrictAcm(
-            DomainDispatcherApplication(create_backend_app), imports_per_second=imports_per_second, clock=clock
+            DomainDispatcherApplication(create_backend_app),
+            imports_per_second=imports_per_second,
+            clock=clock,
+            wall_clock=clock,  # the 365 days of the import quota pass when a test moves the clock too
         )
         return cls(app, clock)
 

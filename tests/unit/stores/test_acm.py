@@ -175,3 +175,23 @@ def test_a_failure_in_a_later_region_keeps_the_replacement_of_an_earlier_one(acm
         store.import_all(request(REGION, OTHER_REGION), issued(crafted_certificate("rsa-2048")), first.arns)
     assert set(failed.value.imported) == {REGION} and failed.value.imported[REGION] != first.arns[REGION]
     assert failed.value.superseded == (SupersededArn(REGION, first.arns[REGION], NOW),)
+
+
+@pytest.mark.parametrize(
+    ("quotas", "name"),
+    [({"imported": 1}, "Imported certificates"), ({"imported_per_year": 1}, "Imported certificates in last 365 days")],
+)
+def test_a_quota_acm_refuses_beyond_is_named_with_its_fix(acm: InProcessAcm, quotas: Any, name: str) -> None:
+    """LimitExceededException: the failure names the quota as Service Quotas spells it, where to raise it, and
+    acm_regions: [] for certificates that need only the secret."""
+    store = AcmStore(lambda region: acm.client(region), clock=lambda: NOW)
+    store.import_all(request(REGION), issued(crafted_certificate()), {})
+    acm.app.set_quotas(**quotas)
+    with pytest.raises(PartialImportError) as failed:
+        store.import_all(request(REGION), issued(crafted_certificate()), {})
+    message = str(failed.value)
+    assert message.startswith(f"ACM import into {REGION} failed: LimitExceededException:")
+    assert f'ACM\'s quota "{name}"' in message
+    assert f'Service Quotas console, AWS Certificate Manager (ACM), "{name}"' in message
+    assert "acm_regions: []" in message and "The secret is stored" in message
+    assert failed.value.imported == {}

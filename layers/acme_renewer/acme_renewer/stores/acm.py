@@ -59,6 +59,10 @@ _EKU_OIDS = {name: oid for oid, name in EXTENDED_KEY_USAGE_NAMES.items()}
 # which public CAs stopped issuing for Chrome's root program.
 DROPPABLE_EC_KEY_USAGE = "KEY_ENCIPHERMENT"
 DROPPABLE_EXTENDED_KEY_USAGE = ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string
+# ACM's quotas per account and region as the Service Quotas console names them
+# (https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html, defaults 2,500 and 5,000).
+QUOTA_IMPORTED = "Imported certificates"
+QUOTA_IMPORTS_PER_YEAR = "Imported certificates in last 365 days"
 
 
 @dataclass(frozen=True)
@@ -276,7 +280,10 @@ class PartialImportError(StoreError):
         self.imported_accounts = imported_accounts or {}
         self.superseded = superseded
         if role is None:
-            super().__init__(f"ACM import into {region} failed: {type(cause).__name__}: {cause}")
+            quota = _quota_fix(region, cause)
+            super().__init__(
+                f"ACM import into {region} failed: {type(cause).__name__}: {cause}" + (f"; {quota}" if quota else "")
+            )
         else:
             super().__init__(
                 f"ACM import into account {role.account}, region {region}, with role {role.arn} failed:"
@@ -297,13 +304,36 @@ def _fix(role: ZoneRole, region: str, cause: Exception) -> str:
             f"the trust policy of {role.arn} must allow sts:AssumeRole to the renewer's function role{external_id},"
             " and the role must be in the stack parameter AcmRoleArns (see README, ACM in other accounts)"
         )
-    code = str(getattr(cause, "response", {}).get("Error", {}).get("Code", ""))
+    if quota := _quota_fix(region, cause, role.account):
+        return quota
+    code = _code(cause)
     if "AccessDenied" in code or code == "UnauthorizedOperation":
         return (
             f"the permissions policy of {role.arn} must allow {', '.join(ROLE_ACTIONS)} on"
             f" arn:aws:acm:{region}:{role.account}:certificate/* (see README, ACM in other accounts)"
         )
     return "the next run tries again; the regions already imported are kept"
+
+
+def _code(error: Exception) -> str:
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _quota_fix(region: str, cause: Exception, account: str | None = None) -> str | None:
+    """What to do when ImportCertificate hit one of ACM's quotas per account and region (LimitExceededException);
+    None for any other error. AWS's message tells the two quotas apart: "... in the last year" is the one of
+    imports in 365 days (as quoted in pulumi/pulumi-aws#3290), anything else the one of certificates held."""
+    if _code(cause) != "LimitExceededException":
+        return None
+    yearly = "last year" in _message(cause) or "365" in _message(cause)
+    name, default = (QUOTA_IMPORTS_PER_YEAR, 5000) if yearly else (QUOTA_IMPORTED, 2500)
+    where = f"account {account}, region {region}" if account else f"the renewer's account, region {region}"
+    return (
+        f'ACM\'s quota "{name}" (default {default:,} per account and region) is reached in {where}. The secret is'
+        " stored; this certificate is not in ACM there. Ask AWS for more: Service Quotas console, AWS Certificate"
+        f' Manager (ACM), "{name}", in {region}. Or, for certificates that only need the secret, set'
+        " acm_regions: [] (see README, Quotas)"
+    )
 
 
 def _with(superseded: Sequence[SupersededArn], replacements: Sequence[Replacement]) -> tuple[SupersededArn, ...]:
