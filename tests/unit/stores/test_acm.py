@@ -195,3 +195,25 @@ def test_a_quota_acm_refuses_beyond_is_named_with_its_fix(acm: InProcessAcm, quo
     assert f'Service Quotas console, AWS Certificate Manager (ACM), "{name}"' in message
     assert "acm_regions: []" in message and "The secret is stored" in message
     assert failed.value.imported == {}
+
+
+def test_every_import_is_recorded_and_the_imports_older_than_365_days_are_forgotten(acm: InProcessAcm) -> None:
+    """`imports` (the item's `acm_imports`): a time per import and per region, re-imports too; a partial store
+    keeps the regions it imported into before it failed."""
+    clients = {REGION: acm.client(REGION)}
+
+    def client_for(region: str) -> Any:
+        if region == OTHER_REGION:
+            raise RuntimeError("ACM in us-east-1 is unreachable")
+        return clients[region]
+
+    store = AcmStore(client_for, clock=lambda: NOW)
+    old, recent = NOW - timedelta(days=366), NOW - timedelta(days=300)
+    history = {REGION: (old, recent), OTHER_REGION: (old,)}
+    first = store.import_all(request(REGION), issued(crafted_certificate()), {}, history=history)
+    assert first.imports == {REGION: (recent, NOW)}
+    again = store.import_all(request(REGION), issued(crafted_certificate()), first.arns, history=first.imports)
+    assert again.arns == first.arns and again.imports == {REGION: (recent, NOW, NOW)}
+    with pytest.raises(PartialImportError) as failed:
+        store.import_all(request(REGION, OTHER_REGION), issued(crafted_certificate()), first.arns, history=history)
+    assert failed.value.imports == {REGION: (recent, NOW)}

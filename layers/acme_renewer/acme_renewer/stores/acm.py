@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -63,6 +63,7 @@ DROPPABLE_EXTENDED_KEY_USAGE = ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string
 # (https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html, defaults 2,500 and 5,000).
 QUOTA_IMPORTED = "Imported certificates"
 QUOTA_IMPORTS_PER_YEAR = "Imported certificates in last 365 days"
+QUOTA_WINDOW = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -136,12 +137,27 @@ def _dropped_or_added(
 @dataclass(frozen=True)
 class AcmImports:
     """The item's ARN per region after a store, and per account and region in other accounts (`account_arns`);
-    `superseded` lists every superseded ARN of the item, the earlier ones and this store's."""
+    `superseded` lists every superseded ARN of the item, the earlier ones and this store's; `imports` the times
+    of the item's imports in its own account's regions within 365 days, this store's included."""
 
     arns: dict[str, str]
     superseded: tuple[SupersededArn, ...] = ()
     replacements: tuple[Replacement, ...] = ()
     account_arns: dict[str, dict[str, str]] = field(default_factory=dict)
+    imports: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+
+
+def imports_within_year(
+    history: Mapping[str, Sequence[datetime]], now: datetime, imported: Sequence[str] = ()
+) -> dict[str, tuple[datetime, ...]]:
+    """`history` without the imports older than 365 days, plus one now in each region of `imported`. Every
+    ImportCertificate counts, re-imports into an ARN too: ACM's quota page does not say whether they do, and
+    counting them can only make the alarm early, never late."""
+    since = now - QUOTA_WINDOW
+    kept = {region: tuple(t for t in times if t > since) for region, times in history.items()}
+    for region in imported:
+        kept[region] = (*kept.get(region, ()), now)
+    return {region: times for region, times in kept.items() if times}
 
 
 # The ACM client of another account's region, acting with the role's credentials; raises (ZoneRoleError, from
@@ -174,9 +190,10 @@ class AcmStore:
         known_arns: Mapping[str, str],
         superseded: Sequence[SupersededArn] = (),
         known_account_arns: Mapping[str, Mapping[str, str]] | None = None,
+        history: Mapping[str, Sequence[datetime]] | None = None,
     ) -> AcmImports:
         """The own account's regions first, then each other account's, one at a time (each account and region has
-        its own import quota, and the clients are paced by it)."""
+        its own import quota, and the clients are paced by it). `history`: the item's `acm_imports`."""
         profile = KeyProfile.of_certificate(certificate.certificate_pem)
         arns: dict[str, str] = {}
         account_arns: dict[str, dict[str, str]] = {}
@@ -189,7 +206,13 @@ class AcmStore:
                 arn, replacement = self._import(role, region, request, certificate, profile, known.get(region))
             except Exception as exc:
                 raise PartialImportError(
-                    region, arns, exc, _with(superseded, replacements), role=role, imported_accounts=account_arns
+                    region,
+                    arns,
+                    exc,
+                    _with(superseded, replacements),
+                    role=role,
+                    imported_accounts=account_arns,
+                    imports=imports_within_year(history or {}, self._clock(), list(arns)),
                 ) from exc
             if role is None:
                 arns[region] = arn
@@ -197,7 +220,8 @@ class AcmStore:
                 account_arns.setdefault(role.account, {})[region] = arn
             if replacement is not None:
                 replacements.append(replacement)
-        return AcmImports(arns, _with(superseded, replacements), tuple(replacements), account_arns)
+        imports = imports_within_year(history or {}, self._clock(), list(arns))
+        return AcmImports(arns, _with(superseded, replacements), tuple(replacements), account_arns, imports)
 
     def _client(self, role: ZoneRole | None, region: str) -> ACMClient:
         if role is None:
@@ -263,8 +287,8 @@ class AcmStore:
 
 class PartialImportError(StoreError):
     """ACM import failed in one region (of the own account, or of `role`'s); `imported` and `imported_accounts`
-    hold the regions already done, and `superseded` every superseded ARN of the item, this store's included: all
-    are kept on the item."""
+    hold the regions already done, `imports` the item's imports within 365 days with theirs, and `superseded` every
+    superseded ARN of the item, this store's included: all are kept on the item."""
 
     def __init__(
         self,
@@ -275,8 +299,10 @@ class PartialImportError(StoreError):
         *,
         role: ZoneRole | None = None,
         imported_accounts: dict[str, dict[str, str]] | None = None,
+        imports: dict[str, tuple[datetime, ...]] | None = None,
     ) -> None:
         self.imported = imported
+        self.imports = imports or {}
         self.imported_accounts = imported_accounts or {}
         self.superseded = superseded
         if role is None:
