@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger
 from cryptography import x509
@@ -225,10 +225,13 @@ class AcmStore:
 
     def _client(self, role: ZoneRole | None, region: str) -> ACMClient:
         if role is None:
-            return self._client_for_region(region)
-        if self._client_for_role is None:
+            client = self._client_for_region(region)
+        elif self._client_for_role is None:
             raise StoreError("this renewer has no ACM clients for other accounts")
-        return self._client_for_role(role, region)
+        else:
+            client = self._client_for_role(role, region)
+        _no_retry_beyond_quota(client)
+        return client
 
     def _import(
         self,
@@ -339,6 +342,22 @@ def _fix(role: ZoneRole, region: str, cause: Exception) -> str:
             f" arn:aws:acm:{region}:{role.account}:certificate/* (see README, ACM in other accounts)"
         )
     return "the next run tries again; the regions already imported are kept"
+
+
+def _no_retry_beyond_quota(client: ACMClient) -> None:
+    """botocore retries LimitExceededException as a throttling error (up to `max_attempts`, about a minute with
+    backoff), but beyond a quota ACM refuses until someone raises it: the first refusal is the answer. Registered
+    first, so that its False ("no retry") is the response botocore acts on; once per client (`unique_id`)."""
+
+    def refused_by_quota(response: Any = None, **_: Any) -> bool | None:
+        parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else {}
+        return False if parsed.get("Error", {}).get("Code") == "LimitExceededException" else None
+
+    # The stubs type every handler as returning None; botocore reads the responses of needs-retry handlers.
+    handler = cast("Callable[..., None]", refused_by_quota)
+    client.meta.events.register_first(
+        "needs-retry.acm.ImportCertificate", handler, unique_id="acme-renewer-no-retry-beyond-quota"
+    )
 
 
 def _code(error: Exception) -> str:
