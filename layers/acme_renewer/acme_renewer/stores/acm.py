@@ -373,10 +373,11 @@ def _quota_fix(region: str, cause: Exception, account: str | None = None) -> str
     yearly = "last year" in _message(cause) or "365" in _message(cause)
     name, default = (QUOTA_IMPORTS_PER_YEAR, 5000) if yearly else (QUOTA_IMPORTED, 2500)
     where = f"account {account}, region {region}" if account else f"the renewer's account, region {region}"
+    console = f"in {region} of account {account}" if account else f"in {region}"
     return (
         f'ACM\'s quota "{name}" (default {default:,} per account and region) is reached in {where}. The secret is'
         " stored; this certificate is not in ACM there. Ask AWS for more: Service Quotas console, AWS Certificate"
-        f' Manager (ACM), "{name}", in {region}. Or, for certificates that only need the secret, set'
+        f' Manager (ACM), "{name}", {console}. Or, for certificates that only need the secret, set'
         " acm_regions: [] (see README, Quotas)"
     )
 
