@@ -9,6 +9,11 @@ kinder than AWS"). A WSGI layer that StackApp puts around moto; every refusal is
 - ImportCertificate is throttled beyond its rate quota per account and region, 1 request per second
   (https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html#api-rate-limits), with ThrottlingException;
   the account of credentials from AssumeRole is the role's, so two roles (or two sessions) of one account share it.
+- ImportCertificate is refused with LimitExceededException beyond ACM's quotas per account and region
+  (https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html): "Imported certificates" (2,500 held; a
+  re-import into an ARN adds none, DeleteCertificate gives one back) and "Imported certificates in last 365 days"
+  (5,000; every import counts here, re-imports too: AWS does not say, and this is the stricter reading). Both are
+  off until `/_stack/acm/quotas` sets them, as moto has no quota and the tests share one stack.
 - DescribeCertificate answers KeyUsages and ExtendedKeyUsages from the certificate, as ACM does (moto: none), and
   InUseBy as the private path `/_stack/acm/in-use` says ("a load balancer uses it"; moto: always empty). Marks
   stay on the ARN across re-imports, as ACM keeps a certificate's associations.
@@ -16,7 +21,9 @@ kinder than AWS"). A WSGI layer that StackApp puts around moto; every refusal is
 The certificates are parsed here with cryptography, independently of the renewer's own comparison
 (acme_renewer/stores/acm.py): an emulator that shared the code under test would agree with its bugs.
 Private paths (AcmControl): `/_stack/acm/import-rate` (GET, PUT `{"per_second": R}`, which also refills the
-buckets), `/_stack/acm/in-use` (PUT `{"arn": A, "in_use_by": [...]}`), `/_stack/acm/refusals` (GET, DELETE).
+buckets), `/_stack/acm/in-use` (PUT `{"arn": A, "in_use_by": [...]}`), `/_stack/acm/refusals` (GET, DELETE),
+`/_stack/acm/quotas` (GET: the quotas and the usage per account and region; PUT `{"imported": N,
+"imported_per_year": M}`, null for no quota).
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ CONTROL_PREFIX = "/_stack/acm/"
 IMPORT_RATE_PATH = CONTROL_PREFIX + "import-rate"
 IN_USE_PATH = CONTROL_PREFIX + "in-use"
 REFUSALS_PATH = CONTROL_PREFIX + "refusals"
+QUOTAS_PATH = CONTROL_PREFIX + "quotas"
+YEAR_SECONDS = 365 * 86400
 # ImportCertificate's quota in requests per second per account and region (ACM guide, "API rate quotas").
 IMPORT_QUOTA_PER_SECOND = 1.0
 # AWS does not publish the burst of ACM's token buckets. Two requests is the least that lets a client paced
@@ -63,6 +72,10 @@ EXTENDED_KEY_USAGES_MISSING = (
     "New certificate is missing one or more Extended Key Usages supported by the currently imported certificate"
 )
 RATE_EXCEEDED = "Rate exceeded"
+# AWS's answer beyond the 365-day quota, as quoted in pulumi/pulumi-aws#3290; no quote of the one beyond the quota of
+# certificates held was found, so that one is ours, in the same style.
+IMPORTS_PER_YEAR_EXCEEDED = "You have imported the maximum number of {quota} certificates in the last year."
+IMPORTED_EXCEEDED = "You have reached the maximum number of {quota} imported certificates."
 
 _KEY_USAGES = {
     "digital_signature": "DIGITAL_SIGNATURE",
@@ -152,9 +165,15 @@ class StrictAcm:
         *,
         imports_per_second: float = IMPORT_QUOTA_PER_SECOND,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._app = app
         self._clock = clock
+        self._wall_clock = wall_clock
+        # ACM's quotas per account and region (None: none), and what each account and region used of them.
+        self._quotas: dict[str, int | None] = {"imported": None, "imported_per_year": None}
+        self._held: Counter[tuple[str, str]] = Counter()
+        self._imports: dict[tuple[str, str], list[float]] = {}
         self._lock = threading.Lock()
         self._rate = imports_per_second
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
@@ -166,7 +185,9 @@ class StrictAcm:
         target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
         if path.startswith(CONTROL_PREFIX):
             answer = self._control(environ, path)
-        elif target.startswith(_TARGET) and target.endswith((".ImportCertificate", ".DescribeCertificate")):
+        elif target.startswith(_TARGET) and target.endswith(
+            (".ImportCertificate", ".DescribeCertificate", ".DeleteCertificate")
+        ):
             answer = self._acm(environ, target.removeprefix(_TARGET))
         else:
             return self._app(environ, start_response)
@@ -181,7 +202,14 @@ class StrictAcm:
         request = json.loads(body or b"{}")
         if operation == "DescribeCertificate":
             return self._describe(environ, str(request.get("CertificateArn", "")))
-        if not self._admit_import(environ):
+        key = self._key(environ)
+        if operation == "DeleteCertificate":
+            answer = self._forward(environ)
+            if answer[0].startswith("200"):
+                with self._lock:
+                    self._held[key] = max(0, self._held[key] - 1)
+            return answer
+        if not self._admit_import(key):
             return self._error("ThrottlingException", RATE_EXCEEDED)
         arn = request.get("CertificateArn")
         if arn:
@@ -195,12 +223,46 @@ class StrictAcm:
                     refusal = None  # not a certificate: moto refuses it as ACM would
                 if refusal is not None:
                     return self._error("ValidationException", refusal)
-        return self._forward(environ)
+        if refusal := self._over_quota(key, new=not arn):
+            return self._error("LimitExceededException", refusal)
+        answer = self._forward(environ)
+        if answer[0].startswith("200"):
+            with self._lock:
+                self._imports.setdefault(key, []).append(self._wall_clock())
+                if not arn:
+                    self._held[key] += 1
+        return answer
 
-    def _admit_import(self, environ: WSGIEnvironment) -> bool:
-        # The account of credentials from AssumeRole is the role's, as moto itself decides: every session of every
-        # role of one account shares that account's quota, as on AWS.
-        key = (account_of(environ), region_of(environ))
+    def set_quotas(self, *, imported: int | None = None, imported_per_year: int | None = None) -> None:
+        """ACM's quotas per account and region from now on (None: none); what was used so far still counts."""
+        with self._lock:
+            self._quotas = {"imported": _quota(imported), "imported_per_year": _quota(imported_per_year)}
+
+    def _over_quota(self, key: tuple[str, str], *, new: bool) -> str | None:
+        """AWS's LimitExceededException message when this import would pass a quota; None: within them."""
+        with self._lock:
+            yearly, held = self._quotas["imported_per_year"], self._quotas["imported"]
+            if yearly is not None and self._imports_in_year(key) >= yearly:
+                return IMPORTS_PER_YEAR_EXCEEDED.format(quota=yearly)
+            if new and held is not None and self._held[key] >= held:
+                return IMPORTED_EXCEEDED.format(quota=held)
+        return None
+
+    def _imports_in_year(self, key: tuple[str, str]) -> int:
+        """Imports of the account and region within the last 365 days; the older ones are forgotten."""
+        since = self._wall_clock() - YEAR_SECONDS
+        recent = [moment for moment in self._imports.get(key, []) if moment > since]
+        self._imports[key] = recent
+        return len(recent)
+
+    @staticmethod
+    def _key(environ: WSGIEnvironment) -> tuple[str, str]:
+        """The account and region whose quotas a request counts against. The account of credentials from AssumeRole
+        is the role's, as moto itself decides: every session of every role of one account shares that account's
+        quotas, as on AWS."""
+        return account_of(environ), region_of(environ)
+
+    def _admit_import(self, key: tuple[str, str]) -> bool:
         with self._lock:
             now = self._clock()
             bucket = self._buckets.setdefault(key, TokenBucket(self._rate, max(MIN_BURST, self._rate), now))
@@ -265,6 +327,10 @@ class StrictAcm:
                         raise ValueError('expected {"arn": "...", "in_use_by": ["..."]}')
                     self._in_use[request["arn"]] = tuple(str(user) for user in users)
                     return _control_answer("200 OK", {"arn": request["arn"], "in_use_by": users})
+                if path == QUOTAS_PATH and method in ("GET", "PUT"):
+                    if method == "PUT":
+                        self._quotas = {name: _quota(request.get(name)) for name in self._quotas}
+                    return _control_answer("200 OK", self._quota_usage())
                 if path == REFUSALS_PATH and method in ("GET", "DELETE"):
                     counts = dict(self.refusals)
                     if method == "DELETE":
@@ -273,6 +339,22 @@ class StrictAcm:
         except (ValueError, TypeError) as error:
             return _control_answer("400 Bad Request", {"error": str(error)})
         return _control_answer("404 Not Found", {"error": f"nothing at {method} {path}"})
+
+    def _quota_usage(self) -> dict[str, Any]:
+        keys = sorted({*self._held, *self._imports})
+        usage = [
+            {"account": a, "region": r, "imported": self._held[a, r], "imports_in_year": self._imports_in_year((a, r))}
+            for a, r in keys
+        ]
+        return {**self._quotas, "usage": usage}
+
+
+def _quota(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"a quota is a whole number of certificates or null, got {value!r}")
+    return value
 
 
 def _positive(value: Any) -> float:
@@ -317,6 +399,23 @@ class AcmControl:
     def mark_in_use(self, arn: str, in_use_by: Iterable[str]) -> None:
         """DescribeCertificate's InUseBy for the ARN from now on (an empty list: nothing uses it)."""
         self._request("PUT", IN_USE_PATH, {"arn": arn, "in_use_by": list(in_use_by)})
+
+    def quotas(self) -> dict[str, Any]:
+        """`{"imported": N, "imported_per_year": M, "usage": [{"account", "region", "imported",
+        "imports_in_year"}]}`; None for a quota not set."""
+        answer: dict[str, Any] = self._request("GET", QUOTAS_PATH)
+        return answer
+
+    def set_quotas(self, *, imported: int | None = None, imported_per_year: int | None = None) -> None:
+        """ACM's quotas per account and region from now on (None: none): certificates held, imports in 365 days."""
+        self._request("PUT", QUOTAS_PATH, {"imported": imported, "imported_per_year": imported_per_year})
+
+    def usage(self, region: str, account: str) -> tuple[int, int]:
+        """(certificates held, imports in 365 days) of the account and region, as the quotas count them."""
+        for entry in self.quotas()["usage"]:
+            if entry["account"] == account and entry["region"] == region:
+                return int(entry["imported"]), int(entry["imports_in_year"])
+        return 0, 0
 
     def refusals(self) -> dict[str, int]:
         """Errors StrictAcm answered since start or the last reset, by code: `{"ThrottlingException": 2}`."""

@@ -60,20 +60,26 @@ class InProcessAcm:
 
         clock = FakeClock()
         app = StrictAcm(
-            DomainDispatcherApplication(create_backend_app), imports_per_second=imports_per_second, clock=clock
+            DomainDispatcherApplication(create_backend_app),
+            imports_per_second=imports_per_second,
+            clock=clock,
+            wall_clock=clock,  # the 365 days of the import quota pass when a test moves the clock too
         )
         return cls(app, clock)
 
-    def client(self, region: str = "eu-west-1", credentials: Mapping[str, Any] | None = None) -> ACMClient:
-        """With `credentials` (AssumeRole's), acting in the role's account."""
-        client: ACMClient = self._client("acm", region, credentials)
+    def client(
+        self, region: str = "eu-west-1", credentials: Mapping[str, Any] | None = None, config: Config | None = None
+    ) -> ACMClient:
+        """With `credentials` (AssumeRole's), acting in the role's account; `config`: botocore's (the renewer's
+        retries, say), else a refusal shows at once."""
+        client: ACMClient = self._client("acm", region, credentials, config)
         return client
 
     def sts(self, region: str = "eu-west-1") -> STSClient:
-        client: STSClient = self._client("sts", region, None)
+        client: STSClient = self._client("sts", region, None, None)
         return client
 
-    def _client(self, service: str, region: str, credentials: Mapping[str, Any] | None) -> Any:
+    def _client(self, service: str, region: str, credentials: Mapping[str, Any] | None, config: Config | None) -> Any:
         keys = (
             {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
             if credentials is None
@@ -87,7 +93,7 @@ class InProcessAcm:
             service,  # type: ignore[call-overload]
             region_name=region,
             endpoint_url=f"http://{service}.in-process.test",  # never connected to: before-send answers
-            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),  # a refusal shows at once
+            config=config or Config(retries={"mode": "standard", "total_max_attempts": 1}),
             **keys,
         )
         client.meta.events.register(f"before-send.{service}", self._send)

@@ -311,6 +311,36 @@ def test_the_expiry_alarm_and_the_functions_share_one_threshold(template: dict[s
         assert environment["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}, function
 
 
+@pytest.mark.parametrize(
+    ("alarm", "metric", "quota", "default"),
+    [
+        ("AcmImportedCertificatesAlarm", "AcmImportedCertificates", "AcmImportedCertificatesQuota", 2500),
+        ("AcmImportsAlarm", "AcmImportsLast365Days", "AcmImportsPerYearQuota", 5000),
+    ],
+)
+def test_the_acm_quota_alarms_fire_at_80_percent_of_the_quota_the_stack_is_given(
+    template: dict[str, Any], alarm: str, metric: str, quota: str, default: int
+) -> None:
+    """ACM's quotas per account and region (https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html), as
+    parameters defaulting to AWS's; the alarm reads the region with the most (the metric without Region) daily."""
+    assert template["Parameters"][quota]["Default"] == default
+    for given in (default, 40000):  # AWS's, and a raised quota
+        properties = Stack(template, "acme-renewer", **{quota: str(given)}).resolve(
+            template["Resources"][alarm]["Properties"]
+        )
+        (read,) = [q for q in properties["Metrics"] if "MetricStat" in q]
+        (expression,) = [q for q in properties["Metrics"] if "Expression" in q]
+        assert read["MetricStat"]["Metric"]["MetricName"] == metric and not read["ReturnData"]
+        assert (read["MetricStat"]["Period"], read["MetricStat"]["Stat"]) == (86400, "Maximum")
+        assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+        at = given * 8 // 10
+        percent = [
+            eval(expression["Expression"], {"__builtins__": {}}, {read["Id"]: value}) for value in (at - 1, at)
+        ]  # the expression is "100 * <id> / <quota>": arithmetic only
+        assert percent[0] < properties["Threshold"] <= percent[1], (alarm, given)
+
+
 def test_challenge_records_are_limited_to_acme_challenge_txt(template: dict[str, Any]) -> None:
     statements = [s for s in policy_statements(template) if "route53:ChangeResourceRecordSets" in as_list(s["Action"])]
     assert statements

@@ -111,6 +111,9 @@ class CertificateState:
     secret_formats: tuple[str, ...] = ()
     # The secret_regions the secret was last replicated to (item `secret_replicas`).
     secret_replicas: tuple[str, ...] = ()
+    # When the renewer imported into ACM in each region of its own account, within the last 365 days (item
+    # `acm_imports`): what ACM's quota "Imported certificates in last 365 days" counts.
+    acm_imports: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,8 @@ class StoredCertificate:
     replacements: tuple[Replacement, ...] = ()
     # ARNs in other accounts: account id -> region -> ARN.
     acm_account_arns: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The item's imports into ACM in its own account within 365 days, this store's included: region -> times.
+    acm_imports: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

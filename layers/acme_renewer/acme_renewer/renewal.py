@@ -58,6 +58,7 @@ from acme_renewer.models import (
 from acme_renewer.report.events import EventPublisher, outcome_event, replaced_events, stale_endpoint_event
 from acme_renewer.report.fleet import FleetChecks
 from acme_renewer.report.outcomes import Failure, Outcome, Published, Result, RunReport
+from acme_renewer.report.quotas import acm_usage
 from acme_renewer.settings import Settings
 from acme_renewer.stores.acm import AcmStore, PartialImportError
 from acme_renewer.stores.formats import from_document
@@ -235,6 +236,7 @@ class Renewer:
             report.unmanaged_expiring, report.stale_endpoints, report.superseded_in_use = self.fleet.inspect(
                 checked, self.clock(), known_arns=retired
             )
+            report.acm_usage = acm_usage(checked, self.clock())
         if self.events is not None:
             events = [e for e in map(outcome_event, report.outcomes) if e is not None]
             events += [e for outcome in report.outcomes for e in replaced_events(outcome)]
@@ -454,6 +456,7 @@ class Renewer:
             superseded=stored.superseded,
             replacements=stored.replacements,
             acm_account_arns=stored.acm_account_arns,
+            acm_imports=stored.acm_imports,
         )
         return Outcome(
             request.id,
@@ -575,13 +578,19 @@ class Renewer:
                 version_id,
                 plan.state.superseded,
                 acm_account_arns=plan.state.acm_account_arns,
+                acm_imports=plan.state.acm_imports,
             )
         else:
             acm = self.acm.import_all(
-                request, certificate, plan.state.acm_arns, plan.state.superseded, plan.state.acm_account_arns
+                request,
+                certificate,
+                plan.state.acm_arns,
+                plan.state.superseded,
+                plan.state.acm_account_arns,
+                history=plan.state.acm_imports,
             )
             stored = StoredCertificate(
-                acm.arns, secret_arn, version_id, acm.superseded, acm.replacements, acm.account_arns
+                acm.arns, secret_arn, version_id, acm.superseded, acm.replacements, acm.account_arns, acm.imports
             )
         self.table.record_success(
             request.id,
@@ -648,6 +657,7 @@ class Renewer:
                 warnings=warnings,
                 superseded=superseded,
                 acm_account_arns=account_arns,
+                acm_imports=error.imports if isinstance(error, PartialImportError) else None,
             )
         except Exception:
             logger.exception("could not record the failure on the item")

@@ -10,7 +10,14 @@ import pytest
 from botocore.exceptions import ClientError
 from werkzeug.test import Client
 
-from tests.stack.strict_acm import EXTENDED_KEY_USAGES_MISSING, KEY_USAGES_MISSING, TAGS_ON_REIMPORT
+from tests.stack.strict_acm import (
+    EXTENDED_KEY_USAGES_MISSING,
+    IMPORTED_EXCEEDED,
+    IMPORTS_PER_YEAR_EXCEEDED,
+    KEY_USAGES_MISSING,
+    TAGS_ON_REIMPORT,
+    YEAR_SECONDS,
+)
 from tests.unit.acm_stack import CLIENT_AUTH, SERVER_AUTH, InProcessAcm, crafted_certificate
 
 REIMPORT_GUIDE = "https://docs.aws.amazon.com/acm/latest/userguide/import-reimport.html"
@@ -208,3 +215,48 @@ def test_an_unknown_arn_is_left_to_moto(acm: InProcessAcm) -> None:
     assert refusal(client, CertificateArn=arn, **crafted_certificate().material)[0] == "ResourceNotFoundException"
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.describe_certificate(CertificateArn=arn)
+
+
+def test_new_imports_beyond_the_quota_of_imported_certificates_are_refused_per_region() -> None:
+    """ "Imported certificates": 2,500 per account and region by default; a re-import into an ARN holds no more, and
+    a deleted certificate gives its place back. https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html"""
+    acm = InProcessAcm.start(imports_per_second=1000)
+    acm.app.set_quotas(imported=2)
+    client, other_region, crafted = acm.client("eu-west-1"), acm.client("us-east-1"), crafted_certificate()
+    first, _second = import_new(client, crafted), import_new(client, crafted)
+    assert refusal(client, **crafted.material) == ("LimitExceededException", IMPORTED_EXCEEDED.format(quota=2), 400)
+    assert client.import_certificate(CertificateArn=first, **crafted.material)["CertificateArn"] == first
+    import_new(other_region, crafted)  # a quota per region
+    client.delete_certificate(CertificateArn=first)
+    import_new(client, crafted)
+    assert refusal(client, **crafted.material)[0] == "LimitExceededException"
+    acm.app.set_quotas()  # none again, as moto
+    import_new(client, crafted)
+
+
+def test_imports_beyond_the_quota_per_365_days_are_refused_until_the_oldest_is_a_year_old() -> None:
+    """ "Imported certificates in last 365 days": 5,000 by default; re-imports count too here (the stricter reading:
+    AWS does not say). https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html"""
+    acm = InProcessAcm.start(imports_per_second=1000)
+    acm.app.set_quotas(imported_per_year=2)
+    client, crafted = acm.client("eu-west-1"), crafted_certificate()
+    arn = import_new(client, crafted)
+    acm.clock.now += YEAR_SECONDS / 2
+    client.import_certificate(CertificateArn=arn, **crafted.material)
+    expected = ("LimitExceededException", IMPORTS_PER_YEAR_EXCEEDED.format(quota=2), 400)
+    assert refusal(client, CertificateArn=arn, **crafted.material) == expected
+    assert refusal(client, **crafted.material) == expected
+    acm.clock.now += YEAR_SECONDS / 2 + 1  # the first import is more than 365 days old
+    import_new(client, crafted)
+    assert refusal(client, **crafted.material)[0] == "LimitExceededException"
+
+
+def test_the_quotas_and_their_usage_are_read_and_set_over_the_private_path(acm: InProcessAcm) -> None:
+    http = Client(acm.app)
+    assert http.get("/_stack/acm/quotas").json == {"imported": None, "imported_per_year": None, "usage": []}
+    import_new(acm.client("eu-west-1"), crafted_certificate())
+    answer = http.put("/_stack/acm/quotas", json={"imported": 1, "imported_per_year": None}).json
+    assert answer["imported"] == 1 and answer["imported_per_year"] is None
+    assert [(u["region"], u["imported"], u["imports_in_year"]) for u in answer["usage"]] == [("eu-west-1", 1, 1)]
+    assert refusal(acm.client("eu-west-1"), **crafted_certificate().material)[0] == "LimitExceededException"
+    assert http.put("/_stack/acm/quotas", json={"imported": -1}).status_code == 400

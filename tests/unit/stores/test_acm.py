@@ -175,3 +175,60 @@ def test_a_failure_in_a_later_region_keeps_the_replacement_of_an_earlier_one(acm
         store.import_all(request(REGION, OTHER_REGION), issued(crafted_certificate("rsa-2048")), first.arns)
     assert set(failed.value.imported) == {REGION} and failed.value.imported[REGION] != first.arns[REGION]
     assert failed.value.superseded == (SupersededArn(REGION, first.arns[REGION], NOW),)
+
+
+@pytest.mark.parametrize(
+    ("quotas", "name"),
+    [({"imported": 1}, "Imported certificates"), ({"imported_per_year": 1}, "Imported certificates in last 365 days")],
+)
+def test_a_quota_acm_refuses_beyond_is_named_with_its_fix(acm: InProcessAcm, quotas: Any, name: str) -> None:
+    """LimitExceededException: the failure names the quota as Service Quotas spells it, where to raise it, and
+    acm_regions: [] for certificates that need only the secret."""
+    store = AcmStore(lambda region: acm.client(region), clock=lambda: NOW)
+    store.import_all(request(REGION), issued(crafted_certificate()), {})
+    acm.app.set_quotas(**quotas)
+    with pytest.raises(PartialImportError) as failed:
+        store.import_all(request(REGION), issued(crafted_certificate()), {})
+    message = str(failed.value)
+    assert message.startswith(f"ACM import into {REGION} failed: LimitExceededException:")
+    assert f'ACM\'s quota "{name}"' in message
+    assert f'Service Quotas console, AWS Certificate Manager (ACM), "{name}"' in message
+    assert "acm_regions: []" in message and "The secret is stored" in message
+    assert failed.value.imported == {}
+
+
+def test_every_import_is_recorded_and_the_imports_older_than_365_days_are_forgotten(acm: InProcessAcm) -> None:
+    """`imports` (the item's `acm_imports`): a time per import and per region, re-imports too; a partial store
+    keeps the regions it imported into before it failed."""
+    clients = {REGION: acm.client(REGION)}
+
+    def client_for(region: str) -> Any:
+        if region == OTHER_REGION:
+            raise RuntimeError("ACM in us-east-1 is unreachable")
+        return clients[region]
+
+    store = AcmStore(client_for, clock=lambda: NOW)
+    old, recent = NOW - timedelta(days=366), NOW - timedelta(days=300)
+    history = {REGION: (old, recent), OTHER_REGION: (old,)}
+    first = store.import_all(request(REGION), issued(crafted_certificate()), {}, history=history)
+    assert first.imports == {REGION: (recent, NOW)}
+    again = store.import_all(request(REGION), issued(crafted_certificate()), first.arns, history=first.imports)
+    assert again.arns == first.arns and again.imports == {REGION: (recent, NOW, NOW)}
+    with pytest.raises(PartialImportError) as failed:
+        store.import_all(request(REGION, OTHER_REGION), issued(crafted_certificate()), first.arns, history=history)
+    assert failed.value.imports == {REGION: (recent, NOW)}
+
+
+def test_a_quota_refusal_is_not_retried(acm: InProcessAcm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore counts LimitExceededException as throttling and retried it 10 times with the renewer's client
+    config, about a minute per certificate; ACM refuses until the quota is raised, so once is the answer."""
+    from acme_renewer.runtime import CLIENT_CONFIG
+
+    monkeypatch.setattr("time.sleep", lambda seconds: None)  # were it retried, the test would not wait for it
+    client = acm.client(REGION, config=CLIENT_CONFIG)
+    store = AcmStore(lambda region: client, clock=lambda: NOW)
+    store.import_all(request(REGION), issued(crafted_certificate()), {})
+    acm.app.set_quotas(imported=1)
+    with pytest.raises(PartialImportError):
+        store.import_all(request(REGION), issued(crafted_certificate()), {})
+    assert acm.app.refusals["LimitExceededException"] == 1

@@ -134,3 +134,22 @@ def test_a_store_without_clients_for_other_accounts_says_so(clients: Clients) ->
     with pytest.raises(PartialImportError) as failed:
         AcmStore(clients.own, clock=lambda: NOW).import_all(across(), issued(crafted_certificate()), {})
     assert isinstance(failed.value.__cause__, StoreError)
+
+
+def test_a_quota_full_in_the_other_account_names_that_account_and_keeps_this_ones_import(
+    clients: Clients, store: AcmStore
+) -> None:
+    """Each account has its own ACM quotas: the refusal is that account's, and so is the fix."""
+    crafted = crafted_certificate()
+    clients.of_role(ROLE, REGION).import_certificate(**crafted.material)  # that account's only place
+    clients.acm.app.set_quotas(imported=1)
+    with pytest.raises(PartialImportError) as failed:
+        store.import_all(across(), issued(crafted), {})
+    assert set(failed.value.imported) == {REGION}  # this account had room
+    message = str(failed.value)
+    assert message.startswith(f"ACM import into account {ACCOUNT}, region {REGION}, with role {ROLE.arn} failed:")
+    assert (
+        f'ACM\'s quota "Imported certificates" (default 2,500 per account and region) is reached in account {ACCOUNT}'
+        in message
+    )
+    assert f'"Imported certificates", in {REGION} of account {ACCOUNT}' in message and "acm_regions: []" in message

@@ -78,7 +78,24 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         acm_account_arns=account_arns_from_item(item.get("acm_account_arns")),
         secret_formats=tuple(f for f in item.get("secret_formats") or [] if isinstance(f, str)),
         secret_replicas=tuple(r for r in item.get("secret_replicas") or [] if isinstance(r, str)),
+        acm_imports=imports_from_item(item.get("acm_imports")),
     )
+
+
+def imports_from_item(raw: Any) -> dict[str, tuple[datetime, ...]]:
+    """The status's `acm_imports` (region -> ISO times of imports); what the renewer cannot read is left out."""
+    if not isinstance(raw, dict):
+        return {}
+    found = {
+        str(region): tuple(t for t in map(parse_time, times) if t is not None)
+        for region, times in raw.items()
+        if isinstance(times, list)
+    }
+    return {region: times for region, times in found.items() if times}
+
+
+def imports_to_item(imports: Mapping[str, Sequence[datetime]]) -> dict[str, list[str]]:
+    return {region: [iso(t) for t in times] for region, times in imports.items() if times}
 
 
 def account_arns_from_item(raw: Any) -> dict[str, dict[str, str]]:
@@ -480,6 +497,8 @@ class CertificateTable:
             facts["acm_account_arns"] = stored.acm_account_arns
         else:
             remove += ("acm_account_arns",)
+        if stored.acm_imports:
+            facts["acm_imports"] = imports_to_item(stored.acm_imports)
         try:
             self._update(item_id, facts, remove=remove, owner=owner)
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -502,9 +521,10 @@ class CertificateTable:
         warnings: Sequence[str] = (),
         superseded: Sequence[SupersededArn] = (),
         acm_account_arns: Mapping[str, Mapping[str, str]] | None = None,
+        acm_imports: Mapping[str, Sequence[datetime]] | None = None,
     ) -> None:
         """`due_at` None: out of the due index (paused until the request changes), still in the expiry index.
-        `warnings` as in record_success."""
+        `warnings` as in record_success; `acm_imports`: the imports so far, a partial store's included."""
         fields: dict[str, Any] = {
             "schedule": SCHEDULED,
             "status": Status.FAILED.value,
@@ -521,6 +541,8 @@ class CertificateTable:
             fields["acm_arns"] = dict(acm_arns)
         if acm_account_arns:
             fields["acm_account_arns"] = {account: dict(arns) for account, arns in acm_account_arns.items()}
+        if acm_imports:
+            fields["acm_imports"] = imports_to_item(acm_imports)
         remove: tuple[str, ...] = ("lease_owner", "lease_until") if owner else ()
         if warnings:
             fields["warnings"] = list(warnings)

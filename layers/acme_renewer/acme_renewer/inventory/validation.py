@@ -60,7 +60,7 @@ STATE_FIELDS = frozenset(
         "secret_version_id", "last_error", "last_attempt_at", "last_renewed_at", "issued_fingerprint",
         "attempt_fingerprint", "failure_count", "next_attempt_at", "lease_owner", "lease_until", "written_by",
         "pending_txt", "pending_order", "display_domains", "schedule", "due_at", "ari", "retired_at", "warnings",
-        "superseded_arns", "acm_account_arns", "secret_formats", "secret_replicas",
+        "superseded_arns", "acm_account_arns", "secret_formats", "secret_replicas", "acm_imports",
     }
 )  # fmt: skip
 # Marks a status item; on a request it would hide the request's changes from the stream trigger.

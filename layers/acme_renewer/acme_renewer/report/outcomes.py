@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools import Metrics
+from aws_lambda_powertools import Metrics, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 
 from acme_renewer.models import Replacement, SupersededArn
@@ -39,6 +40,8 @@ class Published:
     replacements: tuple[Replacement, ...] = ()
     # ARNs in other accounts (acm_accounts): account id -> region -> ARN.
     acm_account_arns: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The item's imports into ACM within 365 days, this one's included: region -> times.
+    acm_imports: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,22 @@ class UnmanagedCertificate:
     not_after: datetime
 
 
+@dataclass(frozen=True)
+class AcmUsage:
+    """What the renewer uses of ACM's quotas in one region of its own account (report/quotas.py)."""
+
+    region: str
+    imported_certificates: int  # "Imported certificates"
+    imports_last_365_days: int  # "Imported certificates in last 365 days"
+
+
+# The quota metrics: each per region (dimension Region), and the region with the most without it, for the alarms.
+ACM_QUOTA_METRICS: dict[str, Callable[[AcmUsage], int]] = {
+    "AcmImportedCertificates": lambda usage: usage.imported_certificates,
+    "AcmImportsLast365Days": lambda usage: usage.imports_last_365_days,
+}
+
+
 @dataclass
 class RunReport:
     now: datetime
@@ -103,6 +122,8 @@ class RunReport:
     soonest_not_after: datetime | None = None
     # Items read from the table by this run (Scan, Query, GetItem).
     items_read: int | None = None
+    # What the renewer's certificates use of ACM's quotas, per region; None but in a full run.
+    acm_usage: list[AcmUsage] | None = None
 
     def count(self, result: Result) -> int:
         return sum(1 for o in self.outcomes if o.result is result)
@@ -151,6 +172,25 @@ class RunReport:
             metrics.add_metric(name="StaleEndpoints", unit=count, value=len(self.stale_endpoints))
         if self.superseded_in_use is not None:
             metrics.add_metric(name="SupersededCertificatesInUse", unit=count, value=len(self.superseded_in_use))
+        if self.acm_usage is not None:
+            self._emit_acm_usage(metrics, self.acm_usage)
+
+    @staticmethod
+    def _emit_acm_usage(metrics: Metrics, usage: list[AcmUsage]) -> None:
+        """One EMF document per region (its own Region dimension), and the highest region's figure with the
+        run's other metrics: 0 when nothing is imported anywhere, so that the alarms always have a data point."""
+        service = {"service": metrics.service} if metrics.service else {}
+        for name, figure in ACM_QUOTA_METRICS.items():
+            for entry in usage:
+                with single_metric(
+                    name=name,
+                    unit=MetricUnit.Count,
+                    value=figure(entry),
+                    namespace=metrics.namespace,
+                    default_dimensions=service,
+                ) as metric:
+                    metric.add_dimension(name="Region", value=entry.region)
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=max((figure(e) for e in usage), default=0))
 
     def as_dict(self) -> dict[str, Any]:
         min_days = self.min_days_until_expiry

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger
 from cryptography import x509
@@ -59,6 +59,11 @@ _EKU_OIDS = {name: oid for oid, name in EXTENDED_KEY_USAGE_NAMES.items()}
 # which public CAs stopped issuing for Chrome's root program.
 DROPPABLE_EC_KEY_USAGE = "KEY_ENCIPHERMENT"
 DROPPABLE_EXTENDED_KEY_USAGE = ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string
+# ACM's quotas per account and region as the Service Quotas console names them
+# (https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html, defaults 2,500 and 5,000).
+QUOTA_IMPORTED = "Imported certificates"
+QUOTA_IMPORTS_PER_YEAR = "Imported certificates in last 365 days"
+QUOTA_WINDOW = timedelta(days=365)
 
 
 @dataclass(frozen=True)
@@ -132,12 +137,27 @@ def _dropped_or_added(
 @dataclass(frozen=True)
 class AcmImports:
     """The item's ARN per region after a store, and per account and region in other accounts (`account_arns`);
-    `superseded` lists every superseded ARN of the item, the earlier ones and this store's."""
+    `superseded` lists every superseded ARN of the item, the earlier ones and this store's; `imports` the times
+    of the item's imports in its own account's regions within 365 days, this store's included."""
 
     arns: dict[str, str]
     superseded: tuple[SupersededArn, ...] = ()
     replacements: tuple[Replacement, ...] = ()
     account_arns: dict[str, dict[str, str]] = field(default_factory=dict)
+    imports: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+
+
+def imports_within_year(
+    history: Mapping[str, Sequence[datetime]], now: datetime, imported: Sequence[str] = ()
+) -> dict[str, tuple[datetime, ...]]:
+    """`history` without the imports older than 365 days, plus one now in each region of `imported`. Every
+    ImportCertificate counts, re-imports into an ARN too: ACM's quota page does not say whether they do, and
+    counting them can only make the alarm early, never late."""
+    since = now - QUOTA_WINDOW
+    kept = {region: tuple(t for t in times if t > since) for region, times in history.items()}
+    for region in imported:
+        kept[region] = (*kept.get(region, ()), now)
+    return {region: times for region, times in kept.items() if times}
 
 
 # The ACM client of another account's region, acting with the role's credentials; raises (ZoneRoleError, from
@@ -170,9 +190,10 @@ class AcmStore:
         known_arns: Mapping[str, str],
         superseded: Sequence[SupersededArn] = (),
         known_account_arns: Mapping[str, Mapping[str, str]] | None = None,
+        history: Mapping[str, Sequence[datetime]] | None = None,
     ) -> AcmImports:
         """The own account's regions first, then each other account's, one at a time (each account and region has
-        its own import quota, and the clients are paced by it)."""
+        its own import quota, and the clients are paced by it). `history`: the item's `acm_imports`."""
         profile = KeyProfile.of_certificate(certificate.certificate_pem)
         arns: dict[str, str] = {}
         account_arns: dict[str, dict[str, str]] = {}
@@ -185,7 +206,13 @@ class AcmStore:
                 arn, replacement = self._import(role, region, request, certificate, profile, known.get(region))
             except Exception as exc:
                 raise PartialImportError(
-                    region, arns, exc, _with(superseded, replacements), role=role, imported_accounts=account_arns
+                    region,
+                    arns,
+                    exc,
+                    _with(superseded, replacements),
+                    role=role,
+                    imported_accounts=account_arns,
+                    imports=imports_within_year(history or {}, self._clock(), list(arns)),
                 ) from exc
             if role is None:
                 arns[region] = arn
@@ -193,14 +220,18 @@ class AcmStore:
                 account_arns.setdefault(role.account, {})[region] = arn
             if replacement is not None:
                 replacements.append(replacement)
-        return AcmImports(arns, _with(superseded, replacements), tuple(replacements), account_arns)
+        imports = imports_within_year(history or {}, self._clock(), list(arns))
+        return AcmImports(arns, _with(superseded, replacements), tuple(replacements), account_arns, imports)
 
     def _client(self, role: ZoneRole | None, region: str) -> ACMClient:
         if role is None:
-            return self._client_for_region(region)
-        if self._client_for_role is None:
+            client = self._client_for_region(region)
+        elif self._client_for_role is None:
             raise StoreError("this renewer has no ACM clients for other accounts")
-        return self._client_for_role(role, region)
+        else:
+            client = self._client_for_role(role, region)
+        _no_retry_beyond_quota(client)
+        return client
 
     def _import(
         self,
@@ -259,8 +290,8 @@ class AcmStore:
 
 class PartialImportError(StoreError):
     """ACM import failed in one region (of the own account, or of `role`'s); `imported` and `imported_accounts`
-    hold the regions already done, and `superseded` every superseded ARN of the item, this store's included: all
-    are kept on the item."""
+    hold the regions already done, `imports` the item's imports within 365 days with theirs, and `superseded` every
+    superseded ARN of the item, this store's included: all are kept on the item."""
 
     def __init__(
         self,
@@ -271,12 +302,17 @@ class PartialImportError(StoreError):
         *,
         role: ZoneRole | None = None,
         imported_accounts: dict[str, dict[str, str]] | None = None,
+        imports: dict[str, tuple[datetime, ...]] | None = None,
     ) -> None:
         self.imported = imported
+        self.imports = imports or {}
         self.imported_accounts = imported_accounts or {}
         self.superseded = superseded
         if role is None:
-            super().__init__(f"ACM import into {region} failed: {type(cause).__name__}: {cause}")
+            quota = _quota_fix(region, cause)
+            super().__init__(
+                f"ACM import into {region} failed: {type(cause).__name__}: {cause}" + (f"; {quota}" if quota else "")
+            )
         else:
             super().__init__(
                 f"ACM import into account {role.account}, region {region}, with role {role.arn} failed:"
@@ -297,13 +333,53 @@ def _fix(role: ZoneRole, region: str, cause: Exception) -> str:
             f"the trust policy of {role.arn} must allow sts:AssumeRole to the renewer's function role{external_id},"
             " and the role must be in the stack parameter AcmRoleArns (see README, ACM in other accounts)"
         )
-    code = str(getattr(cause, "response", {}).get("Error", {}).get("Code", ""))
+    if quota := _quota_fix(region, cause, role.account):
+        return quota
+    code = _code(cause)
     if "AccessDenied" in code or code == "UnauthorizedOperation":
         return (
             f"the permissions policy of {role.arn} must allow {', '.join(ROLE_ACTIONS)} on"
             f" arn:aws:acm:{region}:{role.account}:certificate/* (see README, ACM in other accounts)"
         )
     return "the next run tries again; the regions already imported are kept"
+
+
+def _no_retry_beyond_quota(client: ACMClient) -> None:
+    """botocore retries LimitExceededException as a throttling error (up to `max_attempts`, about a minute with
+    backoff), but beyond a quota ACM refuses until someone raises it: the first refusal is the answer. Registered
+    first, so that its False ("no retry") is the response botocore acts on; once per client (`unique_id`)."""
+
+    def refused_by_quota(response: Any = None, **_: Any) -> bool | None:
+        parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else {}
+        return False if parsed.get("Error", {}).get("Code") == "LimitExceededException" else None
+
+    # The stubs type every handler as returning None; botocore reads the responses of needs-retry handlers.
+    handler = cast("Callable[..., None]", refused_by_quota)
+    client.meta.events.register_first(
+        "needs-retry.acm.ImportCertificate", handler, unique_id="acme-renewer-no-retry-beyond-quota"
+    )
+
+
+def _code(error: Exception) -> str:
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _quota_fix(region: str, cause: Exception, account: str | None = None) -> str | None:
+    """What to do when ImportCertificate hit one of ACM's quotas per account and region (LimitExceededException);
+    None for any other error. AWS's message tells the two quotas apart: "... in the last year" is the one of
+    imports in 365 days (as quoted in pulumi/pulumi-aws#3290), anything else the one of certificates held."""
+    if _code(cause) != "LimitExceededException":
+        return None
+    yearly = "last year" in _message(cause) or "365" in _message(cause)
+    name, default = (QUOTA_IMPORTS_PER_YEAR, 5000) if yearly else (QUOTA_IMPORTED, 2500)
+    where = f"account {account}, region {region}" if account else f"the renewer's account, region {region}"
+    console = f"in {region} of account {account}" if account else f"in {region}"
+    return (
+        f'ACM\'s quota "{name}" (default {default:,} per account and region) is reached in {where}. The secret is'
+        " stored; this certificate is not in ACM there. Ask AWS for more: Service Quotas console, AWS Certificate"
+        f' Manager (ACM), "{name}", {console}. Or, for certificates that only need the secret, set'
+        " acm_regions: [] (see README, Quotas)"
+    )
 
 
 def _with(superseded: Sequence[SupersededArn], replacements: Sequence[Replacement]) -> tuple[SupersededArn, ...]:
