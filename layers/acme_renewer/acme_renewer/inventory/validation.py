@@ -534,11 +534,7 @@ def _zone_role(raw_arn: Any, raw_external_id: Any, problems: list[str]) -> ZoneR
         )
         ok = False
     if raw_external_id is not None and not is_external_id(raw_external_id):
-        got = repr(raw_external_id[:40]) if isinstance(raw_external_id, str) else describe(raw_external_id)
-        problems.append(
-            f"zone_external_id {got} must be 2-1224 letters, digits and +=,.@:/-_ (what STS accepts as ExternalId),"
-            " the value the role's trust policy requires as sts:ExternalId"
-        )
+        problems.append(external_id_problem("zone_external_id", raw_external_id))
         ok = False
     return ZoneRole(raw_arn, raw_external_id) if ok else None
 
@@ -585,11 +581,7 @@ def _acm_accounts(raw: Any, settings: Settings, problems: list[str], warnings: l
             )
             ok = False
         if external_id is not None and not is_external_id(external_id):
-            got = repr(external_id[:40]) if isinstance(external_id, str) else describe(external_id)
-            problems.append(
-                f"{where}.external_id {got} must be 2-1224 letters, digits and +=,.@:/-_ (what STS accepts as"
-                " ExternalId), the value the role's trust policy requires as sts:ExternalId"
-            )
+            problems.append(external_id_problem(f"{where}.external_id", external_id))
             ok = False
         raw_regions = entry.get("regions")
         before = len(problems)
@@ -611,3 +603,12 @@ def _acm_accounts(raw: Any, settings: Settings, problems: list[str], warnings: l
         seen[role.account] = index
         targets.append(AcmTarget(role, regions))
     return tuple(targets)
+
+
+def external_id_problem(field: str, value: Any) -> str:
+    """What is wrong with an external id given for assuming a role (zone_external_id, acm_accounts' external_id)."""
+    got = repr(value[:40]) if isinstance(value, str) else describe(value)
+    return (
+        f"{field} {got} must be 2-1224 letters, digits and +=,.@:/-_ (what STS accepts as ExternalId), the value the"
+        " role's trust policy requires as sts:ExternalId"
+    )
