@@ -53,6 +53,8 @@ VALIDATION_ZONE = "validation.test"
 # Rates of the untimed setup: the emulated limits are off and the renewer paces itself to these instead.
 SETUP_RATE = "1000"
 SETUP_RETRIES = 2
+# pebble 2.4 stopped answering (ReadTimeout after 30 s, nothing more in its log) under 5 workers of 8 ACME threads.
+SETUP_ACME_WORKERS = "2"
 # Above the worker's Lambda timeout, as the template's queue is; a message whose worker died comes back after it.
 VISIBILITY_SECONDS = 960
 # Route53's and Secrets Manager's buckets start full: the first `burst` requests cost no time.
@@ -172,6 +174,7 @@ class Fleet:
             "ROUTE53_REQUESTS_PER_SECOND": SETUP_RATE,
             "ACM_IMPORTS_PER_SECOND": SETUP_RATE,
             "SECRETS_WRITES_PER_SECOND": SETUP_RATE,
+            "ACME_WORKERS": SETUP_ACME_WORKERS,
         }
         # New items are not in the due index yet: the daily full run sees them (and renews one batch in place).
         phase = self.run_phase("issue", "full", fast)
@@ -274,18 +277,18 @@ class Fleet:
         return phase, calls, throttled, check, load
 
     def run_phase(self, label: str, scan: str, extra_env: dict[str, str]) -> Phase:
-        env = child_env(
-            self.stack,
-            TABLE_NAME=self.stack.table_name,
-            ACME_WORKERS=str(self.scenario.acme_workers),
-            PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "layers" / "acme_renewer"), str(REPO_ROOT)]),
-            POWERTOOLS_LOG_LEVEL="WARNING",
-            POWERTOOLS_METRICS_NAMESPACE="AcmeRenewerBench",
-            RENEWAL_QUEUE_URL=self.queue_url,
-            WORKER_CONCURRENCY=str(self.scenario.workers),
-            BATCH_SIZE=str(self.scenario.batch_size),
-            **extra_env,
-        )
+        settings = {
+            "TABLE_NAME": self.stack.table_name,
+            "ACME_WORKERS": str(self.scenario.acme_workers),
+            # This worktree's package first: the venv's editable install may point at another checkout.
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "layers" / "acme_renewer"), str(REPO_ROOT)]),
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_METRICS_NAMESPACE": "AcmeRenewerBench",
+            "RENEWAL_QUEUE_URL": self.queue_url,
+            "WORKER_CONCURRENCY": str(self.scenario.workers),
+            "BATCH_SIZE": str(self.scenario.batch_size),
+        }
+        env = child_env(self.stack, **(settings | extra_env))
         folder = self.workdir / label
         folder.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
