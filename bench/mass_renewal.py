@@ -52,7 +52,7 @@ LIFETIME = timedelta(days=90)
 VALIDATION_ZONE = "validation.test"
 # Rates of the untimed setup: the emulated limits are off and the renewer paces itself to these instead.
 SETUP_RATE = "1000"
-SETUP_RETRIES = 2
+SETUP_RETRIES = 5
 # pebble 2.4 stopped answering (ReadTimeout after 30 s, nothing more in its log) under 5 workers of 8 ACME threads.
 SETUP_ACME_WORKERS = 2
 # Above the worker's Lambda timeout, as the template's queue is; a message whose worker died comes back after it.
