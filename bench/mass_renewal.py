@@ -57,9 +57,16 @@ SETUP_RETRIES = 5
 SETUP_ACME_WORKERS = 2
 # Above the worker's Lambda timeout, as the template's queue is; a message whose worker died comes back after it.
 VISIBILITY_SECONDS = 960
+
+
+def _burst(budget: str) -> float:
+    rate = AWS_RATES[budget]
+    return rate.burst if rate is not None else 0.0
+
+
 # Route53's and Secrets Manager's buckets start full: the first `burst` requests cost no time.
-ROUTE53_BURST = AWS_RATES[ROUTE53].burst if AWS_RATES[ROUTE53] else 0.0
-SECRETS_BURST = AWS_RATES[SECRETS_WRITES].burst if AWS_RATES[SECRETS_WRITES] else 0.0
+ROUTE53_BURST = _burst(ROUTE53)
+SECRETS_BURST = _burst(SECRETS_WRITES)
 # AWS's quota counts these (settings.SECRETS_WRITE_OPERATIONS adds CreateSecret, which the renewer paces with them).
 SECRETS_QUOTA_OPERATIONS = frozenset(SECRETS_WRITE_OPERATIONS) - {"CreateSecret"}
 # Calls of the harness standing in for Lambda's event source mapping, not the renewer's.
@@ -210,7 +217,7 @@ class Fleet:
 
     def _delegate(self) -> None:
         """Each name's _acme-challenge, in its own zone, a CNAME into the one validation zone."""
-        by_zone: dict[str, list[dict[str, Any]]] = {}
+        by_zone: dict[str, list[Any]] = {}
         for name in self.names:
             zone = name.split(".", 1)[1]
             target = f"_acme-challenge.{name.replace('.', '-')}.{VALIDATION_ZONE}."

@@ -26,7 +26,7 @@ MAX_RECEIVES = 3
 WAIT_SECONDS = 1
 
 
-def sqs_event(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+def sqs_event(message: Any, queue_arn: str, region: str) -> dict[str, Any]:
     """The event Lambda gives the function for one message (as tests/integration/test_fanout.py builds it)."""
     record = {
         "messageId": message["MessageId"],
