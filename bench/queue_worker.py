@@ -26,22 +26,6 @@ MAX_RECEIVES = 3
 WAIT_SECONDS = 1
 
 
-def sqs_event(message: Any, queue_arn: str, region: str) -> dict[str, Any]:
-    """The event Lambda gives the function for one message (as tests/integration/test_fanout.py builds it)."""
-    record = {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message["Attributes"],
-        "messageAttributes": {},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }
-    return {"Records": [record]}
-
-
 def queue_is_empty(sqs: Any, url: str) -> bool:
     names = [f"ApproximateNumberOfMessages{kind}" for kind in ("", "NotVisible", "Delayed")]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
@@ -57,7 +41,7 @@ def main() -> int:
     import boto3
 
     import acme_renewer
-    from tests.stack.handler import FakeLambdaContext, load_function
+    from tests.stack.handler import FakeLambdaContext, load_function, sqs_event
 
     worker = load_function("worker")
     sqs = boto3.client("sqs")

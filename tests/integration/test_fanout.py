@@ -18,7 +18,7 @@ from tests.integration.conftest import Calls
 from tests.integration.invariants import assert_nothing_lost, make_due
 from tests.integration.test_batching import zones_with_certificates
 from tests.integration.test_renewal import get_item
-from tests.stack import LocalStack
+from tests.stack import LocalStack, handler
 from tests.stack.handler import FakeLambdaContext, invoke_with
 
 # Seconds a received message stays hidden: short, so that a failed one comes back within the test.
@@ -47,20 +47,9 @@ def receive(stack: LocalStack, url: str, wait: int = 0) -> list[dict[str, Any]]:
 
 
 def sqs_event(stack: LocalStack, url: str, message: dict[str, Any]) -> dict[str, Any]:
-    """The event Lambda gives the function for one message (BatchSize 1)."""
+    """The event Lambda gives the function for one message of this queue (BatchSize 1)."""
     arn = stack.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    record = {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message["Attributes"],
-        "messageAttributes": {},
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn["QueueArn"],
-        "awsRegion": stack.region,
-    }
-    return {"Records": [record]}
+    return handler.sqs_event(message, arn["QueueArn"], stack.region)
 
 
 def deliver(stack: LocalStack, url: str, message: dict[str, Any]) -> dict[str, Any]:

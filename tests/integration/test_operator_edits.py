@@ -14,6 +14,7 @@ from acme_renewer.runtime import build_renewer
 from acme_renewer.settings import Settings
 from tests.integration.conftest import Calls
 from tests.integration.invariants import acm_certificates_for, assert_nothing_lost, read_item
+from tests.integration.test_certificate_secret import crash_after_finalize
 from tests.integration.test_lifecycle import FILTERS, deliver
 from tests.integration.test_renewal import check_certificate, unique
 from tests.stack import LocalStack
@@ -115,20 +116,11 @@ def test_a_put_item_while_an_order_is_pending_makes_no_second_order(
 ) -> None:
     """A run died after the CA issued; the operator then writes the same request again (a deploy script, say):
     the journal and the pending order survive, and the next run stores what the CA issued."""
-    from acme_renewer.stores.secrets import SecretStore
 
     name, zone_id = zone
     item_id = unique("pending")
     put_item(stack, env, cli_item(item_id, name))
-
-    def crash(*args: Any, **kwargs: Any) -> Any:
-        raise SystemExit("the function was killed")
-
-    original = SecretStore.put
-    monkeypatch.setattr(SecretStore, "put", crash)
-    with pytest.raises(SystemExit):
-        build_renewer(Settings.from_env()).run()
-    monkeypatch.setattr(SecretStore, "put", original)
+    crash_after_finalize(monkeypatch)
     assert "pending_order" in read_item(stack, env["TABLE_NAME"], item_id)
 
     put_item(stack, env, cli_item(item_id, name))  # the whole item, written again

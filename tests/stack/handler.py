@@ -102,3 +102,19 @@ def emitted_metrics(output: str) -> dict[str, list[Any]]:
                 value = document[metric["Name"]]
                 values.setdefault(metric["Name"], []).extend(value if isinstance(value, list) else [value])
     return values
+
+
+def sqs_event(message: Any, queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping gives a function for one received message (BatchSize 1)."""
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message["Attributes"],
+        "messageAttributes": {},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+    return {"Records": [record]}
