@@ -269,3 +269,36 @@ def test_each_order_gets_the_replaces_of_its_job() -> None:
     results = BatchIssuer(ca, dns).issue(batch)
     assert all(isinstance(result, IssuedCertificate) for result in results), results
     assert ca.replaces == {"renewal": "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", "first": None}
+
+
+def test_a_certificate_is_handed_on_while_the_batch_still_finishes_others() -> None:
+    """The slow order's finish waits until the fast one was handed to on_issued: this only ends if the hand-over
+    comes before the batch is done, not after."""
+    handed = threading.Event()
+    dns = FakeDns()
+    seen: list[tuple[int, str]] = []
+
+    class OneSlowCa(FakeCa):
+        def finish(self, opened: FakeOrder, checkpoint: Callable[[str, str], None] | None = None) -> IssuedCertificate:
+            if opened.request.id == "slow":
+                assert handed.wait(timeout=10), "the fast certificate was not handed on before the batch ended"
+            return super().finish(opened, checkpoint)
+
+    def on_issued(index: int, certificate: IssuedCertificate) -> None:
+        seen.append((index, certificate.domains[0]))
+        handed.set()
+
+    results = BatchIssuer(OneSlowCa(dns=dns), dns, workers=2).issue(jobs("slow", "fast"), on_issued=on_issued)
+    assert all(isinstance(r, IssuedCertificate) for r in results)
+    assert seen == [(1, "fast.example.com"), (0, "slow.example.com")]
+    assert all(isinstance(r, IssuedCertificate) and r.propagation_seconds is not None for r in results)
+
+
+def test_a_failed_order_is_not_handed_on() -> None:
+    dns = FakeDns()
+    seen: list[int] = []
+    results = BatchIssuer(FakeCa(dns=dns, fail_for=frozenset({"bad"})), dns).issue(
+        jobs("good", "bad"), on_issued=lambda index, _: seen.append(index)
+    )
+    assert isinstance(results[1], AcmeOrderError)
+    assert seen == [0]

@@ -393,8 +393,6 @@ class Renewer:
                 scope=_certificate_scope(self.owner),
                 on_phase=self.on_phase,
             )
-            for index, result in zip(fresh, issuer.issue([self._job(planned[i]) for i in fresh]), strict=True):
-                issued[index] = result
 
             def conclude(index: int) -> None:
                 plan = planned[index]
@@ -403,10 +401,26 @@ class Renewer:
                     outcomes[index] = outcome
                     self._done(outcome)
 
-            # Storing is network-bound too (Secrets Manager, ACM, DynamoDB): as many at once as orders.
+            # Storing is network-bound too (Secrets Manager, ACM, DynamoDB): as many at once as orders. Each
+            # certificate is stored as soon as it is downloaded, while the batch's other orders finish.
             workers = max(1, min(self.settings.acme_workers, len(planned)))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store") as pool:
-                list(pool.map(conclude, range(len(planned))))
+                concluding = [pool.submit(conclude, i) for i in range(len(planned)) if issued[i] is not None]
+                submitted: set[int] = set()
+
+                def store_now(job: int, certificate: IssuedCertificate) -> None:
+                    index = fresh[job]
+                    issued[index] = certificate
+                    submitted.add(index)
+                    concluding.append(pool.submit(conclude, index))
+
+                results = issuer.issue([self._job(planned[i]) for i in fresh], on_issued=store_now)
+                for index, result in zip(fresh, results, strict=True):
+                    if index not in submitted:
+                        issued[index] = result
+                        concluding.append(pool.submit(conclude, index))
+                for future in concluding:
+                    future.result()
         except KeyboardInterrupt:
             # Ctrl-C in the CLI: give the leases back rather than block other runs for their lifetime.
             for index, plan in enumerate(planned):
