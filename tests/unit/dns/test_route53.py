@@ -308,3 +308,50 @@ def test_the_rate_limiter_paces_a_real_client(route53: Any) -> None:
     for _ in range(5):
         route53.list_hosted_zones()
     assert now[0] == pytest.approx(1.0)
+
+
+class SyncingChanges:
+    """GetChange of distinct change ids, each INSYNC from its own time on a fake clock; counts the polls."""
+
+    def __init__(self, insync_at: dict[str, float], now: list[float]) -> None:
+        self.insync_at = insync_at
+        self.now = now
+        self.polls: list[str] = []
+        self.pending_answers = 0
+
+    def get_change(self, Id: str) -> Any:
+        self.polls.append(Id)
+        insync = self.now[0] >= self.insync_at[Id]
+        self.pending_answers += not insync
+        return {"ChangeInfo": {"Id": Id, "Status": "INSYNC" if insync else "PENDING"}}
+
+
+def wait_for(insync_at: dict[str, float]) -> tuple[SyncingChanges, float]:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    client = SyncingChanges(insync_at, now)
+    Route53Dns(client, sleep=sleep, clock=lambda: now[0])._wait_insync(list(insync_at))  # type: ignore[arg-type]
+    return client, now[0]
+
+
+def test_changes_synced_in_order_cost_one_poll_each_plus_one_per_round() -> None:
+    # 40 zones' changes, submitted a quarter second apart, each in sync 5 s after it was sent.
+    insync_at = {f"/change/C{i}": 5.0 + i / 4 for i in range(40)}
+    client, waited = wait_for(insync_at)
+    assert waited >= max(insync_at.values())
+    assert set(client.polls) == set(insync_at)
+    # One INSYNC answer per change, and one PENDING answer per round (one round per sleep).
+    assert len(client.polls) == len(insync_at) + client.pending_answers
+    assert client.pending_answers <= len(INSYNC_POLL_DELAYS) + waited / INSYNC_POLL_MAX_DELAY
+    assert len(client.polls) < 2 * len(insync_at)  # polling every pending change each round: over 5 times as many
+
+
+def test_a_slow_early_change_is_waited_for_and_the_others_are_still_checked() -> None:
+    insync_at = {"/change/A": 12.0, "/change/B": 0.0, "/change/C": 30.0}
+    client, waited = wait_for(insync_at)
+    assert waited >= 30.0
+    assert client.polls[-1] == "/change/C"
+    assert client.polls.count("/change/B") == 1
