@@ -7,8 +7,8 @@ Route53 does (`route53_delay_seconds`), with the DNS server serving the old reco
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import sys
 import time
 import uuid
@@ -21,14 +21,14 @@ import boto3
 from dnslib import DNSRecord  # type: ignore[import-untyped]
 
 from tests.stack.dns_server import set_servfail
-from tests.stack.moto_server import ACCOUNT_HEADER, MotoControl, MotoServer, repo_pythonpath, start_moto
+from tests.stack.moto_server import ACCOUNT_HEADER, MotoControl, MotoServer, start_moto
 from tests.stack.pebble import Pebble, start_pebble
-from tests.stack.processes import Process, StackError, free_port, start_process, wait_until_ready
+from tests.stack.processes import Process, StackError, free_port, wait_until_ready
 from tests.stack.route53_emulation import normalize
 from tests.stack.strict import StrictControl
 from tests.stack.strict_acm import AcmControl
 from tests.stack.strict_rates import RatesControl
-from tests.stack.table import DEFAULT_TEMPLATE, REPO_ROOT, create_table
+from tests.stack.table import DEFAULT_TEMPLATE, create_table
 from tests.stack.tls import TlsFiles, write_localhost_tls
 
 if TYPE_CHECKING:
@@ -81,7 +81,8 @@ class LocalStack:
         region: str = "us-east-1",
         route53_delay_seconds: float = 0.0,
     ) -> LocalStack:
-        """Start moto, then the DNS server, then pebble. Whatever started is stopped again if a later step fails.
+        """Start moto with the DNS server in its process, then pebble; whatever started is stopped if a later step
+        fails.
 
         `route53_delay_seconds` > 0 makes each Route53 change PENDING for that long, with a change id of its own,
         and the DNS server serve the names it touched as they were before it until then (0: INSYNC at once).
@@ -102,9 +103,11 @@ class LocalStack:
             folder.mkdir(parents=True, exist_ok=True)
             try:
                 stack._tls = write_localhost_tls(folder / "tls")
-                stack._moto = start_moto(folder, route53_delay_seconds=route53_delay_seconds)
+                dns_port = free_port(udp_too=True)
+                stack._moto = start_moto(folder, route53_delay_seconds=route53_delay_seconds, dns_port=dns_port)
                 stack._track(stack._moto.process)
-                stack._start_dns()
+                stack._dns_port = dns_port
+                wait_until_ready(stack._moto.process, functools.partial(_dns_answers, dns_port))
                 stack._start_pebble(pebble_env)
             except StackError as failed:
                 stack.stop()
@@ -303,28 +306,6 @@ class LocalStack:
 
     def _control(self) -> MotoControl:
         return self._require(self._moto, "moto").control
-
-    def _start_dns(self) -> None:
-        port = free_port(udp_too=True)
-        process = start_process(
-            "dns",
-            [
-                sys.executable,
-                "-u",
-                "-m",
-                "tests.stack.dns_server",
-                "--port",
-                str(port),
-                "--endpoint-url",
-                self.moto_endpoint,
-            ],
-            self.workdir,
-            env={**os.environ, "PYTHONPATH": repo_pythonpath()},
-            cwd=REPO_ROOT,
-        )
-        self._track(process)
-        self._dns_port = port
-        wait_until_ready(process, lambda: _dns_answers(port))
 
     def _start_pebble(self, pebble_env: dict[str, str] | None) -> Pebble:
         self._pebble = start_pebble(

@@ -299,14 +299,24 @@ class _Handler(DNSHandler):  # type: ignore[misc]
         return packed
 
 
-def serve(port: int, endpoint_url: str, *, address: str = "127.0.0.1", quiet: bool = False) -> None:
-    """Serve UDP and TCP on `address:port` until SIGTERM or SIGINT."""
-    resolver = Route53Resolver(ServedRoute53(MotoControl(endpoint_url)), fault=ServfailNames())
+def start_servers(source: ServedZones, port: int, *, address: str = "127.0.0.1", quiet: bool = False) -> list[Any]:
+    """Serve UDP and TCP on `address:port` from `source`, each on a daemon thread of this process."""
+    resolver = Route53Resolver(ServedRoute53(source), fault=ServfailNames())
     logger = DNSLogger("truncated,error" if quiet else "request,reply,truncated,error", prefix=False)
     servers = [
         DNSServer(resolver, port=port, address=address, tcp=tcp, logger=logger, handler=_Handler)
         for tcp in (False, True)
     ]
+    for server in servers:
+        server.start_thread()
+    # Never stopped: shutdown() waits out serve_forever's 0.5 s poll, and the daemon threads end with the process.
+    return servers
+
+
+def serve(port: int, endpoint_url: str, *, address: str = "127.0.0.1", quiet: bool = False) -> None:
+    """Serve UDP and TCP on `address:port` until SIGTERM or SIGINT, reading moto over HTTP. The local stack runs
+    the server inside moto's process instead (moto_server.serve with a DNS port), where a question costs no
+    request to moto: pebble validating a batch asks hundreds at once."""
     stopped = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -314,11 +324,9 @@ def serve(port: int, endpoint_url: str, *, address: str = "127.0.0.1", quiet: bo
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    for server in servers:
-        server.start_thread()
+    start_servers(MotoControl(endpoint_url), port, address=address, quiet=quiet)
     print(f"dns server on {address}:{port} (udp+tcp), zones from {endpoint_url}", flush=True)
     stopped.wait()
-    # No server.stop(): its shutdown() waits out serve_forever's 0.5 s poll, and the daemon threads end with us.
 
 
 def main(argv: Sequence[str] | None = None) -> None:
