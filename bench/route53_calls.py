@@ -1,7 +1,9 @@
 """Route53 calls per certificate for one run's batch (resolve the CNAMEs, publish, remove), counted by operation on
 the local stack's AWS side in this process (moto behind the strict layer), for four fleets of N certificates
 (apex + wildcard each): every certificate in a zone of its own, all in one zone, all CNAME-delegated from one zone
-into one validation zone, and each CNAME-delegated from a zone of its own into one validation zone.
+into one validation zone, and each CNAME-delegated from a zone of its own into one validation zone; each with
+CHALLENGE_LOOKUP=route53 (every name read from Route53) and =dns (names DNS says hold nothing are not read; DNS
+queries are not Route53 requests and are not counted).
 
 Usage: python -m bench.route53_calls [--n 100]
 """
@@ -10,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from acme_renewer.dns.route53 import Route53Dns
+from acme_renewer.dns.route53 import EmptyNames, HostedZone, Route53Dns
 from acme_renewer.models import TxtRecord
 from tests.stack.in_process import InProcessStack
 
@@ -46,10 +48,30 @@ def certificate(name: str) -> list[TxtRecord]:
     return [TxtRecord(f"_acme-challenge.{name}", f"apex-{name}"), TxtRecord(f"_acme-challenge.{name}", f"wild-{name}")]
 
 
-def run_batch(client: Any, records: list[TxtRecord]) -> Counter[str]:
-    """One run's Route53 work for a batch, on a fresh adapter (one per run), counted from the first call."""
+class ServedNames:
+    """What the zones' name servers would say (dns/lookup.py's answer, without its lag): the names that hold no
+    record set, read through a client of its own whose calls are not counted, as DNS queries are not Route53's."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+
+    def empty(self, pairs: Iterable[tuple[HostedZone, str]]) -> set[tuple[str, str]]:
+        held: dict[str, set[str]] = {}
+        empty = set()
+        for zone, name in pairs:
+            if zone.id not in held:
+                pages = self._reader.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone.id)
+                held[zone.id] = {rs["Name"].rstrip(".").lower() for page in pages for rs in page["ResourceRecordSets"]}
+            if name not in held[zone.id]:
+                empty.add((zone.id, name))
+        return empty
+
+
+def run_batch(client: Any, records: list[TxtRecord], lookup: EmptyNames | None = None) -> Counter[str]:
+    """One run's Route53 work for a batch, on a fresh adapter (one per run), counted from the first call; with
+    `lookup`, names are first looked up as CHALLENGE_LOOKUP=dns does."""
     calls = Calls(client)
-    dns = Route53Dns(client, sleep=lambda _: None)
+    dns = Route53Dns(client, sleep=lambda _: None, empty_names=lookup)
     resolved = dns.resolve(records)
     dns.publish(resolved)
     dns.remove(resolved)
@@ -90,15 +112,20 @@ SCENARIOS: tuple[Scenario, ...] = (distinct_zones, one_zone, delegated, delegate
 
 
 def measure(n: int = 100) -> dict[str, dict[str, int]]:
-    """Calls by operation for each scenario, each on a fresh stack."""
+    """Calls by operation for each scenario, with CHALLENGE_LOOKUP route53 and dns, each on a fresh stack."""
     figures = {}
     for scenario in SCENARIOS:
-        stack = InProcessStack()
-        try:
-            client = stack.client("route53")
-            figures[scenario.__name__] = dict(sorted(run_batch(client, scenario(client, n)).items()))
-        finally:
-            stack.reset()
+        for lookup in ("route53", "dns"):
+            stack = InProcessStack()
+            try:
+                client = stack.client("route53")
+                records = scenario(client, n)
+                served = ServedNames(stack.client("route53")) if lookup == "dns" else None
+                figures[f"{scenario.__name__}, CHALLENGE_LOOKUP={lookup}"] = dict(
+                    sorted(run_batch(client, records, served).items())
+                )
+            finally:
+                stack.reset()
     return figures
 
 

@@ -172,6 +172,9 @@ class LocalStack:
             "REQUESTS_CA_BUNDLE": str(self.ca_bundle),
             "ACME_DIRECTORY_URL": self.pebble.directory_url,
             "TABLE_NAME": self.table_name,
+            # As the template deploys it: challenge names are looked up over DNS first, here at our DNS server.
+            "CHALLENGE_LOOKUP": "dns",
+            "PROPAGATION_CHECK_NAMESERVERS": "{}:{}".format(*self.dns_address),
         }
 
     @overload

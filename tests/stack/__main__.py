@@ -40,14 +40,13 @@ class Stopped(Exception):
 def stack_environment(stack: LocalStack) -> dict[str, str]:
     """What the CLI (`acme-renewer add/renew/list/show/check/remove`) and the handlers need to use this stack:
     the AWS endpoint, credentials and region, the table, pebble and the CA of its HTTPS listener
-    (`REQUESTS_CA_BUNDLE`), the secret prefix, and our DNS server for `check` (`ACME_RENEWER_RESOLVER`) and
-    for the propagation check should you turn it on (`PROPAGATION_CHECK_NAMESERVERS`)."""
+    (`REQUESTS_CA_BUNDLE`), the secret prefix, and our DNS server for `check` (`ACME_RENEWER_RESOLVER`), for the
+    challenge lookup and for the propagation check should you turn it on (`PROPAGATION_CHECK_NAMESERVERS`)."""
     host, port = stack.dns_address
     return {
         **stack.env,
         "SECRET_PREFIX": "acme-renewer/",
         "ACME_RENEWER_RESOLVER": f"{host}:{port}",
-        "PROPAGATION_CHECK_NAMESERVERS": f"{host}:{port}",
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ast
 import signal
+import socket
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -42,6 +43,7 @@ Zones = Mapping[str, Sequence[RecordSet]]
 
 MAX_CNAME_HOPS = 8
 MAX_UDP_PAYLOAD = 4096
+UDP_RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,10 @@ def start_servers(source: ServedZones, port: int, *, address: str = "127.0.0.1",
         DNSServer(resolver, port=port, address=address, tcp=tcp, logger=logger, handler=_Handler)
         for tcp in (False, True)
     ]
+    # pebble validating a batch sends hundreds of questions at once; Linux's default UDP receive buffer (208 KiB,
+    # about 200 queued datagrams) overflowed under a loaded moto and dropped them (RcvbufErrors in
+    # /proc/net/snmp), which pebble reported as "i/o timeout". The kernel caps the request at net.core.rmem_max.
+    servers[0].server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER_BYTES)
     for server in servers:
         server.start_thread()
     # Never stopped: shutdown() waits out serve_forever's 0.5 s poll, and the daemon threads end with the process.

@@ -17,7 +17,7 @@ from josepy import jwk
 
 from acme_renewer import __version__
 from acme_renewer.dns.accounts import AccountRoutedDns
-from acme_renewer.dns.route53 import Route53Dns, VisibilityCheck
+from acme_renewer.dns.route53 import EmptyNames, Route53Dns, VisibilityCheck
 from acme_renewer.errors import ZoneRoleError
 from acme_renewer.inventory.ari import RenewalInfoClient
 from acme_renewer.inventory.batching import RenewalQueue
@@ -31,7 +31,7 @@ from acme_renewer.pacing import RateLimiter
 from acme_renewer.renewal import Renewer
 from acme_renewer.report.events import EventPublisher
 from acme_renewer.report.fleet import FleetChecks
-from acme_renewer.settings import SECRETS_WRITE_OPERATIONS, PropagationMode, Settings
+from acme_renewer.settings import SECRETS_WRITE_OPERATIONS, ChallengeLookup, PropagationMode, Settings
 from acme_renewer.stores.acm import AcmStore
 from acme_renewer.stores.secrets import PendingOrderStore, SecretStore
 
@@ -188,7 +188,17 @@ def route53_dns(settings: Settings, role: ZoneRole | None = None, on_phase: Phas
         timeout_seconds=settings.propagation_timeout_seconds,
         visibility_check=_visibility_check(settings, route53),
         on_phase=on_phase,
+        empty_names=_empty_names(settings),
     )
+
+
+def _empty_names(settings: Settings) -> EmptyNames | None:
+    """CHALLENGE_LOOKUP=dns: which challenge names hold nothing, asked over DNS (dnspython imported only then)."""
+    if settings.propagation.lookup is not ChallengeLookup.DNS:
+        return None
+    from acme_renewer.dns.lookup import build_lookup
+
+    return build_lookup(settings.propagation.nameservers, settings.propagation.resolver)
 
 
 # One Route53 limiter per account (None: the function's own) and pace, whichever role reaches the account: Route53

@@ -76,15 +76,26 @@ class PropagationMode(enum.Enum):
     AUTHORITATIVE = "authoritative"
 
 
+class ChallengeLookup(enum.Enum):
+    ROUTE53 = "route53"
+    DNS = "dns"
+
+
 @dataclass(frozen=True)
 class PropagationSettings:
     """PROPAGATION_CHECK: "authoritative" or "off" (default); PROPAGATION_CHECK_RESOLVER: address[:port] that
     resolves NS host names (default: the system resolver); PROPAGATION_CHECK_NAMESERVERS: comma-separated
-    address[:port] servers asked for every zone instead of the zone's own (default: discover from Route53)."""
+    address[:port] servers asked for every zone instead of the zone's own (default: discover from Route53).
+
+    CHALLENGE_LOOKUP: "dns" to ask the zones' name servers which challenge names hold nothing before reading them
+    from Route53 (dns/lookup.py; the template sets it), or "route53" (default) to read every name from Route53. It
+    asks the same servers as the check: PROPAGATION_CHECK_NAMESERVERS, else the zone's NS found through
+    PROPAGATION_CHECK_RESOLVER."""
 
     mode: PropagationMode = PropagationMode.OFF
     resolver: tuple[str, int] | None = None
     nameservers: tuple[tuple[str, int], ...] = ()
+    lookup: ChallengeLookup = ChallengeLookup.ROUTE53
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PropagationSettings:
@@ -97,9 +108,17 @@ class PropagationSettings:
             raise ConfigurationError(
                 f"PROPAGATION_CHECK must be {choices}, got {env.get('PROPAGATION_CHECK')!r}"
             ) from None
+        raw_lookup = env.get("CHALLENGE_LOOKUP", "").strip().lower() or ChallengeLookup.ROUTE53.value
+        try:
+            lookup = ChallengeLookup(raw_lookup)
+        except ValueError:
+            choices = " or ".join(repr(m.value) for m in ChallengeLookup)
+            got = env.get("CHALLENGE_LOOKUP")
+            raise ConfigurationError(f"CHALLENGE_LOOKUP must be {choices}, got {got!r}") from None
         raw_resolver = env.get("PROPAGATION_CHECK_RESOLVER", "").strip()
         return cls(
             mode=mode,
+            lookup=lookup,
             resolver=parse_server(raw_resolver, variable="PROPAGATION_CHECK_RESOLVER") if raw_resolver else None,
             nameservers=parse_servers(
                 env.get("PROPAGATION_CHECK_NAMESERVERS", ""), variable="PROPAGATION_CHECK_NAMESERVERS"

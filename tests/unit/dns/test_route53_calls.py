@@ -17,7 +17,16 @@ from acme_renewer.dns.accounts import AccountRoutedDns
 from acme_renewer.dns.route53 import Route53Dns, quote_txt
 from acme_renewer.errors import DnsPublishError
 from acme_renewer.models import TxtRecord, ZoneRole
-from bench.route53_calls import Calls, create_zone, delegated, distinct_zones, one_zone, run_batch
+from bench.route53_calls import (
+    Calls,
+    ServedNames,
+    cname,
+    create_zone,
+    delegated,
+    distinct_zones,
+    one_zone,
+    run_batch,
+)
 from tests.stack.in_process import InProcessStack
 
 
@@ -191,3 +200,83 @@ def test_zone_roles_get_adapters_that_upsert_when_create_is_denied(strict_aws: I
     routed.adapter(None)
     routed.adapter(role)
     assert [built[None]._upsert_when_create_denied, built[role]._upsert_when_create_denied] == [False, True]
+
+
+class Lookup:
+    """EmptyNames that says what it is told: a stale DNS answer, or a failing one."""
+
+    def __init__(self, empty: set[tuple[str, str]] | None = None, fail: bool = False) -> None:
+        self._empty = empty or set()
+        self._fail = fail
+        self.asked: list[tuple[str, str]] = []
+
+    def empty(self, pairs: Any) -> set[tuple[str, str]]:
+        self.asked += [(zone.id, name) for zone, name in pairs]
+        if self._fail:
+            raise OSError("network unreachable")
+        return set(self._empty)
+
+
+def test_with_dns_lookup_certificates_in_zones_of_their_own_are_not_read(strict_aws: InProcessStack) -> None:
+    route53 = strict_aws.client("route53")
+    n = 12
+    records = distinct_zones(route53, n)
+    calls = run_batch(route53, records, ServedNames(strict_aws.client("route53")))
+    assert calls == {"ListHostedZones": 1, "ChangeResourceRecordSets": 2 * n, "GetChange": 1}
+    zones = route53.list_hosted_zones()["HostedZones"]
+    assert not any(
+        rs["Type"] == "TXT"
+        for zone in zones
+        for rs in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+    )
+
+
+def test_with_dns_lookup_a_cname_is_still_read_and_followed(strict_aws: InProcessStack) -> None:
+    """DNS's answer on a CNAME (which may be a wildcard's) is not taken: Route53 is read, as without the lookup."""
+    route53 = strict_aws.client("route53")
+    records = delegated(route53, 10)
+    calls = run_batch(route53, records, ServedNames(strict_aws.client("route53")))
+    # The delegating zone is read for its CNAMEs; the targets, which hold nothing, are not.
+    assert calls == {"ListHostedZones": 1, "ListResourceRecordSets": 1, "ChangeResourceRecordSets": 2, "GetChange": 1}
+
+
+def test_a_stale_dns_answer_over_a_txt_is_refused_by_route53_and_read(strict_aws: InProcessStack) -> None:
+    """DNS said the name holds nothing (a minute behind Route53); someone's TXT is there. Route53 refuses the
+    CREATE, publish reads the name and merges, and nothing of theirs is lost."""
+    route53 = strict_aws.client("route53")
+    zone_id = create_zone(route53, "stale.test")
+    name = "_acme-challenge.stale.test"
+    upsert(route53, zone_id, name, [quote_txt("theirs")])
+    dns = Route53Dns(route53, sleep=lambda _: None, empty_names=Lookup({(zone_id, name)}))
+    resolved = dns.resolve([TxtRecord(name, "ours")])
+    dns.publish(resolved)
+    assert txt(route53, zone_id, name) == [quote_txt("theirs"), quote_txt("ours")]
+    dns.remove(resolved)
+    assert txt(route53, zone_id, name) == [quote_txt("theirs")]
+
+
+def test_a_stale_dns_answer_over_a_new_cname_fails_with_route53s_reason(strict_aws: InProcessStack) -> None:
+    """A CNAME added after DNS was asked: Route53 refuses a TXT beside it, the publish fails naming the CNAME, and
+    no TXT is written anywhere (the next run sees the CNAME and writes at its target)."""
+    route53 = strict_aws.client("route53")
+    zone_id = create_zone(route53, "moved.test")
+    create_zone(route53, "validation.test")
+    name = "_acme-challenge.moved.test"
+    cname(route53, zone_id, name, "_acme-challenge.moved.validation.test")
+    dns = Route53Dns(route53, sleep=lambda _: None, empty_names=Lookup({(zone_id, name)}))
+    resolved = dns.resolve([TxtRecord(name, "ours")])
+    assert resolved[0].target is None  # as DNS said
+    with pytest.raises(DnsPublishError, match="conflicting RRSet of type CNAME"):
+        dns.publish(resolved)
+    assert txt(route53, zone_id, name) == []
+    assert Route53Dns(route53).resolve([TxtRecord(name, "ours")])[0].target == "_acme-challenge.moved.validation.test"
+
+
+def test_a_failing_dns_lookup_falls_back_to_reading_route53(strict_aws: InProcessStack) -> None:
+    route53 = strict_aws.client("route53")
+    n = 3
+    records = distinct_zones(route53, n)
+    lookup = Lookup(fail=True)
+    calls = run_batch(route53, records, lookup)
+    assert len(lookup.asked) == n
+    assert calls["ListResourceRecordSets"] == n

@@ -276,6 +276,16 @@ class StubResolver:
             raise DnsPropagationError(f"cannot resolve nameserver {host} through {self.description}: {exc}") from None
         return [rdata.to_text() for rdata in answer]
 
+    def nameserver_hosts(self, zone_name: str) -> list[str]:
+        """The NS host names public DNS delegates the zone to; raise DnsPropagationError when there are none."""
+        try:
+            answer = self._resolver.resolve(zone_name, "NS", search=False)
+        except dns.exception.DNSException as exc:
+            raise DnsPropagationError(
+                f"cannot find the name servers of {zone_name} through {self.description}: {exc}"
+            ) from None
+        return [rdata.to_text() for rdata in answer]
+
 
 class Route53Nameservers:
     """The zone's nameservers from its Route53 delegation set, resolved to addresses once per zone per adapter."""

@@ -4,9 +4,9 @@ INSYNC."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
@@ -93,6 +93,13 @@ MAX_CNAME_HOPS = 3
 INSYNC_POLL_DELAYS = (1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 5.0)
 INSYNC_POLL_MAX_DELAY = 10.0
 
+
+class EmptyNames(Protocol):
+    """lookup.EmptyNameLookup: which (zone, name) pairs hold neither a TXT nor a CNAME, as (zone id, name)."""
+
+    def empty(self, pairs: Iterable[tuple[HostedZone, str]]) -> set[tuple[str, str]]: ...
+
+
 # Called once per zone after INSYNC with the zone id and name -> the values that must be visible
 # (propagation.PropagationCheck.wait_visible); returns the seconds it waited.
 VisibilityCheck = Callable[[str, Mapping[str, Sequence[str]]], float]
@@ -125,6 +132,7 @@ class Route53Dns:
         clock: Callable[[], float] = time.monotonic,
         visibility_check: VisibilityCheck | None = None,
         on_phase: PhaseObserver | None = None,
+        empty_names: EmptyNames | None = None,
     ) -> None:
         self._client = client
         self._ttl = ttl
@@ -134,6 +142,9 @@ class Route53Dns:
         self._check = visibility_check
         # Told what publish is doing (writing, the wait for INSYNC) for a progress display; None: nobody asks.
         self._on_phase = on_phase
+        # Asked before any Route53 read which challenge names hold nothing (lookup.EmptyNameLookup, over DNS);
+        # None: every name is read from Route53.
+        self._empty_names = empty_names
         self._zones: list[HostedZone] | None = None
         # (zone id, name) -> the TXT record set this run last saw or wrote there, None when there was none.
         # Only ever acted on through CREATE and DELETE, which Route53 refuses when it no longer holds.
@@ -214,8 +225,10 @@ class Route53Dns:
                 if zone is not None:
                     by_zone.setdefault(zone, []).append(key)
             following = []
+            empty = self._nothing_on([(zone, ends[key]) for zone, keys in by_zone.items() for key in keys])
             for zone, keys in by_zone.items():
-                found = self._challenge_sets(zone, sorted({ends[key] for key in keys}))
+                unknown = sorted({ends[key] for key in keys if (zone.id, ends[key]) not in empty})
+                found = self._challenge_sets(zone, unknown) if unknown else {}
                 for key in keys:
                     record_set = found.get(ends[key])
                     if record_set is not None and record_set["Type"] == "CNAME" and record_set["ResourceRecords"]:
@@ -233,6 +246,19 @@ class Route53Dns:
                 extra={"targets": sorted({r.target for r in resolved if r.target})[:20]},
             )
         return resolved
+
+    def _nothing_on(self, pairs: list[tuple[HostedZone, str]]) -> set[tuple[str, str]]:
+        """The (zone id, name) pairs DNS says hold nothing; remembered as holding no TXT, so that publish CREATEs
+        them without a read (a CREATE that turns out stale is refused by Route53 and read again: _apply)."""
+        if self._empty_names is None or not pairs:
+            return set()
+        try:
+            empty = self._empty_names.empty(pairs)
+        except Exception:  # a lookup is an economy: without it, Route53 is read as before
+            logger.exception("asking DNS which challenge names hold nothing failed")
+            return set()
+        self._known |= dict.fromkeys(empty)
+        return empty
 
     def _lookup_zone(self, name: str, pinned: str | None) -> HostedZone | None:
         """The zone to look for a CNAME on the name in: the pinned one if it contains the name, else the
