@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import boto3
 import pytest
 
-from acme_renewer.pacing import RateLimiter
+from acme_renewer.pacing import RateLimiter, Shares
 
 
 class FakeTime:
@@ -63,9 +63,9 @@ class Recording(RateLimiter):
     time: ClassVar[FakeTime] = FakeTime()
     rates: ClassVar[list[float]] = []
 
-    def __init__(self, per_second: float) -> None:
-        Recording.rates.append(per_second)
-        super().__init__(per_second, clock=Recording.time.clock, sleep=Recording.time.sleep)
+    def __init__(self, per_second: float, *, shares: Callable[[], int] = lambda: 1) -> None:
+        Recording.rates.append(per_second / shares())
+        super().__init__(per_second, shares=shares, clock=Recording.time.clock, sleep=Recording.time.sleep)
 
 
 @pytest.fixture
@@ -74,6 +74,7 @@ def recording(monkeypatch: pytest.MonkeyPatch, mocked_aws: None) -> Iterator[typ
 
     monkeypatch.setattr(runtime, "RateLimiter", Recording)
     monkeypatch.setattr(runtime, "_route53_limiters", {})
+    monkeypatch.setattr(runtime, "_shares", {})
     Recording.time, Recording.rates = FakeTime(), []
     runtime.client.cache_clear()
     yield Recording
@@ -124,3 +125,61 @@ def test_two_roles_of_one_account_share_its_route53_share(recording: type[Record
     assert recording.time.now == pytest.approx(1.5)  # 4 calls of one account at 2 per second
     elsewhere.list_hosted_zones()
     assert recording.time.now == pytest.approx(1.5)  # another account, its own limiter
+
+
+def test_the_budget_is_shared_by_the_batches_in_flight_never_more_than_worker_concurrency() -> None:
+    time = FakeTime()
+    in_flight = [2]
+    asked: list[float] = []
+
+    def count() -> int:
+        asked.append(time.now)
+        return in_flight[0]
+
+    shares = Shares(5, count, refresh_seconds=10, clock=time.clock)
+    limiter = RateLimiter(1.0, shares=shares, clock=time.clock, sleep=time.sleep)
+    limiter.wait()
+    limiter.wait()
+    assert time.now == pytest.approx(2.0)  # two busy workers: half of 1 per second each
+    in_flight[0] = 9  # more messages in flight than workers (the mapping's pollers hold some): still 1/5
+    time.sleep(10)
+    assert shares() == 5
+    in_flight[0] = 0  # this worker's message counted a moment late: never a share of nothing
+    time.sleep(10)
+    assert shares() == 1
+    assert asked == [0.0, 12.0, 22.0]  # once per refresh, not per call
+
+
+def test_without_a_queue_or_with_one_worker_the_shares_are_fixed() -> None:
+    def never() -> int:
+        raise AssertionError("no queue to ask")
+
+    assert Shares(4)() == 4
+    assert Shares(1, never)() == 1
+
+
+def test_a_count_that_cannot_be_read_gives_the_smallest_share(caplog: pytest.LogCaptureFixture) -> None:
+    def denied() -> int:
+        raise PermissionError("AccessDenied: sqs:GetQueueAttributes")
+
+    time = FakeTime()
+    shares = Shares(5, denied, refresh_seconds=10, clock=time.clock)
+    assert shares() == 5
+    time.sleep(10)
+    assert shares() == 5
+    assert sum("cannot count the batches in flight" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_worker_counts_the_batches_in_flight_on_the_queue(recording: type[Recording]) -> None:
+    from acme_renewer import runtime
+    from acme_renewer.settings import Settings
+
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    url = sqs.create_queue(QueueName="renewals")["QueueUrl"]
+    for body in "ab":
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2)  # two workers busy
+    settings = Settings("t", "eu-west-1", acm_imports_per_second=1.0, worker_concurrency=5, renewal_queue_url=url)
+    assert runtime.shares(settings)() == 2
+    runtime.secrets_client(settings)
+    assert recording.rates == [25.0]  # Secrets Manager's 50 writes per second, halved

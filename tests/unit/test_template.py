@@ -634,9 +634,13 @@ def test_only_the_planner_may_send_to_the_queue_and_only_to_it(template: dict[st
         for statement in policy["Statement"]
         if any(str(a).startswith("sqs:") for a in as_list(statement.get("Action", [])))
     ]
+    # The worker may only count the messages in flight (its share of the budgets), never send.
     assert [(f, s["Action"], s["Resource"]) for f, s in sends] == [
-        ("RenewalFunction", ["sqs:SendMessage"], {"Fn::GetAtt": ["RenewalQueue", "Arn"]})
+        ("RenewalFunction", ["sqs:SendMessage"], {"Fn::GetAtt": ["RenewalQueue", "Arn"]}),
+        ("WorkerFunction", ["sqs:GetQueueAttributes"], {"Fn::GetAtt": ["RenewalQueue", "Arn"]}),
     ]
+    worker = template["Resources"]["WorkerFunction"]["Properties"]
+    assert worker["Environment"]["Variables"]["RENEWAL_QUEUE_URL"] == {"Ref": "RenewalQueue"}
 
 
 def test_the_indexes_are_keyed_as_the_code_queries_them(template: dict[str, Any]) -> None:

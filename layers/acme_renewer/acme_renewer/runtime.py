@@ -27,7 +27,7 @@ from acme_renewer.models import AcmeAccount, PhaseObserver, ZoneRole
 from acme_renewer.order import orders as order
 from acme_renewer.order.account import AccountKeyStore, AccountSessions, AcmeSession, connect, load_eab
 from acme_renewer.order.transport import anonymous_network
-from acme_renewer.pacing import RateLimiter
+from acme_renewer.pacing import RateLimiter, Shares
 from acme_renewer.renewal import Renewer
 from acme_renewer.report.events import EventPublisher
 from acme_renewer.report.fleet import FleetChecks
@@ -142,7 +142,8 @@ def build_renewer(
             if (role, acm_region) not in acm_clients:
                 acm: ACMClient = client("acm", acm_region) if role is None else client("acm", acm_region, role)
                 limiter = acm_limiters.setdefault(
-                    (role.account if role else None, acm_region), RateLimiter(settings.acm_imports_share_per_second)
+                    (role.account if role else None, acm_region),
+                    RateLimiter(settings.acm_imports_per_second, shares=shares(settings)),
                 )
                 limiter.attach(acm, "ImportCertificate")
                 acm_clients[role, acm_region] = acm
@@ -201,10 +202,31 @@ def _empty_names(settings: Settings) -> EmptyNames | None:
     return build_lookup(settings.propagation.nameservers, settings.propagation.resolver)
 
 
-# One Route53 limiter per account (None: the function's own) and pace, whichever role reaches the account: Route53
-# throttles the account, so two roles of one account share its share.
-_route53_limiters: dict[tuple[str | None, float], RateLimiter] = {}
+# One Route53 limiter per account (None: the function's own) and budget, whichever role reaches the account:
+# Route53 throttles the account, so two roles of one account share its share.
+_route53_limiters: dict[tuple[str | None, float, Shares], RateLimiter] = {}
 _route53_lock = threading.Lock()
+_shares: dict[tuple[int, str | None], Shares] = {}
+
+
+def shares(settings: Settings) -> Shares:
+    """Into how many shares this process's budgets are cut: WORKER_CONCURRENCY, fewer while fewer batches are in
+    flight on RENEWAL_QUEUE_URL (one per busy worker); one count per process, whatever asks."""
+    key = (settings.worker_concurrency, settings.renewal_queue_url)
+    with _route53_lock:
+        if key not in _shares:
+            in_flight = None
+            if settings.renewal_queue_url is not None:
+                sqs, url = client("sqs", settings.region), settings.renewal_queue_url
+
+                def in_flight() -> int:
+                    attributes = sqs.get_queue_attributes(
+                        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+                    )["Attributes"]
+                    return int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+            _shares[key] = Shares(settings.worker_concurrency, in_flight)
+        return _shares[key]
 
 
 def route53_client(settings: Settings, role: ZoneRole | None = None) -> Any:
@@ -213,9 +235,11 @@ def route53_client(settings: Settings, role: ZoneRole | None = None) -> Any:
     # Route53 is global: its API lives in us-east-1 whatever the function's region.
     # Without a role, called exactly as elsewhere (the CLI, tests' hooks): functools.cache keys on the arguments.
     route53 = client("route53", "us-east-1") if role is None else client("route53", "us-east-1", role)
-    pace = settings.route53_share_per_second
+    budget, split = settings.route53_requests_per_second, shares(settings)
     with _route53_lock:
-        limiter = _route53_limiters.setdefault((role.account if role else None, pace), RateLimiter(pace))
+        limiter = _route53_limiters.setdefault(
+            (role.account if role else None, budget, split), RateLimiter(budget, shares=split)
+        )
     limiter.attach(route53)
     return route53
 
@@ -224,7 +248,7 @@ def secrets_client(settings: Settings) -> Any:
     """The Secrets Manager client of the function's region, its writes paced to this process's share of the
     account's write quota in that region; reads are not paced (their quota is far higher)."""
     secrets = client("secretsmanager", settings.region)
-    RateLimiter(settings.secrets_writes_share_per_second).attach(secrets, *SECRETS_WRITE_OPERATIONS)
+    RateLimiter(settings.secrets_writes_per_second, shares=shares(settings)).attach(secrets, *SECRETS_WRITE_OPERATIONS)
     return secrets
 
 
