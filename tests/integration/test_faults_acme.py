@@ -211,6 +211,20 @@ def test_renewals_wait_out_random_validation_delays(
         ca.assert_no_private_key_in(capsys.readouterr().out)
 
 
+def test_validation_polls_the_order_not_each_authorization(ca: Ca) -> None:
+    """An apex and wildcard order has two authorizations: they are fetched once each with the order (acme's
+    new_order), and validation then asks about the order alone, one request per poll whatever the names."""
+    item_id = ca.add_item("polls", wildcard=True)
+    authorizations = ca.proxy.count("POST", path_prefix="/authZ/")
+    order_polls = ca.proxy.count("POST", path_prefix="/my-order/")
+
+    assert run()["renewed"] == 1
+
+    assert ca.proxy.count("POST", path_prefix="/authZ/") - authorizations == 2  # new_order's, none to validate
+    assert ca.proxy.count("POST", path_prefix="/my-order/") - order_polls >= 2  # validation, then finalization
+    ca.issued(item_id)
+
+
 # --- 5xx from the proxy ------------------------------------------------------------------------
 
 
