@@ -44,6 +44,7 @@ from bench.names import certificate_names, domains, zone_names
 from bench.report import machine_line
 from tests.integration.invariants import make_due
 from tests.stack import LocalStack
+from tests.stack.pebble import Pebble, start_pebble
 from tests.stack.strict_acm import IMPORT_QUOTA_PER_SECOND
 from tests.stack.strict_rates import AWS_RATES, ROUTE53, SECRETS_WRITES
 from tests.stack.table import REPO_ROOT
@@ -95,6 +96,7 @@ class Scenario:
     delegated: bool
     batch_size: int
     acme_workers: int
+    cas: int = 1
 
     @property
     def acm_regions(self) -> int:
@@ -153,8 +155,9 @@ class Check:
 class Fleet:
     def __init__(self, stack: LocalStack, scenario: Scenario, workdir: Path) -> None:
         self.stack = stack
-        self.pebble_log = stack.workdir / "pebble.log"
         self.scenario = scenario
+        # The stack's pebble and the --cas - 1 others: each zone's certificates order from one of them.
+        self.pebbles: list[Pebble] = [stack.pebble]
         self.workdir = workdir
         self.zones = zone_names(scenario.zones)
         self.names = certificate_names("mass", scenario.n, self.zones)
@@ -163,7 +166,37 @@ class Fleet:
 
     # --- setup (untimed) ----------------------------------------------------------------------
 
+    def start_cas(self) -> None:
+        """The other pebbles, validating against the same DNS server, serving HTTPS with the stack's TLS files."""
+        for index in range(1, self.scenario.cas):
+            self.pebbles.append(
+                start_pebble(
+                    self.stack.workdir / f"ca{index}",
+                    tls=self.stack.tls,
+                    dns_address=self.stack.dns_address,
+                    certificate_validity_seconds=int(LIFETIME.total_seconds()),
+                )
+            )
+
+    def stop_cas(self) -> None:
+        for pebble in self.pebbles[1:]:
+            pebble.stop()
+
+    def directory_of(self, name: str) -> str | None:
+        """The acme_directory of a name's item: its zone's CA (None: the function's, the stack's pebble)."""
+        index = self.zones.index(name.split(".", 1)[1]) % len(self.pebbles)
+        return None if index == 0 else self.pebbles[index].directory_url
+
+    def new_orders(self) -> list[int]:
+        """newOrder requests each pebble has logged so far."""
+        counts = []
+        for pebble in self.pebbles:
+            with pebble.process.log_path.open("rb") as log:
+                counts.append(sum(1 for line in log if NEW_ORDER_LOG_LINE in line))
+        return counts
+
     def setup(self) -> None:
+        self.start_cas()
         limits_off(self.stack)
         self.stack.set_route53_delay(0)
         for zone in self.zones:
@@ -240,6 +273,8 @@ class Fleet:
         requests = []
         for name in self.names:
             item: dict[str, Any] = {"id": name, "domains": domains(name)}
+            if (directory := self.directory_of(name)) is not None:
+                item["acme_directory"] = directory
             if not self.scenario.acm:
                 item["acm_regions"] = []
             requests.append({"PutRequest": {"Item": {k: serializer.serialize(v) for k, v in item.items()}}})
@@ -262,16 +297,14 @@ class Fleet:
         self.stack.rates.reset_throttled()
         self.stack.acm.reset_refusals()
         self.stack.reset_aws_calls()
-        mark = self.pebble_log.stat().st_size
+        before_orders = self.new_orders()
         progress(f"renewing {self.scenario.n} due at once (timed, AWS's limits on)")
         phase = self.run_phase("renew", "due", {})
         load = os.getloadavg()
         calls = self.stack.aws_calls()
         throttled = {"route53/secrets": self.stack.rates.throttled(), "acm": self.stack.acm.refusals()}
         limits_off(self.stack)
-        with self.pebble_log.open("rb") as log:
-            log.seek(mark)
-            orders = sum(1 for line in log if NEW_ORDER_LOG_LINE in line)
+        orders = sum(after - before for after, before in zip(self.new_orders(), before_orders, strict=True))
         statuses = self.statuses()
         check = Check(
             issued=sum(1 for s in statuses.values() if s.get("status") == "ISSUED"),
@@ -421,6 +454,7 @@ def report(
         "N",
         "K",
         "ACME_WORKERS",
+        "CAs",
         "D s",
         "zones",
         "ACM",
@@ -440,6 +474,7 @@ def report(
         str(n),
         str(scenario.workers),
         str(scenario.acme_workers),
+        str(scenario.cas),
         f"{scenario.delay_seconds:g}",
         str(scenario.zones),
         "on" if scenario.acm else "off (acm_regions: [])",
@@ -464,6 +499,8 @@ def report(
     for service in sorted(calls):
         for operation, count in sorted(calls[service].items(), key=lambda item: -item[1]):
             mark = " (harness: the event source mapping)" if (service, operation) in HARNESS_CALLS else ""
+            if (service, operation) == ("sqs", "GetQueueAttributes"):
+                mark = " (the harness, and the workers counting the busy workers)"
             lines.append(_line((service, operation + mark, str(count), f"{count / n:.2f}")))
     status = "OK" if check.ok(scenario, phase) else "FAILED"
     lines += [
@@ -500,6 +537,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=8,
         help="ACME_WORKERS, threads per worker process (default 8, the renewer's)",
     )
+    parser.add_argument(
+        "--cas",
+        type=int,
+        default=1,
+        help="pebble instances the zones' certificates are spread over (default 1). pebble 2.4 deadlocks under "
+        "sustained concurrent orders (a newOrder scans every authorization under its store's lock while an "
+        "authorization's handler waits for that lock holding the authorization's): more, smaller CAs make it rarer",
+    )
     parser.add_argument("--no-acm", action="store_true", help="acm_regions: [] on every item (the secret only)")
     parser.add_argument(
         "--delegated", action="store_true", help=f"every _acme-challenge a CNAME into {VALIDATION_ZONE}"
@@ -507,8 +552,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="keep the stack's and the processes' logs here (default: temp)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
-    if min(args.n, args.workers, args.zones, args.batch_size, args.acme_workers) < 1 or args.delay < 0:
-        parser.error("--n, --workers, --zones and --batch-size must be at least 1, --delay not negative")
+    if args.delay < 0:
+        parser.error("--delay must not be negative")
+    if min(args.n, args.workers, args.zones, args.batch_size, args.acme_workers, args.cas) < 1:
+        parser.error(
+            "--n, --workers, --zones, --batch-size, --acme-workers and --cas must be at least 1, --delay not negative"
+        )
+    if args.cas > args.zones:
+        parser.error("--cas must not exceed --zones: each zone orders from one CA")
     return args
 
 
@@ -523,6 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.delegated,
         args.batch_size,
         args.acme_workers,
+        args.cas,
     )
     with tempfile.TemporaryDirectory(prefix="acme-renewer-mass-") as temp:
         workdir = args.workdir or Path(temp)
@@ -531,8 +583,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         validity = int(LIFETIME.total_seconds())
         with LocalStack.start(workdir / "stack", certificate_validity_seconds=validity) as stack:
             fleet = Fleet(stack, scenario, workdir)
-            fleet.setup()
-            phase, calls, throttled, check, load = fleet.renew()
+            try:
+                fleet.setup()
+                phase, calls, throttled, check, load = fleet.renew()
+            finally:
+                fleet.stop_cas()
     print(report(scenario, phase, calls, throttled, check, load), flush=True)
     if args.json:
         figures = {
