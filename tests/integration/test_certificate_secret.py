@@ -139,6 +139,22 @@ def test_an_order_saved_in_a_legacy_pending_secret_is_recovered_and_that_secret_
     assert "DeletedDate" not in client.describe_secret(SecretId=name)
 
 
+def test_the_legacy_pending_secret_is_asked_for_once_per_certificate(stack: LocalStack, env: dict[str, str]) -> None:
+    """The first renewal by this version finds no legacy `.pending` secret (or deletes it) and notes so on the
+    status; later renewals send no DeleteSecret, which would answer ResourceNotFoundException each time."""
+    item_id, _, zone_id = new_item(stack, env, "once")
+    stack.reset_aws_calls()
+    assert run()["renewed"] == 1
+    assert stack.aws_calls()["secretsmanager"].get("DeleteSecret", 0) == 1
+    assert get_item(stack, env, item_id)["legacy_pending_gone"] is True
+
+    make_due(stack, env["TABLE_NAME"], item_id)
+    stack.reset_aws_calls()
+    assert run()["renewed"] == 1
+    assert stack.aws_calls()["secretsmanager"].get("DeleteSecret", 0) == 0
+    assert_nothing_lost(stack, env["TABLE_NAME"], item_id, [zone_id])
+
+
 def test_the_formats_hold_the_certificate_and_a_change_of_them_orders_nothing(
     stack: LocalStack, env: dict[str, str], calls: Calls
 ) -> None:

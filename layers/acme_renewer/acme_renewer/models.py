@@ -114,6 +114,9 @@ class CertificateState:
     # When the renewer imported into ACM in each region of its own account, within the last 365 days (item
     # `acm_imports`): what ACM's quota "Imported certificates in last 365 days" counts.
     acm_imports: dict[str, tuple[datetime, ...]] = field(default_factory=dict)
+    # True once the `<secret_name>.pending` secret of versions before one secret per certificate is known gone
+    # (item `legacy_pending_gone`): later renewals do not ask Secrets Manager to delete it again.
+    legacy_pending_gone: bool = False
 
 
 @dataclass(frozen=True)

@@ -619,7 +619,9 @@ class Renewer:
             secret_replicas=request.secret_regions,
         )
         try:
-            self.pending.clear(request)
+            known_gone = plan.state.legacy_pending_gone
+            if self.pending.clear(request, legacy_gone=known_gone) and not known_gone:
+                self.table.mark_legacy_pending_gone(request.id)  # once: later renewals send no DeleteSecret
         except Exception:
             # The certificate is stored and recorded; a pending label left over is replaced by the next order's.
             logger.exception("could not clear the stored order's pending version")

@@ -79,6 +79,7 @@ def state_from_item(item: Mapping[str, Any]) -> CertificateState:
         secret_formats=tuple(f for f in item.get("secret_formats") or [] if isinstance(f, str)),
         secret_replicas=tuple(r for r in item.get("secret_replicas") or [] if isinstance(r, str)),
         acm_imports=imports_from_item(item.get("acm_imports")),
+        legacy_pending_gone=item.get("legacy_pending_gone") is True,
     )
 
 
@@ -342,6 +343,11 @@ class CertificateTable:
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def mark_legacy_pending_gone(self, item_id: str) -> None:
+        """The certificate's legacy `.pending` secret is deleted (or never was): `legacy_pending_gone` on its status,
+        so that no later renewal sends another DeleteSecret for it."""
+        self._update(item_id, {"legacy_pending_gone": True}, exists=True)
 
     def record_ari(self, item_id: str, state: AriState, now: datetime) -> bool:
         """Write what the CA said of the certificate's renewal (the status's `ari`), unless a live run holds the

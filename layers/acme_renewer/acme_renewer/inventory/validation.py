@@ -61,6 +61,7 @@ STATE_FIELDS = frozenset(
         "attempt_fingerprint", "failure_count", "next_attempt_at", "lease_owner", "lease_until", "written_by",
         "pending_txt", "pending_order", "display_domains", "schedule", "due_at", "ari", "retired_at", "warnings",
         "superseded_arns", "acm_account_arns", "secret_formats", "secret_replicas", "acm_imports",
+        "legacy_pending_gone",
     }
 )  # fmt: skip
 # Marks a status item; on a request it would hide the request's changes from the stream trigger.

@@ -193,6 +193,8 @@ class PendingOrderStore:
     def __init__(self, client: SecretsManagerClient, kms_key_id: str | None = None) -> None:
         self._client = client
         self._kms_key_id = kms_key_id
+        # Legacy secrets a recovery read a key from: deleted by `clear` whatever the item says.
+        self._legacy_read: set[str] = set()
 
     def save(self, request: CertificateRequest, order_url: str, key_pem: str) -> None:
         with secrets_manager_errors(request.secret_name, "writing"):
@@ -221,6 +223,8 @@ class PendingOrderStore:
             legacy = legacy_pending_name(request)
             with secrets_manager_errors(legacy, "reading"):
                 key = self._key(legacy, order_url, CURRENT)
+            if key is not None:
+                self._legacy_read.add(legacy)
         return key
 
     def _key(self, name: str, order_url: str, stage: str) -> str | None:
@@ -238,9 +242,11 @@ class PendingOrderStore:
             logger.warning("the pending order's version holds no order key", extra={"secret_name": name})
             return None
 
-    def clear(self, request: CertificateRequest) -> None:
+    def clear(self, request: CertificateRequest, *, legacy_gone: bool = False) -> bool:
         """Once the certificate is stored: no version is AWSPENDING any more, and the legacy `.pending` secret is
-        deleted (with the shortest recovery window). StoreError when Secrets Manager refuses."""
+        deleted, with the shortest recovery window: unless `legacy_gone` (the item says it was deleted) and this
+        store read no key from it. Returns whether the legacy secret is gone now (deleted, never made, or already
+        scheduled for deletion). StoreError when Secrets Manager refuses."""
         name = request.secret_name
         with secrets_manager_errors(name, "cleaning up the pending order of"):
             stages = self._client.describe_secret(SecretId=name).get("VersionIdsToStages", {})
@@ -249,17 +255,23 @@ class PendingOrderStore:
                     self._client.update_secret_version_stage(
                         SecretId=name, VersionStage=PENDING, RemoveFromVersionId=version_id
                     )
-        legacy = legacy_pending_name(request)
-        with secrets_manager_errors(legacy, "deleting"):
+        legacy_name = legacy_pending_name(request)
+        if legacy_gone and legacy_name not in self._legacy_read:
+            return True
+        with secrets_manager_errors(legacy_name, "deleting"):
             try:
-                self._client.delete_secret(SecretId=legacy, RecoveryWindowInDays=LEGACY_RECOVERY_DAYS)
+                self._client.delete_secret(SecretId=legacy_name, RecoveryWindowInDays=LEGACY_RECOVERY_DAYS)
             except self._client.exceptions.ResourceNotFoundException:
-                return  # gone, or never made
+                self._legacy_read.discard(legacy_name)
+                return True  # gone, or never made
             except ClientError as refused:
                 if scheduled_for_deletion(refused):
-                    return  # deleted by an earlier run, its window not over yet
+                    self._legacy_read.discard(legacy_name)
+                    return True  # deleted by an earlier run, its window not over yet
                 raise
-        logger.info("deleted the legacy pending-order secret", extra={"secret_name": legacy})
+        self._legacy_read.discard(legacy_name)
+        logger.info("deleted the legacy pending-order secret", extra={"secret_name": legacy_name})
+        return True
 
 
 def create_secret(
