@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import boto3
 import pytest
 
-from acme_renewer.pacing import RateLimiter, Shares
+from acme_renewer.pacing import RateLimiter, Shares, SlottedRateLimiter
 
 
 class FakeTime:
@@ -183,3 +184,89 @@ def test_a_worker_counts_the_batches_in_flight_on_the_queue(recording: type[Reco
     assert runtime.shares(settings)() == 2
     runtime.secrets_client(settings)
     assert recording.rates == [25.0]  # Secrets Manager's 50 writes per second, halved
+
+
+class Request:
+    """What botocore's before-send hands a limiter: headers, with the retry modes' attempt number."""
+
+    def __init__(self, attempt: int) -> None:
+        self.headers = {"amz-sdk-request": f"ttl=20261201T000000Z; attempt={attempt}; max=10".encode()}
+
+
+def test_processes_sharing_a_slotted_budget_take_turns_by_the_wall_clock() -> None:
+    time = FakeTime()
+    time.now = 100.2
+    picks = iter([0, 1])
+    first, second = (
+        SlottedRateLimiter(1.0, shares=lambda: 2, clock=time.clock, sleep=time.sleep, choose=lambda k: next(picks))
+        for _ in range(2)
+    )
+    sent: list[tuple[str, float]] = []
+    for _ in range(3):
+        for name, limiter in (("first", first), ("second", second)):
+            limiter.wait()
+            sent.append((name, time.now))
+    # Each in the middle of a slot of its own: first in the even seconds, second in the odd ones.
+    assert sent == [
+        ("first", 100.5),
+        ("second", 101.5),
+        ("first", 102.5),
+        ("second", 103.5),
+        ("first", 104.5),
+        ("second", 105.5),
+    ]
+
+
+def test_a_retry_makes_the_process_pick_another_slot() -> None:
+    time = FakeTime()
+    picks = iter([3, 1])
+    limiter = SlottedRateLimiter(
+        1.0, shares=lambda: 5, clock=time.clock, sleep=time.sleep, choose=lambda k: next(picks)
+    )
+    limiter(request=Request(attempt=1))
+    assert (limiter.slot, time.now) == (3, 3.5)
+    limiter(request=Request(attempt=1))
+    assert (limiter.slot, time.now) == (3, 8.5)  # every fifth second
+    limiter(request=Request(attempt=2))  # throttled in slot 3: someone else sends there too
+    assert (limiter.slot, time.now) == (1, 11.5)
+
+
+def test_alone_a_slotted_limiter_sends_at_once_then_at_its_rate() -> None:
+    time = FakeTime()
+    time.now = 7.9
+    limiter = SlottedRateLimiter(1.0, shares=lambda: 1, clock=time.clock, sleep=time.sleep)
+    limiter.wait()
+    assert time.now == 7.9
+    limiter.wait()
+    assert time.now == pytest.approx(8.9)
+
+
+def test_slotted_processes_settle_on_slots_of_their_own_against_a_small_bucket() -> None:
+    """Five processes at a fifth of 1 a second each, against a token bucket of burst 2 as the local stack's ACM:
+    picked at random, some slots are shared at first; each refusal moves one of the two, and within a few rounds
+    nobody is refused any more."""
+    rng = random.Random(16)
+    time = FakeTime()
+    processes = [
+        SlottedRateLimiter(1.0, shares=lambda: 5, clock=time.clock, sleep=lambda _: None, choose=rng.randrange)
+        for _ in range(5)
+    ]
+    tokens, updated = 2.0, 0.0
+    refused_by_round: list[int] = []
+    attempts = [1] * len(processes)
+    for _ in range(12):
+        refused = 0
+        arrivals = []
+        for index, process in enumerate(processes):
+            process(request=Request(attempts[index]))
+            arrivals.append((process.last_sent_at, index))
+        for at, index in sorted(arrivals):
+            tokens, updated = min(2.0, tokens + (at - updated) * 1.0), at
+            if tokens >= 1:
+                tokens -= 1
+                attempts[index] = 1
+            else:
+                refused += 1
+                attempts[index] += 1  # its retry goes in its next slot, and picks another
+        refused_by_round.append(refused)
+    assert refused_by_round[-4:] == [0, 0, 0, 0], refused_by_round

@@ -27,7 +27,7 @@ from acme_renewer.models import AcmeAccount, PhaseObserver, ZoneRole
 from acme_renewer.order import orders as order
 from acme_renewer.order.account import AccountKeyStore, AccountSessions, AcmeSession, connect, load_eab
 from acme_renewer.order.transport import anonymous_network
-from acme_renewer.pacing import RateLimiter, Shares
+from acme_renewer.pacing import RateLimiter, Shares, SlottedRateLimiter
 from acme_renewer.renewal import Renewer
 from acme_renewer.report.events import EventPublisher
 from acme_renewer.report.fleet import FleetChecks
@@ -143,7 +143,7 @@ def build_renewer(
                 acm: ACMClient = client("acm", acm_region) if role is None else client("acm", acm_region, role)
                 limiter = acm_limiters.setdefault(
                     (role.account if role else None, acm_region),
-                    RateLimiter(settings.acm_imports_per_second, shares=shares(settings)),
+                    SlottedRateLimiter(settings.acm_imports_per_second, shares=shares(settings)),
                 )
                 limiter.attach(acm, "ImportCertificate")
                 acm_clients[role, acm_region] = acm
