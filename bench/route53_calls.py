@@ -2,8 +2,8 @@
 the local stack's AWS side in this process (moto behind the strict layer), for four fleets of N certificates
 (apex + wildcard each): every certificate in a zone of its own, all in one zone, all CNAME-delegated from one zone
 into one validation zone, and each CNAME-delegated from a zone of its own into one validation zone; each with
-CHALLENGE_LOOKUP=route53 (every name read from Route53) and =dns (names DNS says hold nothing are not read; DNS
-queries are not Route53 requests and are not counted).
+CHALLENGE_LOOKUP=route53 (every name read from Route53) and =dns (names DNS says hold nothing or are a CNAME are
+not read; DNS queries are not Route53 requests and are not counted).
 
 Usage: python -m bench.route53_calls [--n 100]
 """
@@ -15,7 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from acme_renewer.dns.route53 import EmptyNames, HostedZone, Route53Dns
+from acme_renewer.dns.lookup import NameAnswer
+from acme_renewer.dns.route53 import HostedZone, NameAnswers, Route53Dns
 from acme_renewer.models import TxtRecord
 from tests.stack.in_process import InProcessStack
 
@@ -49,29 +50,35 @@ def certificate(name: str) -> list[TxtRecord]:
 
 
 class ServedNames:
-    """What the zones' name servers would say (dns/lookup.py's answer, without its lag): the names that hold no
-    record set, read through a client of its own whose calls are not counted, as DNS queries are not Route53's."""
+    """What the zones' name servers would say (dns/lookup.py's answers, without their lag): the names that hold no
+    record set, and the explicit CNAMEs, read through a client of its own whose calls are not counted, as DNS
+    queries are not Route53's."""
 
     def __init__(self, reader: Any) -> None:
         self._reader = reader
 
-    def empty(self, pairs: Iterable[tuple[HostedZone, str]]) -> set[tuple[str, str]]:
-        held: dict[str, set[str]] = {}
-        empty = set()
+    def look(self, pairs: Iterable[tuple[HostedZone, str]]) -> dict[tuple[str, str], NameAnswer]:
+        held: dict[str, dict[str, Any]] = {}
+        told = {}
         for zone, name in pairs:
             if zone.id not in held:
                 pages = self._reader.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone.id)
-                held[zone.id] = {rs["Name"].rstrip(".").lower() for page in pages for rs in page["ResourceRecordSets"]}
-            if name not in held[zone.id]:
-                empty.add((zone.id, name))
-        return empty
+                held[zone.id] = {
+                    rs["Name"].rstrip(".").lower(): rs for page in pages for rs in page["ResourceRecordSets"]
+                }
+            record_set = held[zone.id].get(name)
+            if record_set is None:
+                told[zone.id, name] = NameAnswer(empty=True)
+            elif record_set["Type"] == "CNAME":
+                told[zone.id, name] = NameAnswer(cname=record_set["ResourceRecords"][0]["Value"].rstrip(".").lower())
+        return told
 
 
-def run_batch(client: Any, records: list[TxtRecord], lookup: EmptyNames | None = None) -> Counter[str]:
+def run_batch(client: Any, records: list[TxtRecord], lookup: NameAnswers | None = None) -> Counter[str]:
     """One run's Route53 work for a batch, on a fresh adapter (one per run), counted from the first call; with
     `lookup`, names are first looked up as CHALLENGE_LOOKUP=dns does."""
     calls = Calls(client)
-    dns = Route53Dns(client, sleep=lambda _: None, empty_names=lookup)
+    dns = Route53Dns(client, sleep=lambda _: None, dns_answers=lookup)
     resolved = dns.resolve(records)
     dns.publish(resolved)
     dns.remove(resolved)

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from acme_renewer.dns.lookup import holds_nothing
+from acme_renewer.dns.lookup import NameAnswer, ask_name, build_lookup, holds_nothing
 from acme_renewer.dns.propagation import Nameserver
+from acme_renewer.dns.route53 import HostedZone
 from acme_renewer.inventory.table import status_id
 from acme_renewer.report.outcomes import Result
 from bench.route53_calls import cname
@@ -113,3 +114,51 @@ def test_a_cname_dns_does_not_serve_yet_fails_the_run_and_the_next_one_writes_at
 @pytest.fixture(autouse=True)
 def _no_delay_left(stack: LocalStack) -> None:
     stack.set_route53_delay(0)
+
+
+def test_an_explicit_cname_is_followed_from_dns_and_a_wildcards_is_left_to_route53(stack: LocalStack) -> None:
+    zone = unique("cnames") + ".test"
+    zone_id = stack.create_hosted_zone(zone)
+    route53 = stack.client("route53")
+    cname(route53, zone_id, f"_acme-challenge.a.{zone}", f"_acme-challenge.a.validation.{zone}")
+    cname(route53, zone_id, f"*.{zone}", f"lb.{zone}")
+    ns = server(stack)
+    assert ask_name(ns, f"_acme-challenge.a.{zone}", 2.0) == NameAnswer(cname=f"_acme-challenge.a.validation.{zone}")
+    assert ask_name(ns, f"_acme-challenge.b.{zone}", 2.0) == NameAnswer(cname=f"lb.{zone}")  # the wildcard's
+    hosted = HostedZone(zone_id, zone)
+    told = build_lookup([stack.dns_address], None).look(
+        [(hosted, f"_acme-challenge.a.{zone}"), (hosted, f"_acme-challenge.b.{zone}")]
+    )
+    assert told == {(zone_id, f"_acme-challenge.a.{zone}"): NameAnswer(cname=f"_acme-challenge.a.validation.{zone}")}
+
+
+def test_a_certificate_under_a_wildcard_cname_gets_its_own_txt_and_issues(
+    stack: LocalStack, env: dict[str, str]
+) -> None:
+    """`*.<zone> CNAME lb...` answers for `_acme-challenge.www.<zone>` too. Following it would end at a name the
+    function may not write (and is not where the CA looks once the name has a record of its own): the renewer
+    reads Route53, which holds no record at the name, and CREATEs the TXT there, which then wins over the wildcard."""
+    zone = unique("wild") + ".test"
+    zone_id = stack.create_hosted_zone(zone)
+    cname(stack.client("route53"), zone_id, f"*.{zone}", f"lb.{zone}")
+    put_item(stack, env, {"id": "wild", "domains": [f"www.{zone}"], "acm_regions": []})
+    stack.reset_aws_calls()
+    result = invoke_with("renewal", {"source": "schedule", "scan": "full"})
+    assert next(c for c in result["certificates"] if c["id"] == "wild")["result"] == Result.RENEWED.value
+    assert stack.aws_calls()["route53"]["ListResourceRecordSets"] >= 1  # the wildcard's CNAME sent it to Route53
+    assert txt_names(stack, zone_id) == []
+    assert_nothing_lost(stack, env["TABLE_NAME"], "wild", [zone_id])
+
+
+def test_a_delegated_certificate_is_renewed_without_reading_record_sets(stack: LocalStack, env: dict[str, str]) -> None:
+    zone = unique("delegating") + ".test"
+    zone_id = stack.create_hosted_zone(zone)
+    validation = unique("validation") + ".test"
+    validation_id = stack.create_hosted_zone(validation)
+    cname(stack.client("route53"), zone_id, f"_acme-challenge.{zone}", f"_acme-challenge.{validation}")
+    put_item(stack, env, {"id": "delegated", "domains": [zone, f"*.{zone}"], "acm_regions": []})
+    stack.reset_aws_calls()
+    assert invoke_with("renewal", {"source": "schedule", "scan": "full"})["renewed"] == 1
+    assert stack.aws_calls()["route53"].get("ListResourceRecordSets", 0) == 0
+    assert txt_names(stack, zone_id) == []
+    assert_nothing_lost(stack, env["TABLE_NAME"], "delegated", [validation_id])

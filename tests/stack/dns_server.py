@@ -86,9 +86,13 @@ def answer(zones: Zones, qname: str, qtype: str) -> Answer:
             # A CNAME leaving our zones: a resolver would continue elsewhere, we can only hand back the chain.
             return Answer(RCODE.NOERROR, tuple(chain)) if chain else Answer(RCODE.REFUSED)
         record_sets = zones[zone]
-        at_name = [rs for rs in record_sets if normalize(rs["Name"]) == name]
-        if not at_name and not any(normalize(rs["Name"]).endswith("." + name) for rs in record_sets):
-            return Answer(RCODE.NXDOMAIN, tuple(chain), _soa(record_sets))
+        at_name = [rs for rs in record_sets if _owner(rs) == name]
+        if not at_name and not any(_owner(rs).endswith("." + name) for rs in record_sets):
+            # RFC 4592: a name that does not exist is answered from the wildcard at its closest encloser, as
+            # Route53 does for `*.` record sets, with the name as the owner.
+            at_name = [{**rs, "Name": name} for rs in _wildcard_sets(record_sets, name, zone)]
+            if not at_name:
+                return Answer(RCODE.NXDOMAIN, tuple(chain), _soa(record_sets))
         cname = next((rs for rs in at_name if rs["Type"] == "CNAME"), None)
         if cname is None or qtype in ("CNAME", "ANY"):
             found = [rr for rs in at_name if qtype in (rs["Type"], "ANY") for rr in to_rrs(rs)]
@@ -99,6 +103,24 @@ def answer(zones: Zones, qname: str, qtype: str) -> Answer:
         if name in seen:
             break  # CNAME loop: stop with the chain so far, as an authoritative server does
     return Answer(RCODE.NOERROR, tuple(chain))
+
+
+def _owner(record_set: RecordSet) -> str:
+    """The record set's name; Route53 lists a wildcard's `*` as `\\052`."""
+    return normalize(str(record_set["Name"]).replace("\\052", "*"))
+
+
+def _wildcard_sets(record_sets: Sequence[RecordSet], name: str, zone: str) -> list[RecordSet]:
+    """The record sets of `*.<closest encloser>` for a name that does not exist: the encloser is its nearest
+    ancestor that holds a record set or has a name below it (the zone's apex at the least)."""
+    labels = name.split(".")
+    for start in range(1, len(labels)):
+        ancestor = ".".join(labels[start:])
+        if not ancestor.endswith(zone) or len(ancestor) < len(zone):
+            break
+        if any(_owner(rs) == ancestor or _owner(rs).endswith("." + ancestor) for rs in record_sets):
+            return [rs for rs in record_sets if _owner(rs) == "*." + ancestor]
+    return []
 
 
 def to_rrs(record_set: RecordSet) -> list[Any]:

@@ -17,7 +17,7 @@ from josepy import jwk
 
 from acme_renewer import __version__
 from acme_renewer.dns.accounts import AccountRoutedDns
-from acme_renewer.dns.route53 import EmptyNames, Route53Dns, VisibilityCheck
+from acme_renewer.dns.route53 import NameAnswers, Route53Dns, VisibilityCheck
 from acme_renewer.errors import ZoneRoleError
 from acme_renewer.inventory.ari import RenewalInfoClient
 from acme_renewer.inventory.batching import RenewalQueue
@@ -189,12 +189,12 @@ def route53_dns(settings: Settings, role: ZoneRole | None = None, on_phase: Phas
         timeout_seconds=settings.propagation_timeout_seconds,
         visibility_check=_visibility_check(settings, route53),
         on_phase=on_phase,
-        empty_names=_empty_names(settings),
+        dns_answers=_dns_answers(settings),
     )
 
 
-def _empty_names(settings: Settings) -> EmptyNames | None:
-    """CHALLENGE_LOOKUP=dns: which challenge names hold nothing, asked over DNS (dnspython imported only then)."""
+def _dns_answers(settings: Settings) -> NameAnswers | None:
+    """CHALLENGE_LOOKUP=dns: what the challenge names hold, asked over DNS first (dnspython imported only then)."""
     if settings.propagation.lookup is not ChallengeLookup.DNS:
         return None
     from acme_renewer.dns.lookup import build_lookup

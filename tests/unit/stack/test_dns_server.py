@@ -242,3 +242,22 @@ def test_served_route53_reads_only_the_zones_a_query_touches_and_the_first_of_tw
     reply = resolve(Route53Resolver(ServedRoute53(served)), "www.example.test", "A")
     assert [str(rr.rdata) for rr in reply.rr] == ["192.0.2.7"]
     assert served.read == ["Z1"]
+
+
+WILD: Zones = {
+    "wild.test.": zone(
+        "wild.test.",
+        record_set("\\052.wild.test.", "CNAME", "lb.elsewhere.org."),  # Route53 lists `*` as \052
+        record_set("www.wild.test.", "A", "192.0.2.7"),
+        record_set("_acme-challenge.own.wild.test.", "TXT", '"own"'),
+    )
+}
+
+
+def test_a_name_that_does_not_exist_is_answered_from_the_wildcard_at_its_closest_encloser() -> None:
+    result = answer(WILD, "_acme-challenge.api.wild.test", "TXT")  # api.wild.test does not exist: *.wild.test
+    assert result.rcode == RCODE.NOERROR and result.values("CNAME") == ["lb.elsewhere.org."]
+    assert [str(rr.rname) for rr in result.answer] == ["_acme-challenge.api.wild.test."]  # the name is the owner
+    # A name of its own wins over the wildcard, and www.wild.test exists, so *.wild.test does not cover names below.
+    assert txt(answer(WILD, "_acme-challenge.own.wild.test", "TXT")) == ['"own"']
+    assert answer(WILD, "_acme-challenge.www.wild.test", "TXT").rcode == RCODE.NXDOMAIN

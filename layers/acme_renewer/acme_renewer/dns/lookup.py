@@ -1,19 +1,22 @@
-"""DNS challenge stage, before the first write: which challenge names hold nothing at all, asked of the zones' own
-name servers over DNS rather than of Route53's API.
+"""DNS challenge stage, before the first write: what the challenge names hold, asked of the zones' own name servers
+over DNS rather than of Route53's API.
 
-A name that holds no record set needs no Route53 read before its value is written: the write is a CREATE, which
-Route53 refuses if the name holds anything after all. Asking the zone's authoritative servers costs no Route53
-request (Route53 allows 10 a second per account, shared with every write and GetChange poll), so a batch of
-certificates in zones of their own spends one read fewer per certificate. Only the answer "nothing here" is taken:
+Where a challenge value goes (is `_acme-challenge.<name>` a CNAME?) and whether the name holds a TXT already would
+otherwise cost a Route53 read per name (ListResourceRecordSets; Route53 allows 10 requests a second per account,
+shared with every write and GetChange poll). The zone's authoritative servers answer the same question for free, as
+the CA will see it. Two answers are taken:
 
-- NXDOMAIN, or NOERROR without a TXT or a CNAME, authoritative (AA): the name holds neither. A wildcard of another
-  type answers like this too, and CREATE is right there: the name's own record set then takes precedence.
-- Anything else (a TXT, a CNAME, which may be a wildcard's, a referral, a timeout) is asked of Route53, as before.
+- nothing there (an authoritative NXDOMAIN, or NOERROR without a TXT or a CNAME): the value is written with a CREATE,
+  which Route53 refuses if the name holds anything after all. A wildcard of another type answers like this too, and
+  CREATE is right there: the name's own record set then takes precedence.
+- an explicit CNAME: followed to its target without a read. A CNAME that a wildcard record synthesized would be
+  wrong to follow (writing at the name itself overrides the wildcard), so a name beside it that no record set can
+  be at (WILDCARD_PROBE_LABEL) is asked too, once per parent: when that gets a CNAME as well, Route53 is read.
 
-DNS can be a minute behind Route53 (a change not yet INSYNC). That is safe, only slower: a stale "nothing here"
-leads to a CREATE that Route53 refuses (InvalidChangeBatch), after which the adapter reads the name and writes
-again (route53.Route53Dns._apply); a CNAME added less than a minute ago makes that write fail with Route53's own
-message, and the next run, which sees the CNAME, writes at its target.
+Anything else (a TXT, a referral, a timeout) sends the name to Route53, as without the lookup. DNS can be a minute
+behind Route53 (a change not yet INSYNC); the conditional CREATE makes a stale "nothing there" safe (refused, read,
+written again: route53.Route53Dns._apply), and a CNAME added less than a minute ago makes that write fail with
+Route53's own message, while a CNAME followed from DNS is the one the CA sees too. The next run sees the change.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import dns.exception
@@ -46,9 +50,23 @@ QUERY_TIMEOUT_SECONDS = 1.0
 MAX_PARALLEL_ZONES = 16
 
 
-def holds_nothing(server: Nameserver, name: str, timeout: float) -> bool | None:
-    """True when the server says, authoritatively, that `name` holds neither a TXT nor a CNAME; False for any other
-    answer (a record, a referral, an error: Route53 is asked instead); None when it does not reply."""
+@dataclass(frozen=True)
+class NameAnswer:
+    """What a zone's name server says of one challenge name, when it says something usable."""
+
+    empty: bool = False  # neither a TXT nor a CNAME: written with a CREATE, never read from Route53
+    cname: str | None = None  # an explicit CNAME's target (lowercase, no trailing dot): followed without a read
+
+
+# A name no record set can be at (RFC 8552: underscore labels are for protocols) asked beside a CNAME answer: when it
+# gets a CNAME too, the answer came from a wildcard record, and the name's own record set is Route53's to tell.
+WILDCARD_PROBE_LABEL = "_acme-renewer-probe"
+
+
+def ask_name(server: Nameserver, name: str, timeout: float) -> NameAnswer | None:
+    """The server's authoritative answer about `name`'s TXT: NameAnswer(empty=True) when it holds neither a TXT nor
+    a CNAME, NameAnswer(cname=target) for a CNAME, NameAnswer() for anything else (a TXT, a referral, an error:
+    Route53 is asked instead); None when the server does not reply."""
     qname = dns.name.from_text(name)
     # flags=0: no RD bit; what this server holds, not what it might find elsewhere.
     request = dns.message.make_query(qname, dns.rdatatype.TXT, flags=0, use_edns=0, payload=EDNS_PAYLOAD)
@@ -57,14 +75,23 @@ def holds_nothing(server: Nameserver, name: str, timeout: float) -> bool | None:
     except (OSError, dns.exception.DNSException):
         return None
     if not response.flags & dns.flags.AA or response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        return False
-    return not any(
-        rrset.name == qname and rrset.rdtype in (dns.rdatatype.TXT, dns.rdatatype.CNAME) for rrset in response.answer
-    )
+        return NameAnswer()
+    for rrset in response.answer:
+        if rrset.name == qname and rrset.rdtype == dns.rdatatype.CNAME:
+            return NameAnswer(cname=rrset[0].target.to_text().rstrip(".").lower())
+    if any(rrset.name == qname and rrset.rdtype == dns.rdatatype.TXT for rrset in response.answer):
+        return NameAnswer()
+    return NameAnswer(empty=True)
 
 
-# (server, name, timeout) -> holds_nothing's answer; `holds_nothing` is the real one.
-Ask = Callable[[Nameserver, str, float], "bool | None"]
+def holds_nothing(server: Nameserver, name: str, timeout: float) -> bool | None:
+    """Whether the server says `name` holds neither a TXT nor a CNAME; None when it does not reply."""
+    answer = ask_name(server, name, timeout)
+    return None if answer is None else answer.empty
+
+
+# (server, name, timeout) -> ask_name's answer; `ask_name` is the real one.
+Ask = Callable[[Nameserver, str, float], "NameAnswer | None"]
 # The authoritative servers of a zone: `ZoneNameservers` (public DNS) or the stack's fixed servers.
 ServersOf = Callable[["HostedZone"], Sequence[Nameserver]]
 
@@ -109,69 +136,91 @@ class FixedZoneNameservers:
         return self._servers
 
 
-class EmptyNameLookup:
-    """Which (zone, name) pairs hold nothing, by asking one authoritative server of each zone (the next when one does
-    not answer). Once no server of a zone could be reached or found, DNS is not asked again for the adapter's life:
-    a function without a way out to DNS (a VPC without it) pays one timeout, not one per zone."""
+class NameLookup:
+    """What the zones' name servers say of challenge names, asking one authoritative server of each zone (the next
+    when one does not reply). Once no server of any zone asked could be reached or found, DNS is not asked again for
+    the adapter's life: a function without a way out to DNS (a VPC without it) pays one timeout, not one per zone."""
 
     def __init__(
         self,
         servers_of: ServersOf,
         *,
         timeout_seconds: float = QUERY_TIMEOUT_SECONDS,
-        ask: Ask = holds_nothing,
+        ask: Ask = ask_name,
     ) -> None:
         self._servers_of = servers_of
         self._timeout = timeout_seconds
         self._ask = ask
         self._unreachable = False
 
-    def empty(self, pairs: Iterable[tuple[HostedZone, str]]) -> set[tuple[str, str]]:
-        """The (zone id, name) pairs the zone's servers say hold neither a TXT nor a CNAME."""
+    def look(self, pairs: Iterable[tuple[HostedZone, str]]) -> dict[tuple[str, str], NameAnswer]:
+        """(zone id, name) -> the usable answer, for the names that hold nothing or are an explicit CNAME; the
+        others (no reply, a TXT, a wildcard's CNAME, ...) are left out, for Route53 to tell."""
         by_zone: dict[HostedZone, list[str]] = {}
         for zone, name in pairs:
             by_zone.setdefault(zone, []).append(name)
         if self._unreachable or not by_zone:
-            return set()
+            return {}
         with ThreadPoolExecutor(max_workers=min(len(by_zone), MAX_PARALLEL_ZONES), thread_name_prefix="dns") as pool:
             answers = list(pool.map(lambda item: self._zone(*item), by_zone.items()))
-        found = {(zone.id, name) for zone, names in zip(by_zone, answers, strict=True) for name in names or ()}
-        if all(names is None for names in answers):
+        if all(found is None for found in answers):
             self._unreachable = True
             logger.warning(
                 "no name server answered; challenge names are read from Route53 for the rest of the run",
                 extra={"zones": len(by_zone)},
             )
-        logger.debug("challenge names that hold nothing", extra={"asked": sum(map(len, by_zone.values()))})
-        return found
+        return {
+            (zone.id, name): answer
+            for zone, found in zip(by_zone, answers, strict=True)
+            for name, answer in (found or {}).items()
+        }
 
-    def _zone(self, zone: HostedZone, names: list[str]) -> list[str] | None:
-        """The names of one zone that hold nothing; None when no server of the zone answered at all."""
+    def empty(self, pairs: Iterable[tuple[HostedZone, str]]) -> set[tuple[str, str]]:
+        """The (zone id, name) pairs that hold neither a TXT nor a CNAME."""
+        return {key for key, answer in self.look(pairs).items() if answer.empty}
+
+    def _zone(self, zone: HostedZone, names: list[str]) -> dict[str, NameAnswer] | None:
+        """The usable answers about one zone's names; None when no server of the zone replied at all."""
         try:
             servers = list(self._servers_of(zone))
         except (DnsPropagationError, dns.exception.DNSException):
             return None
-        empty: list[str] = []
+        found: dict[str, NameAnswer] = {}
+        wildcard: dict[str, bool] = {}  # parent name -> whether a wildcard CNAME answers below it
         answered = False
         for name in names:
-            for server in list(servers):
-                answer = self._ask(server, name, self._timeout)
-                if answer is not None:
-                    answered = True
-                    if answer:
-                        empty.append(name)
+            answer = self._first_reply(servers, name)
+            if answer is None:
+                if not servers:
                     break
-                servers.remove(server)  # no reply: the next names ask the zone's other servers
-            if not servers:
-                break
-        return empty if answered else None
+                continue
+            answered = True
+            if answer.cname is not None:
+                parent = name.split(".", 1)[1] if "." in name else name
+                if parent not in wildcard:
+                    probe = self._first_reply(servers, f"{WILDCARD_PROBE_LABEL}.{parent}")
+                    wildcard[parent] = probe is None or probe.cname is not None
+                if wildcard[parent]:
+                    continue  # the CNAME may be a wildcard's: Route53 tells what the name itself holds
+            if answer.empty or answer.cname is not None:
+                found[name] = answer
+        return found if answered else None
+
+    def _first_reply(self, servers: list[Nameserver], name: str) -> NameAnswer | None:
+        """The first server's answer that replies; a server that does not is dropped for the zone's other names."""
+        for server in list(servers):
+            answer = self._ask(server, name, self._timeout)
+            if answer is not None:
+                return answer
+            servers.remove(server)
+        return None
 
 
-def build_lookup(nameservers: Sequence[tuple[str, int]], resolver: tuple[str, int] | None) -> EmptyNameLookup:
+def build_lookup(nameservers: Sequence[tuple[str, int]], resolver: tuple[str, int] | None) -> NameLookup:
     """The lookup for the settings: fixed servers for every zone, else the zones' own through a stub resolver."""
     servers_of: ServersOf
     if nameservers:
         servers_of = FixedZoneNameservers(nameservers)
     else:
         servers_of = ZoneNameservers(StubResolver(resolver, timeout=QUERY_TIMEOUT_SECONDS * 2))
-    return EmptyNameLookup(servers_of)
+    return NameLookup(servers_of)

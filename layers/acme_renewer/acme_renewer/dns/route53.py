@@ -94,10 +94,19 @@ INSYNC_POLL_DELAYS = (1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 5.0)
 INSYNC_POLL_MAX_DELAY = 10.0
 
 
-class EmptyNames(Protocol):
-    """lookup.EmptyNameLookup: which (zone, name) pairs hold neither a TXT nor a CNAME, as (zone id, name)."""
+class NameAnswers(Protocol):
+    """lookup.NameLookup: what DNS says of (zone, name) pairs, by (zone id, name), for the names it says hold
+    nothing (`empty`) or are an explicit CNAME (`cname`, its target); the others are left out."""
 
-    def empty(self, pairs: Iterable[tuple[HostedZone, str]]) -> set[tuple[str, str]]: ...
+    def look(self, pairs: Iterable[tuple[HostedZone, str]]) -> Mapping[tuple[str, str], DnsAnswer]: ...
+
+
+class DnsAnswer(Protocol):
+    @property
+    def empty(self) -> bool: ...
+
+    @property
+    def cname(self) -> str | None: ...
 
 
 # Called once per zone after INSYNC with the zone id and name -> the values that must be visible
@@ -132,7 +141,7 @@ class Route53Dns:
         clock: Callable[[], float] = time.monotonic,
         visibility_check: VisibilityCheck | None = None,
         on_phase: PhaseObserver | None = None,
-        empty_names: EmptyNames | None = None,
+        dns_answers: NameAnswers | None = None,
     ) -> None:
         self._client = client
         self._ttl = ttl
@@ -142,9 +151,9 @@ class Route53Dns:
         self._check = visibility_check
         # Told what publish is doing (writing, the wait for INSYNC) for a progress display; None: nobody asks.
         self._on_phase = on_phase
-        # Asked before any Route53 read which challenge names hold nothing (lookup.EmptyNameLookup, over DNS);
-        # None: every name is read from Route53.
-        self._empty_names = empty_names
+        # Asked before any Route53 read which challenge names hold nothing or are a CNAME (lookup.NameLookup, over
+        # DNS); None: every name is read from Route53.
+        self._dns_answers = dns_answers
         self._zones: list[HostedZone] | None = None
         # (zone id, name) -> the TXT record set this run last saw or wrote there, None when there was none.
         # Only ever acted on through CREATE and DELETE, which Route53 refuses when it no longer holds.
@@ -225,13 +234,16 @@ class Route53Dns:
                 if zone is not None:
                     by_zone.setdefault(zone, []).append(key)
             following = []
-            empty = self._nothing_on([(zone, ends[key]) for zone, keys in by_zone.items() for key in keys])
+            told = self._told([(zone, ends[key]) for zone, keys in by_zone.items() for key in keys])
             for zone, keys in by_zone.items():
-                unknown = sorted({ends[key] for key in keys if (zone.id, ends[key]) not in empty})
+                unknown = sorted({ends[key] for key in keys if (zone.id, ends[key]) not in told})
                 found = self._challenge_sets(zone, unknown) if unknown else {}
                 for key in keys:
-                    record_set = found.get(ends[key])
-                    if record_set is not None and record_set["Type"] == "CNAME" and record_set["ResourceRecords"]:
+                    answer, record_set = told.get((zone.id, ends[key])), found.get(ends[key])
+                    if answer is not None and answer.cname is not None:
+                        ends[key] = answer.cname
+                        following.append(key)
+                    elif record_set is not None and record_set["Type"] == "CNAME" and record_set["ResourceRecords"]:
                         ends[key] = record_set["ResourceRecords"][0]["Value"].rstrip(".").lower()
                         following.append(key)
             if not following:
@@ -247,18 +259,19 @@ class Route53Dns:
             )
         return resolved
 
-    def _nothing_on(self, pairs: list[tuple[HostedZone, str]]) -> set[tuple[str, str]]:
-        """The (zone id, name) pairs DNS says hold nothing; remembered as holding no TXT, so that publish CREATEs
-        them without a read (a CREATE that turns out stale is refused by Route53 and read again: _apply)."""
-        if self._empty_names is None or not pairs:
-            return set()
+    def _told(self, pairs: list[tuple[HostedZone, str]]) -> dict[tuple[str, str], DnsAnswer]:
+        """What DNS says of these (zone, name) pairs, for the names it says hold nothing (remembered as holding no
+        TXT, so that publish CREATEs them without a read; a CREATE that turns out stale is refused by Route53 and
+        read again: _apply) or are an explicit CNAME (followed without a read)."""
+        if self._dns_answers is None or not pairs:
+            return {}
         try:
-            empty = self._empty_names.empty(pairs)
+            told = dict(self._dns_answers.look(pairs))
         except Exception:  # a lookup is an economy: without it, Route53 is read as before
-            logger.exception("asking DNS which challenge names hold nothing failed")
-            return set()
-        self._known |= dict.fromkeys(empty)
-        return empty
+            logger.exception("asking DNS about the challenge names failed")
+            return {}
+        self._known |= dict.fromkeys(key for key, answer in told.items() if answer.empty)
+        return told
 
     def _lookup_zone(self, name: str, pinned: str | None) -> HostedZone | None:
         """The zone to look for a CNAME on the name in: the pinned one if it contains the name, else the
