@@ -550,6 +550,10 @@ def serve(
     if dns_port is not None:
         from tests.stack.dns_server import start_servers
 
+        # The DNS server's threads share this process's GIL with moto's request handlers; a shorter switch interval
+        # (Python's default is 5 ms) lets a question in sooner while moto is busy, within pebble's 2 s timeout.
+        sys.setswitchinterval(0.001)
+
         start_servers(app, dns_port, address=host)
         print(f"dns server on {host}:{dns_port} (udp+tcp), zones from this moto", flush=True)
     print(f"moto on {host}:{port}, Route53 propagation delay {route53_delay_seconds} s", flush=True)

@@ -228,7 +228,7 @@ def test_a_retry_makes_the_process_pick_another_slot() -> None:
     limiter(request=Request(attempt=1))
     assert (limiter.slot, time.now) == (3, 8.5)  # every fifth second
     limiter(request=Request(attempt=2))  # throttled in slot 3: someone else sends there too
-    assert (limiter.slot, time.now) == (1, 11.5)
+    assert (limiter.slot, time.now) == (0, 10.5)  # the second of the four others: (3 + 1 + 1) mod 5
 
 
 def test_alone_a_slotted_limiter_sends_at_once_then_at_its_rate() -> None:
@@ -241,32 +241,45 @@ def test_alone_a_slotted_limiter_sends_at_once_then_at_its_rate() -> None:
     assert time.now == pytest.approx(8.9)
 
 
-def test_slotted_processes_settle_on_slots_of_their_own_against_a_small_bucket() -> None:
-    """Five processes at a fifth of 1 a second each, against a token bucket of burst 2 as the local stack's ACM:
-    picked at random, some slots are shared at first; each refusal moves one of the two, and within a few rounds
-    nobody is refused any more."""
+def refused_share(arrivals: list[tuple[float, int]], attempts: list[int], burst: float = 2.0) -> tuple[int, int]:
+    """Run arrivals (time, process) through a token bucket of 1 a second as the local stack's ACM; a refused one's
+    next call is its retry. Returns (refused, sent)."""
+    tokens, updated, refused = burst, 0.0, 0
+    for at, index in sorted(arrivals):
+        tokens, updated = min(burst, tokens + (at - updated)), at
+        if tokens >= 1:
+            tokens -= 1
+            attempts[index] = 1
+        else:
+            refused += 1
+            attempts[index] += 1
+    return refused, len(arrivals)
+
+
+def test_slotted_processes_are_refused_far_less_than_evenly_paced_ones() -> None:
+    """Five processes at a fifth of 1 a second each, against a token bucket of burst 2: evenly paced with random
+    phases, calls bunch up and are refused; in slots, only a shared slot after a full one is, and the retry moves."""
     rng = random.Random(16)
-    time = FakeTime()
-    processes = [
-        SlottedRateLimiter(1.0, shares=lambda: 5, clock=time.clock, sleep=lambda _: None, choose=rng.randrange)
-        for _ in range(5)
+    rounds, processes = 60, 5
+    slotted = [
+        SlottedRateLimiter(1.0, shares=lambda: processes, clock=lambda: 0.0, sleep=lambda _: None, choose=rng.randrange)
+        for _ in range(processes)
     ]
-    tokens, updated = 2.0, 0.0
-    refused_by_round: list[int] = []
-    attempts = [1] * len(processes)
-    for _ in range(12):
-        refused = 0
+    attempts = [1] * processes
+    phases = [rng.uniform(0, processes) for _ in range(processes)]
+    even = [0, 0]
+    slots = [0, 0]
+    for round_ in range(rounds):
         arrivals = []
-        for index, process in enumerate(processes):
-            process(request=Request(attempts[index]))
-            arrivals.append((process.last_sent_at, index))
-        for at, index in sorted(arrivals):
-            tokens, updated = min(2.0, tokens + (at - updated) * 1.0), at
-            if tokens >= 1:
-                tokens -= 1
-                attempts[index] = 1
-            else:
-                refused += 1
-                attempts[index] += 1  # its retry goes in its next slot, and picks another
-        refused_by_round.append(refused)
-    assert refused_by_round[-4:] == [0, 0, 0, 0], refused_by_round
+        for index, limiter in enumerate(slotted):
+            limiter(request=Request(attempts[index]))
+            arrivals.append((limiter.last_sent_at, index))
+        refused, sent = refused_share(arrivals, attempts)
+        slots = [slots[0] + refused, slots[1] + sent]
+        drift = [rng.uniform(-0.3, 0.3) for _ in range(processes)]  # an even pace drifts with each call's length
+        refused, sent = refused_share(
+            [(round_ * processes + phases[i] + drift[i], i) for i in range(processes)], [1] * processes
+        )
+        even = [even[0] + refused, even[1] + sent]
+    assert slots[0] / slots[1] < 0.1
+    assert slots[0] / slots[1] < even[0] / even[1] / 2, (slots, even)

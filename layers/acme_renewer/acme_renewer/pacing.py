@@ -149,6 +149,7 @@ class SlottedRateLimiter(RateLimiter):
         super().__init__(per_second, shares=shares, clock=clock, sleep=sleep)
         self._choose = choose
         self._slot: int | None = None  # this process's slot number, mod the shares; None: pick one
+        self._left: int | None = None  # the slot it left after a throttled attempt: not picked again at once
         self._last = -1  # the last slot this process sent in
 
     @property
@@ -168,7 +169,11 @@ class SlottedRateLimiter(RateLimiter):
         with self._lock:
             now = self._clock()
             if self._slot is None or self._slot >= shares:
-                self._slot = self._choose(shares)
+                left = self._left if self._left is not None and self._left < shares else None
+                if left is None:
+                    self._slot = self._choose(shares)
+                else:  # one of the other slots: the one it left is taken by someone else
+                    self._slot = (left + 1 + self._choose(shares - 1)) % shares
             number = max(math.floor(now * self._per_second), self._last + 1)
             number += (self._slot - number) % shares
             if (number + 0.5) / self._per_second < now:
@@ -181,7 +186,7 @@ class SlottedRateLimiter(RateLimiter):
     def reslot(self) -> None:
         """Pick another slot at the next call: the last one was taken by another process too."""
         with self._lock:
-            self._slot = None
+            self._left, self._slot = self._slot, None
 
     def __call__(self, request: Any = None, **_: Any) -> None:
         headers = getattr(request, "headers", None) or {}

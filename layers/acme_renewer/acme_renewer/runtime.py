@@ -49,6 +49,12 @@ CLIENT_CONFIG = Config(
 )
 
 
+# ACM's imports take turns in wall-clock slots (pacing.SlottedRateLimiter), which are their client-side rate
+# control: adaptive mode's own limiter would delay a call past its slot into another process's. Standard mode
+# retries a throttled call after its backoff, in this process's next slot.
+ACM_CLIENT_CONFIG = CLIENT_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 10}))
+
+
 # What CloudTrail in the zone's account shows as the session of our writes.
 ROLE_SESSION_NAME = "acme-renewer"
 
@@ -61,7 +67,8 @@ def client(service: str, region: str, role: ZoneRole | None = None) -> Any:
     refused), and again shortly before the credentials expire.
     """
     session = boto3.session.Session() if role is None else _assumed_session(role, region)
-    return session.client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+    config = ACM_CLIENT_CONFIG if service == "acm" else CLIENT_CONFIG
+    return session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
 
 
 def _assumed_session(role: ZoneRole, region: str) -> boto3.session.Session:

@@ -222,10 +222,10 @@ def test_every_import_is_recorded_and_the_imports_older_than_365_days_are_forgot
 def test_a_quota_refusal_is_not_retried(acm: InProcessAcm, monkeypatch: pytest.MonkeyPatch) -> None:
     """botocore counts LimitExceededException as throttling and retried it 10 times with the renewer's client
     config, about a minute per certificate; ACM refuses until the quota is raised, so once is the answer."""
-    from acme_renewer.runtime import CLIENT_CONFIG
+    from acme_renewer.runtime import ACM_CLIENT_CONFIG
 
     monkeypatch.setattr("time.sleep", lambda seconds: None)  # were it retried, the test would not wait for it
-    client = acm.client(REGION, config=CLIENT_CONFIG)
+    client = acm.client(REGION, config=ACM_CLIENT_CONFIG)
     store = AcmStore(lambda region: client, clock=lambda: NOW)
     store.import_all(request(REGION), issued(crafted_certificate()), {})
     acm.app.set_quotas(imported=1)
