@@ -268,12 +268,39 @@ def set_servfail(address: tuple[str, int], names: Iterable[str]) -> None:
             raise RuntimeError(f"DNS server at {address} refused control query {qname}: {RCODE[reply.header.rcode]}")
 
 
-class Route53Resolver:
-    """dnslib resolver: one fresh read of the record source per query, no cache."""
+class Versioned(Protocol):
+    """A source that tells when its served view changes (moto_server.StackApp.served_version)."""
 
-    def __init__(self, source: RecordSource, fault: FaultRule | None = None) -> None:
+    def served_version(self) -> tuple[int, float, float]: ...
+
+
+class Route53Resolver:
+    """dnslib resolver: answers from a fresh read of the record source; with `versions` (the source in this
+    process), an answer is kept while the served view cannot have changed: pebble asks each name three times at
+    once (its concurrent validations), and under load every answer computed once less kept it within its 2 s."""
+
+    def __init__(self, source: RecordSource, fault: FaultRule | None = None, versions: Versioned | None = None) -> None:
         self.source = source
         self.fault = fault
+        self._versions = versions
+        self._cache: dict[tuple[str, str], tuple[int, float, Answer]] = {}
+        self._cache_lock = threading.Lock()
+
+    def _answer(self, qname: str, qtype: str) -> Answer:
+        if self._versions is None:
+            return answer(self.source.zones(), qname, qtype)
+        generation, now, until = self._versions.served_version()
+        key = (qname.lower(), qtype)
+        with self._cache_lock:
+            cached = self._cache.get(key)
+        if cached is not None and cached[0] == generation and now < cached[1]:
+            return cached[2]
+        result = answer(self.source.zones(), qname, qtype)
+        with self._cache_lock:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[key] = (generation, until, result)
+        return result
 
     def resolve(self, request: Any, handler: Any) -> Any:
         reply = request.reply(ra=0, aa=1)
@@ -286,7 +313,7 @@ class Route53Resolver:
             reply.header.rcode = forced
             return reply
         try:
-            result = answer(self.source.zones(), qname, qtype)
+            result = self._answer(qname, qtype)
         except Exception:  # any failure to read moto or to parse a value: SERVFAIL, traceback in the log
             traceback.print_exc()
             reply.header.rcode = RCODE.SERVFAIL
@@ -324,8 +351,10 @@ class _Handler(DNSHandler):  # type: ignore[misc]
 
 
 def start_servers(source: ServedZones, port: int, *, address: str = "127.0.0.1", quiet: bool = False) -> list[Any]:
-    """Serve UDP and TCP on `address:port` from `source`, each on a daemon thread of this process."""
-    resolver = Route53Resolver(ServedRoute53(source), fault=ServfailNames())
+    """Serve UDP and TCP on `address:port` from `source`, each on a daemon thread of this process; answers are
+    kept while the source says its view has not changed, when it can say so (Versioned)."""
+    versions = source if hasattr(source, "served_version") else None
+    resolver = Route53Resolver(ServedRoute53(source), fault=ServfailNames(), versions=versions)  # type: ignore[arg-type]
     logger = DNSLogger("truncated,error" if quiet else "request,reply,truncated,error", prefix=False)
     servers = [
         DNSServer(resolver, port=port, address=address, tcp=tcp, logger=logger, handler=_Handler)

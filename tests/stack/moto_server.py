@@ -407,6 +407,12 @@ class StackApp:
             self._zone_accounts.update({zone["Id"]: zone["Account"] for zone in zones})
         return zones
 
+    def served_version(self) -> tuple[int, float, float]:
+        """(writes so far, now, until when the served view stays as it is): a DNS answer computed now holds while
+        no Route53 write happened and no pending change came in sync (dns_server.Route53Resolver's cache)."""
+        with self._lock:
+            return self._generation, self.propagation.now(), self.propagation.settled_until()
+
     def served_record_sets(self, zone_id: str) -> list[RecordSet]:
         """moto's record sets (read again only after a write) with the pending changes overlaid (time-dependent)."""
         with self._lock:

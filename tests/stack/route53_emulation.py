@@ -6,6 +6,7 @@ Pure logic with an injectable clock; moto_server.py wires it in front of moto, w
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import string
@@ -206,6 +207,17 @@ class Propagation:
     def change(self, change_id: str) -> Change | None:
         """A change submitted here, by `/change/C..` or `C..`; None for ids we did not hand out."""
         return self._changes.get(change_id_of(change_id))
+
+    def settled_until(self) -> float:
+        """Until when (on this Propagation's clock) the served view stays as it is now, writes aside: the moment
+        the next pending change is in sync (infinity when none is pending)."""
+        return min(
+            (pending.change.ready_at for pending in self._pending if pending.change.ready_at > self._clock()),
+            default=math.inf,
+        )
+
+    def now(self) -> float:
+        return self._clock()
 
     def status(self, change: Change) -> ChangeStatus:
         return "INSYNC" if self._clock() >= change.ready_at else "PENDING"
