@@ -222,8 +222,12 @@ class StackApp:
         # pebble validating a batch asks the DNS server a hundred questions at once, and reading moto's XML
         # for each of them took long enough for pebble's 2-second DNS timeouts to fire.
         self._generation = 0
+        # Bumped by a ChangeResourceRecordSets of that zone only (the others bump _generation, which covers every
+        # zone): a batch writing its zones must not make every other zone's served view be read from moto again.
+        self._zone_generations: dict[str, int] = {}
+        self._writes = 0  # every Route53 write: the DNS server's answers hold while it stays
         self._zones_cache: tuple[int, list[dict[str, str]]] | None = None
-        self._record_sets_cache: dict[str, tuple[int, list[RecordSet]]] = {}
+        self._record_sets_cache: dict[str, tuple[tuple[int, int], list[RecordSet]]] = {}
         # Accounts that may hold zones: moto's default, any named by the account header, any entered by
         # AssumeRole. The served view covers the zones of all of them.
         self._accounts: dict[str, None] = {DEFAULT_ACCOUNT: None}
@@ -273,7 +277,12 @@ class StackApp:
             reply = self._forward(environ)
         if call.service == "route53" and not call.operation.startswith(("Get", "List")):
             with self._lock:
-                self._generation += 1
+                self._writes += 1
+                if call.operation == "ChangeResourceRecordSets":
+                    zone = zone_id_of(call.labels.get("Id", ""))
+                    self._zone_generations[zone] = self._zone_generations.get(zone, 0) + 1
+                else:
+                    self._generation += 1
         items = dynamodb_items_read(reply.body) if call.service == "dynamodb" and reply.code == 200 else 0
         self.calls.record(call, items_read=items)
         return reply
@@ -333,6 +342,7 @@ class StackApp:
             if account not in self._accounts:
                 self._accounts[account] = None
                 self._generation += 1
+                self._writes += 1
 
     # --- private paths ---
 
@@ -411,15 +421,16 @@ class StackApp:
         """(writes so far, now, until when the served view stays as it is): a DNS answer computed now holds while
         no Route53 write happened and no pending change came in sync (dns_server.Route53Resolver's cache)."""
         with self._lock:
-            return self._generation, self.propagation.now(), self.propagation.settled_until()
+            return self._writes, self.propagation.now(), self.propagation.settled_until()
 
     def served_record_sets(self, zone_id: str) -> list[RecordSet]:
         """moto's record sets (read again only after a write) with the pending changes overlaid (time-dependent)."""
         with self._lock:
             cached = self._record_sets_cache.get(zone_id)
-            if cached is None or cached[0] != self._generation:
+            version = (self._generation, self._zone_generations.get(zone_id_of(zone_id), 0))
+            if cached is None or cached[0] != version:
                 account = self._zone_accounts.get(zone_id_of(zone_id))
-                cached = (self._generation, self._moto_record_sets(zone_id, _INTERNAL_AUTHORIZATION, account))
+                cached = (version, self._moto_record_sets(zone_id, _INTERNAL_AUTHORIZATION, account))
                 self._record_sets_cache[zone_id] = cached
             return self.propagation.served(zone_id, cached[1])
 
