@@ -294,3 +294,13 @@ def test_a_failing_dns_lookup_falls_back_to_reading_route53(strict_aws: InProces
     calls = run_batch(route53, records, lookup)
     assert len(lookup.asked) == n
     assert calls["ListResourceRecordSets"] == n
+
+
+def test_a_name_in_a_pinned_zone_is_not_asked_of_dns(strict_aws: InProcessStack) -> None:
+    """hosted_zone_id pins one of two zones of a name (a migration): public DNS may answer for the other one."""
+    route53 = strict_aws.client("route53")
+    zone_id = create_zone(route53, "pinned.test")
+    lookup = Lookup({(zone_id, "_acme-challenge.pinned.test")})
+    dns = Route53Dns(route53, sleep=lambda _: None, dns_answers=lookup)
+    dns.resolve([TxtRecord("_acme-challenge.pinned.test", "v", zone_id=zone_id)])
+    assert lookup.asked == []

@@ -234,7 +234,8 @@ class Route53Dns:
                 if zone is not None:
                     by_zone.setdefault(zone, []).append(key)
             following = []
-            told = self._told([(zone, ends[key]) for zone, keys in by_zone.items() for key in keys])
+            # Not for a pinned zone (hosted_zone_id): public DNS may be answering for another zone of its name.
+            told = self._told([(zone, ends[key]) for zone, keys in by_zone.items() for key in keys if key[1] is None])
             for zone, keys in by_zone.items():
                 unknown = sorted({ends[key] for key in keys if (zone.id, ends[key]) not in told})
                 found = self._challenge_sets(zone, unknown) if unknown else {}
