@@ -218,3 +218,9 @@ def make_due(stack: LocalStack, table: str, item_id: str) -> None:
             ":now": {"S": datetime.now(UTC).strftime(TIME_FORMAT)},
         },
     )
+
+
+def wrong(value: str) -> str:
+    """A challenge value the CA does not expect: its first character changed (replacing it by "x" kept one value in
+    64 as it was, and that test then issued)."""
+    return ("y" if value[0] == "x" else "x") + value[1:]

@@ -14,6 +14,7 @@ from acme_renewer.report.outcomes import Result
 from acme_renewer.runtime import build_renewer
 from acme_renewer.settings import Settings
 from tests.integration.conftest import Calls
+from tests.integration.invariants import wrong
 from tests.integration.test_renewal import check_certificate, get_item, put_item, unique
 from tests.stack import LocalStack
 from tests.stack.acme_proxy import AcmeProxy, Rule
@@ -128,7 +129,7 @@ def test_failures_back_off_and_a_success_resets_them(
     stack.create_hosted_zone(zone)
     put_item(stack, env, {"id": "flaky", "domains": [zone]})
     original = challenges.DNS01.validation
-    monkeypatch.setattr(challenges.DNS01, "validation", lambda self, key: "x" + original(self, key)[1:])
+    monkeypatch.setattr(challenges.DNS01, "validation", lambda self, key: wrong(original(self, key)))
 
     build_renewer(Settings.from_env()).run()
     failed = get_item(stack, env, "flaky")

@@ -14,7 +14,7 @@ from cryptography import x509
 
 from acme_renewer.models import CertificateRequest, KeyType
 from acme_renewer.report.events import ENDPOINT_STALE, FAILED, ISSUED, RENEWED, SOURCE
-from tests.integration.invariants import make_due
+from tests.integration.invariants import make_due, wrong
 from tests.integration.test_renewal import get_item, put_item, run, unique
 from tests.stack import LocalStack
 from tests.stack.handler import emitted_metrics
@@ -73,7 +73,7 @@ def test_consumers_hear_of_issuance_renewal_and_failure(
     assert renewed["detail"]["serial"] == get_item(stack, env, "web")["serial"] != item["serial"]
 
     original = challenges.DNS01.validation
-    monkeypatch.setattr(challenges.DNS01, "validation", lambda self, key: "x" + original(self, key)[1:])
+    monkeypatch.setattr(challenges.DNS01, "validation", lambda self, key: wrong(original(self, key)))
     make_due(stack, env["TABLE_NAME"], "web")
     run()
     [failed] = consumer()

@@ -17,7 +17,7 @@ from cryptography.x509.verification import PolicyBuilder, Store
 
 from acme_renewer.settings import Settings
 from tests.integration.conftest import LIFETIME, Calls
-from tests.integration.invariants import make_due, read_item
+from tests.integration.invariants import make_due, read_item, wrong
 from tests.stack import LocalStack
 from tests.stack.handler import emitted_metrics, invoke
 from tests.stack.table import write_item
@@ -149,7 +149,7 @@ def test_a_failed_validation_leaves_no_txt_record_and_says_why(
     put_item(stack, env, {"id": "wrong-value", "domains": [zone, f"*.{zone}"]})
     # Fault: publish a value that is not the key authorization, so pebble's lookup really fails.
     original = challenges.DNS01.validation
-    monkeypatch.setattr(challenges.DNS01, "validation", lambda self, key: "x" + original(self, key)[1:])
+    monkeypatch.setattr(challenges.DNS01, "validation", lambda self, key: wrong(original(self, key)))
 
     result = run()
 

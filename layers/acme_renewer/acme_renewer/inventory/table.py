@@ -643,7 +643,8 @@ class CertificateTable:
             conditions.append("lease_owner = :owner")
             values[":owner"] = {"S": owner}
         if newer_than is not None:
-            conditions.append("(attribute_not_exists(not_after) OR not_after < :newer)")
+            # At least as new: a renewal within the second of the certificate before it has the same not_after.
+            conditions.append("(attribute_not_exists(not_after) OR not_after <= :newer)")
             values[":newer"] = {"S": iso(newer_than)}
         if unleased_at is not None:
             conditions.append("(attribute_not_exists(lease_until) OR lease_until < :unleased)")

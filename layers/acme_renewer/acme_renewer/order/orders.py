@@ -158,7 +158,15 @@ def validate(session: AcmeSession, opened: OpenOrder, timeout_seconds: float) ->
             if body.status != messages.STATUS_PENDING:
                 break
             polls = _wait(polls, deadline)
-        authorizations = [session.client.poll(authorization)[0] for authorization in opened.resource.authorizations]
+        # The order is invalid as soon as one authorization is; the others may still be validating. Each is polled
+        # until decided, so that every name that failed is reported with its reason.
+        authorizations = []
+        for authorization in opened.resource.authorizations:
+            authorization, _ = session.client.poll(authorization)
+            while authorization.body.status == messages.STATUS_PENDING:
+                polls = _wait(polls, deadline)
+                authorization, _ = session.client.poll(authorization)
+            authorizations.append(authorization)
         failed = [a for a in authorizations if a.body.status != messages.STATUS_VALID]
         if not failed:
             raise errors.Error(f"the CA marked the order {body.status}, every authorization valid")
