@@ -144,9 +144,9 @@ def validate(session: AcmeSession, opened: OpenOrder, timeout_seconds: float) ->
 
     The order is polled, not each authorization: one request per poll whatever the number of names (RFC 8555
     §7.1.6: an order is "ready" once all its authorizations are valid, "invalid" once one of them is). Only an
-    order that failed has its authorizations fetched, once, for the reason. Polled here rather than with acme's
-    poll_authorizations, which sleeps a whole second after each pending answer: in a batch, most orders are ready
-    by the time they are polled, the rest soon after.
+    order that failed has its authorizations fetched, each until decided, for the reasons. Polled here rather than
+    with acme's poll_authorizations, which sleeps a whole second after each pending answer: in a batch, most orders
+    are ready by the time they are polled, the rest soon after.
     """
     deadline = time.monotonic() + timeout_seconds
     with acme_errors("validation", timeout_seconds):
