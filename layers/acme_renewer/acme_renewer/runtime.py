@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 # Adaptive mode rate-limits the client itself after Throttling / PriorRequestNotComplete (Route53) or
 # ThrottlingException (ACM, Secrets Manager), behind our own pacing to this process's share of the account's
-# budgets (pacing.py, settings.Settings.*_share_per_second).
+# budgets (pacing.py: the budget divided by pacing.Shares, the workers busy now).
 CLIENT_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 10},
     connect_timeout=10,

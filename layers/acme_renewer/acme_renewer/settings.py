@@ -29,7 +29,8 @@ CA_ALIASES = {
 }
 DEFAULT_SECRET_PREFIX = "acme-renewer/"
 # Account-wide request rates: AWS's documented defaults. Every process of the account shares them, so each paces
-# itself to its share, the rate divided by WORKER_CONCURRENCY (Settings.*_share_per_second).
+# itself to its share: the rate divided by the workers busy now, at most WORKER_CONCURRENCY (pacing.Shares; the
+# *_share_per_second properties are the smallest share).
 # Route53's account-level bucket, which every Route53 request of the account draws on: 50 requests of burst,
 # refilled at 10 per second ("Throttling for Amazon Route 53 API requests",
 # https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/throttling-api-requests.html).
@@ -260,7 +261,8 @@ class Settings:
     # Threads driving the ACME orders of a batch, each with its own ACME session.
     acme_workers: int = 8
     # Account-wide budgets (requests per second) that the renewer's processes share; each process paces its calls
-    # to the budget divided by worker_concurrency (the *_share_per_second properties).
+    # to the budget divided by the workers busy now, at most worker_concurrency (pacing.Shares; the smallest share
+    # is the *_share_per_second properties).
     route53_requests_per_second: float = ROUTE53_REQUESTS_PER_SECOND  # per account (Route53 is global)
     acm_imports_per_second: float = ACM_IMPORTS_PER_SECOND  # per account and region
     secrets_writes_per_second: float = SECRETS_WRITES_PER_SECOND  # per account and region
